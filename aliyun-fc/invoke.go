@@ -1,0 +1,111 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/oss2s3/oss2s3/handlers/ossevent"
+)
+
+// maxEventBytes bounds the event document read from FC; an OSS trigger
+// document is a few KiB.
+const maxEventBytes = 6 << 20
+
+// response is the JSON body of every answer to FC.
+type response struct {
+	RequestID       string          `json:"request_id,omitempty"`
+	Records         int             `json:"records,omitempty"`
+	GatewayStatus   int             `json:"gateway_status,omitempty"`
+	GatewayResponse json.RawMessage `json:"gateway_response,omitempty"`
+	Attempts        int             `json:"attempts,omitempty"`
+	Error           string          `json:"error,omitempty"`
+}
+
+// handleInvoke answers POST /invoke: body = the OSS trigger document.
+//
+// 200: the gateway took the event (2xx). 400/413: the document is malformed
+// and was not forwarded. 502: the gateway rejected it or is down. 504: the
+// gateway did not answer within the budget. Any non-200 makes FC count a
+// function error, retry the async invocation and in the end send the event
+// to the failure destination.
+func handleInvoke(logger *slog.Logger, fwd *forwarder) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		reqID := r.Header.Get("x-fc-request-id")
+		log := logger.With("request_id", reqID)
+		if fn := r.Header.Get("x-fc-function-name"); fn != "" {
+			log = log.With("function", fn)
+		}
+
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxEventBytes))
+		if err != nil {
+			if tooBig, ok := errors.AsType[*http.MaxBytesError](err); ok {
+				log.Error("event document too large, not forwarded", "limit_bytes", tooBig.Limit)
+				writeJSON(w, http.StatusRequestEntityTooLarge, response{RequestID: reqID, Error: fmt.Sprintf("event document larger than %d bytes", tooBig.Limit)})
+				return
+			}
+			log.Error("read event document", "error", err)
+			writeJSON(w, http.StatusBadRequest, response{RequestID: reqID, Error: "read event document: " + err.Error()})
+			return
+		}
+		doc, err := ossevent.Parse(body)
+		if err != nil {
+			log.Error("malformed OSS event document, not forwarded", "error", err, "bytes", len(body))
+			writeJSON(w, http.StatusBadRequest, response{RequestID: reqID, Error: "malformed OSS event document: " + err.Error()})
+			return
+		}
+		first := doc.Events[0]
+		log = log.With("records", len(doc.Events), "event", first.EventName, "bucket", first.OSS.Bucket.Name, "key", first.OSS.Object.Key)
+
+		out := fwd.forward(r.Context(), body, reqID, log)
+		res := response{RequestID: reqID, Records: len(doc.Events), GatewayStatus: out.gatewayStatus, GatewayResponse: rawJSON(out.gatewayBody), Attempts: out.attempts}
+		log = log.With("gateway_status", out.gatewayStatus, "attempts", out.attempts, "duration_ms", time.Since(start).Milliseconds())
+		if out.status != http.StatusOK {
+			res.Error = out.reason
+			log.Error("event not delivered to the gateway", "status", out.status, "reason", out.reason)
+			writeJSON(w, out.status, res)
+			return
+		}
+		log.Info("event delivered to the gateway")
+		writeJSON(w, http.StatusOK, res)
+	})
+}
+
+// handleInitialize answers FC's initializer hook; the function needs no
+// per-instance setup beyond what run does.
+func handleInitialize(logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		logger.Info("initialized", "request_id", r.Header.Get("x-fc-request-id"))
+		writeJSON(w, http.StatusOK, response{RequestID: r.Header.Get("x-fc-request-id")})
+	})
+}
+
+func handleHealth() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// rawJSON embeds the gateway's answer as JSON when it is JSON, else as a string.
+func rawJSON(b []byte) json.RawMessage {
+	if len(b) == 0 {
+		return nil
+	}
+	if json.Valid(b) {
+		return json.RawMessage(b)
+	}
+	s, _ := json.Marshal(string(b))
+	return s
+}

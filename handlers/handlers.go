@@ -1,0 +1,118 @@
+// Package handlers owns every HTTP endpoint of the gateway: the webhooks
+// that receive OSS events, their authentication, health and metrics. It
+// turns requests into jobs and hands them to a Publisher; it never reaches
+// into the workers.
+package handlers
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oss2s3/oss2s3/metrics"
+	"github.com/oss2s3/oss2s3/transfer"
+)
+
+// Publisher durably queues jobs; it returns only when every job is stored.
+type Publisher interface {
+	Publish(ctx context.Context, jobs []transfer.Job) (transfer.PublishResult, error)
+}
+
+// Router names the tasks that want an object.
+type Router interface {
+	Route(bucket, key string) []string
+}
+
+// Checker reports whether the gateway can take work.
+type Checker interface {
+	Ready(ctx context.Context) error
+}
+
+// Config is the gateway's HTTP behaviour.
+type Config struct {
+	WebhookSecrets []string      // HMAC secrets accepted on /v1/events/oss; several at once for rotation
+	MaxBodyBytes   int64         // larger bodies get 413
+	Tolerance      time.Duration // how old (or new) a signature's timestamp may be
+	RetryAfter     time.Duration // what a 503 asks the sender to wait
+	PublishTimeout time.Duration // how long to wait for JetStream to store a document's jobs
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.Tolerance <= 0 {
+		c.Tolerance = 5 * time.Minute
+	}
+	if c.RetryAfter <= 0 {
+		c.RetryAfter = 5 * time.Second
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = 10 * time.Second
+	}
+	return c
+}
+
+// New returns the gateway's handler with every route of routes.go.
+func New(log *slog.Logger, m *metrics.Metrics, gatherer prometheus.Gatherer, pub Publisher, router Router, ready Checker, cfg Config) http.Handler {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(log)
+	e.Use(observe(m))
+	addRoutes(e, log, m, gatherer, pub, router, ready, cfg.withDefaults())
+	return e
+}
+
+// apiError is every error body the gateway sends.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		code, msg := http.StatusInternalServerError, "internal error"
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			code = he.Code
+			if s, ok := he.Message.(string); ok {
+				msg = s
+			} else {
+				msg = http.StatusText(code)
+			}
+		} else {
+			log.Error("request failed", "path", c.Path(), "err", err)
+		}
+		_ = c.JSON(code, apiError{Error: msg})
+	}
+}
+
+// observe records every request in the HTTP metrics, by route pattern.
+func observe(m *metrics.Metrics) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			code := c.Response().Status
+			var he *echo.HTTPError
+			if errors.As(err, &he) {
+				code = he.Code
+			} else if err != nil {
+				code = http.StatusInternalServerError
+			}
+			route := c.Path()
+			if route == "" {
+				route = "unmatched"
+			}
+			m.ObserveHTTP(route, c.Request().Method, code, time.Since(start))
+			return err
+		}
+	}
+}

@@ -1,0 +1,212 @@
+// Package ossevent owns the OSS event document as an OSS trigger delivers it
+// ({"events":[...]}), its validation, and the table that says what each event
+// name means to oss2s3.
+//
+// It depends on the standard library only: the Function Compute function and
+// the OSS emulator use it as well as the gateway.
+package ossevent
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// MaxKeyBytes is the longest object key OSS allows.
+const MaxKeyBytes = 1023
+
+// Document is the body an OSS trigger posts: one or more records.
+type Document struct {
+	Events []Record `json:"events"`
+}
+
+// Record is one OSS object event.
+type Record struct {
+	EventName         string            `json:"eventName"`
+	EventSource       string            `json:"eventSource"`
+	EventTime         string            `json:"eventTime"`
+	EventVersion      string            `json:"eventVersion"`
+	OSS               OSS               `json:"oss"`
+	Region            string            `json:"region"`
+	RequestParameters map[string]string `json:"requestParameters,omitempty"`
+	ResponseElements  map[string]string `json:"responseElements,omitempty"`
+	UserIdentity      map[string]string `json:"userIdentity,omitempty"`
+}
+
+// OSS is the "oss" member of a record.
+type OSS struct {
+	Bucket           Bucket `json:"bucket"`
+	Object           Object `json:"object"`
+	OSSSchemaVersion string `json:"ossSchemaVersion"`
+	RuleID           string `json:"ruleId"`
+}
+
+// Bucket names the bucket the event happened in.
+type Bucket struct {
+	ARN           string `json:"arn"`
+	Name          string `json:"name"`
+	OwnerIdentity string `json:"ownerIdentity"`
+	VirtualBucket string `json:"virtualBucket"`
+}
+
+// Object describes the object the event is about.
+type Object struct {
+	DeltaSize  int64       `json:"deltaSize"`
+	ETag       string      `json:"eTag"`
+	Key        string      `json:"key"`
+	ObjectMeta *ObjectMeta `json:"objectMeta,omitempty"`
+	Size       int64       `json:"size"`
+}
+
+// ObjectMeta is the metadata OSS includes with some events.
+type ObjectMeta struct {
+	MimeType string            `json:"mimeType"`
+	UserMeta map[string]string `json:"userMeta"`
+}
+
+// Kind is what an event means to oss2s3.
+type Kind string
+
+const (
+	// Converge: make the destination match the source's current state of the key.
+	KindConverge Kind = "converge"
+	// Remove: the key was deleted at the source; converge it (and delete the
+	// copy where the task propagates deletes).
+	KindRemove Kind = "remove"
+	// Ignore: not a change of an object's state (a part of an upload in flight).
+	KindIgnore Kind = "ignore"
+)
+
+// kinds is the one table of event semantics. Names not listed are ignored
+// unless their category prefix is listed in prefixKinds.
+var kinds = map[string]Kind{
+	"ObjectCreated:PutObject":               KindConverge,
+	"ObjectCreated:PostObject":              KindConverge,
+	"ObjectCreated:CopyObject":              KindConverge,
+	"ObjectCreated:PutSymlink":              KindConverge,
+	"ObjectCreated:AppendObject":            KindConverge,
+	"ObjectCreated:CompleteMultipartUpload": KindConverge,
+	"ObjectCreated:InitiateMultipartUpload": KindIgnore,
+	"ObjectCreated:UploadPart":              KindIgnore,
+	"ObjectCreated:UploadPartCopy":          KindIgnore,
+	"ObjectModified:UpdateObjectMeta":       KindConverge,
+	"ObjectRestore:FinishRestore":           KindConverge,
+	"ObjectRemoved:DeleteObject":            KindRemove,
+	"ObjectRemoved:DeleteObjects":           KindRemove,
+	"ObjectRemoved:AbortMultipartUpload":    KindIgnore,
+}
+
+// prefixKinds covers event names OSS may add to a category later: a new way
+// to create an object still means "converge".
+var prefixKinds = map[string]Kind{
+	"ObjectCreated:":     KindConverge,
+	"ObjectReplication:": KindConverge,
+}
+
+// KindOf says what the event name means. A leading "oss:" (as in trigger
+// configurations) is accepted.
+func KindOf(eventName string) Kind {
+	name := strings.TrimPrefix(eventName, "oss:")
+	if k, ok := kinds[name]; ok {
+		return k
+	}
+	for p, k := range prefixKinds {
+		if strings.HasPrefix(name, p) {
+			return k
+		}
+	}
+	return KindIgnore
+}
+
+// Parse decodes and validates a document. It rejects the whole document if
+// any record is malformed, naming the record and the reason, so that nothing
+// from a half-valid document is queued.
+func Parse(body []byte) (*Document, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, fmt.Errorf("empty body")
+	}
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD, and a key
+	// changed that way names another object.
+	if !utf8.Valid(body) {
+		return nil, fmt.Errorf("body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var doc Document
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("not an OSS event document: %w", err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("not an OSS event document: trailing data after the JSON object")
+	}
+	if doc.Events == nil {
+		return nil, fmt.Errorf(`missing "events" array`)
+	}
+	if len(doc.Events) == 0 {
+		return nil, fmt.Errorf(`"events" is empty`)
+	}
+	for i := range doc.Events {
+		if err := doc.Events[i].Validate(); err != nil {
+			return nil, fmt.Errorf("events[%d]: %w", i, err)
+		}
+	}
+	return &doc, nil
+}
+
+// Validate checks the fields oss2s3 relies on.
+func (r *Record) Validate() error {
+	switch {
+	case r.EventName == "":
+		return fmt.Errorf("eventName is missing")
+	case r.OSS.Bucket.Name == "":
+		return fmt.Errorf("oss.bucket.name is missing")
+	case r.OSS.Object.Key == "":
+		return fmt.Errorf("oss.object.key is missing")
+	case len(r.OSS.Object.Key) > MaxKeyBytes:
+		return fmt.Errorf("oss.object.key is %d bytes, more than OSS allows (%d)", len(r.OSS.Object.Key), MaxKeyBytes)
+	case !utf8.ValidString(r.OSS.Object.Key):
+		return fmt.Errorf("oss.object.key is not valid UTF-8")
+	case r.OSS.Object.Size < 0:
+		return fmt.Errorf("oss.object.size is negative")
+	}
+	if r.EventTime != "" {
+		if _, err := time.Parse(time.RFC3339Nano, r.EventTime); err != nil {
+			return fmt.Errorf("eventTime %q is not an RFC 3339 time", r.EventTime)
+		}
+	}
+	return nil
+}
+
+// Time returns the event time, or the zero time if the record has none.
+func (r *Record) Time() time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, r.EventTime)
+	return t
+}
+
+// ETag returns the object's ETag without quotes, upper-cased as OSS writes it.
+func (r *Record) ETag() string {
+	return strings.ToUpper(strings.Trim(r.OSS.Object.ETag, `"`))
+}
+
+// NewRecord builds a record as an OSS trigger would for an event on
+// bucket/key; the emulator and tests use it.
+func NewRecord(eventName, region, bucket, key, etag string, size int64, mimeType string, t time.Time) Record {
+	return Record{
+		EventName:    eventName,
+		EventSource:  "acs:oss",
+		EventTime:    t.UTC().Format("2006-01-02T15:04:05.000Z"),
+		EventVersion: "1.0",
+		OSS: OSS{
+			Bucket:           Bucket{ARN: "acs:oss:" + region + ":1234:" + bucket, Name: bucket, OwnerIdentity: "1234"},
+			Object:           Object{DeltaSize: size, ETag: strings.ToUpper(strings.Trim(etag, `"`)), Key: key, Size: size, ObjectMeta: &ObjectMeta{MimeType: mimeType, UserMeta: map[string]string{}}},
+			OSSSchemaVersion: "1.0",
+			RuleID:           "oss2s3-emulator",
+		},
+		Region:            region,
+		RequestParameters: map[string]string{"sourceIPAddress": "127.0.0.1"},
+		ResponseElements:  map[string]string{"requestId": fmt.Sprintf("%X", t.UnixNano())},
+		UserIdentity:      map[string]string{"principalId": "1234"},
+	}
+}

@@ -1,0 +1,112 @@
+// Package metrics owns every Prometheus series oss2s3 exports: their names,
+// labels and help texts live in this one file.
+package metrics
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const namespace = "oss2s3"
+
+// Event sources, the values of the "source" label.
+const (
+	SourceOSSWebhook = "oss_webhook"
+)
+
+// Event results, the values of the "result" label of EventsReceived.
+const (
+	EventQueued    = "queued"
+	EventDuplicate = "duplicate"
+	EventIgnored   = "ignored"
+	EventUnrouted  = "unrouted"
+	EventRejected  = "rejected"
+	EventFailed    = "failed"
+)
+
+// Copy results, the values of the "result" label of ObjectsCopied.
+const (
+	CopyCopied     = "copied"
+	CopySourceGone = "source_gone"
+	CopyRetried    = "retried"
+	CopyDeadLetter = "dead_letter"
+)
+
+// Metrics holds every series. Create it once per process with New.
+type Metrics struct {
+	EventsReceived *prometheus.CounterVec
+	JobsQueued     *prometheus.CounterVec
+	ObjectsCopied  *prometheus.CounterVec
+	BytesCopied    *prometheus.CounterVec
+	CopyDuration   *prometheus.HistogramVec
+	JobsInFlight   prometheus.Gauge
+	HTTPRequests   *prometheus.CounterVec
+	HTTPDuration   *prometheus.HistogramVec
+}
+
+// New creates the series and registers them with reg. Label values from
+// fixed sets are created at zero for every task in tasks, so that a rate()
+// over them starts from a known value.
+func New(reg prometheus.Registerer, tasks []string) *Metrics {
+	m := &Metrics{
+		EventsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "events_received_total",
+			Help: "OSS event records received, by source and result.",
+		}, []string{"source", "result"}),
+		JobsQueued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "jobs_queued_total",
+			Help: "Copy jobs acknowledged by JetStream, by task.",
+		}, []string{"task"}),
+		ObjectsCopied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "objects_total",
+			Help: "Jobs finished by the copy workers, by task and result.",
+		}, []string{"task", "result"}),
+		BytesCopied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "copied_bytes_total",
+			Help: "Bytes written to the destination by completed copies, by task.",
+		}, []string{"task"}),
+		CopyDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "copy_duration_seconds",
+			Help:    "Time to copy one object, from the source HEAD to the destination's answer, by task.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12),
+		}, []string{"task"}),
+		JobsInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "jobs_in_flight",
+			Help: "Copy jobs this process is working on now.",
+		}),
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "http_requests_total",
+			Help: "HTTP requests answered by the gateway, by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "http_request_duration_seconds",
+			Help:    "Time to answer an HTTP request, by route.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route"}),
+	}
+	reg.MustRegister(m.EventsReceived, m.JobsQueued, m.ObjectsCopied, m.BytesCopied,
+		m.CopyDuration, m.JobsInFlight, m.HTTPRequests, m.HTTPDuration)
+	for _, r := range []string{EventQueued, EventDuplicate, EventIgnored, EventUnrouted, EventRejected, EventFailed} {
+		m.EventsReceived.WithLabelValues(SourceOSSWebhook, r)
+	}
+	for _, t := range tasks {
+		m.JobsQueued.WithLabelValues(t)
+		m.BytesCopied.WithLabelValues(t)
+		for _, r := range []string{CopyCopied, CopySourceGone, CopyRetried, CopyDeadLetter} {
+			m.ObjectsCopied.WithLabelValues(t, r)
+		}
+	}
+	return m
+}
+
+// ObserveHTTP records one answered request. route is the route pattern
+// (never the raw path, which may hold a key).
+func (m *Metrics) ObserveHTTP(route, method string, code int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	m.HTTPDuration.WithLabelValues(route).Observe(d.Seconds())
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/oss2s3/oss2s3/handlers"
+	"github.com/oss2s3/oss2s3/metrics"
+	"github.com/oss2s3/oss2s3/transfer"
+)
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", getenv("OSS2S3_CONFIG"), "configuration file (env OSS2S3_CONFIG)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *configPath == "" {
+		return errors.New("no configuration: pass --config FILE or set OSS2S3_CONFIG (see deploy/config.example.yaml)")
+	}
+	cfg, err := loadConfig(*configPath, getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.Log)
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	return a.serve(ctx, ln)
+}
+
+func newLogger(w io.Writer, c LogConfig) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// app is one oss2s3 process: the queue, the gateway and the workers.
+type app struct {
+	cfg     *Config
+	log     *slog.Logger
+	queue   *transfer.Queue
+	handler http.Handler
+	workers *transfer.Workers // nil when workers.concurrency is 0
+	tasks   map[string]*transfer.TaskRuntime
+}
+
+// newApp builds every part from cfg: clients for each task, JetStream, the
+// HTTP handler and the workers.
+func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
+	a := &app{cfg: cfg, log: log, tasks: map[string]*transfer.TaskRuntime{}}
+	var taskList []*transfer.Task
+	var names []string
+	for i := range cfg.Tasks {
+		t := &cfg.Tasks[i]
+		src, err := transfer.NewOSSSource(t.Source, nil)
+		if err != nil {
+			return nil, fmt.Errorf("task %s: %w", t.Name, err)
+		}
+		dst, err := transfer.NewS3Destination(ctx, t.Destination)
+		if err != nil {
+			return nil, fmt.Errorf("task %s: %w", t.Name, err)
+		}
+		a.tasks[t.Name] = &transfer.TaskRuntime{Task: t, Source: src, Destination: dst}
+		taskList = append(taskList, t)
+		names = append(names, t.Name)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := metrics.New(reg, names)
+
+	q, err := transfer.OpenQueue(ctx, transfer.QueueConfig{
+		URL: cfg.NATS.URL, CredsFile: cfg.NATS.CredsFile, DataDir: cfg.DataDir,
+		EmbeddedListen: cfg.NATS.EmbeddedListen, Replicas: cfg.NATS.Replicas,
+		DuplicateWindow: cfg.Queue.DuplicateWindow, MaxMsgs: cfg.Queue.MaxJobs, MaxBytes: int64(cfg.Queue.MaxBytes),
+		AckWait: cfg.Queue.AckWait, MaxDeliver: cfg.Queue.MaxDeliver, DeadLetterAge: cfg.Queue.DeadLetterAge,
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	a.queue = q
+	a.handler = handlers.New(log, m, reg, q, transfer.NewRouter(taskList), q, handlers.Config{
+		WebhookSecrets: cfg.Webhook.Secrets, MaxBodyBytes: int64(cfg.Webhook.MaxBodyBytes), Tolerance: cfg.Webhook.Tolerance,
+	})
+	if w := cfg.Workers; *w.Concurrency > 0 {
+		a.workers = transfer.NewWorkers(q, transfer.NewCopier(w.MemoryBudget), a.tasks, transfer.WorkerConfig{
+			Concurrency: *w.Concurrency,
+			Copy:        transfer.CopyConfig{PartSize: w.PartSize, MultipartThreshold: w.MultipartThreshold, PartsInFlight: w.PartsInFlight},
+			RetryBase:   cfg.Queue.RetryBase, RetryMax: cfg.Queue.RetryMax,
+			JobTimeout: w.JobTimeout, ShutdownGrace: w.ShutdownGrace,
+		}, m, log)
+	}
+	return a, nil
+}
+
+// serve answers HTTP on ln and runs the workers until ctx is done; then it
+// stops taking requests, lets the workers finish or hand back their jobs,
+// and closes JetStream (flushing the embedded store).
+func (a *app) serve(ctx context.Context, ln net.Listener) error {
+	defer a.queue.Close()
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		a.log.Info("gateway listening", "addr", ln.Addr().String(), "tasks", len(a.tasks))
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	if a.workers != nil {
+		g.Go(func() error { return a.workers.Run(gctx) })
+	} else {
+		a.log.Info("workers.concurrency is 0: this process only receives events")
+	}
+	err := g.Wait()
+	a.log.Info("stopped")
+	return err
+}

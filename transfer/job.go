@@ -1,0 +1,58 @@
+package transfer
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Job asks a worker to converge one key of one task to the source's current
+// state. Whatever the job says about the object (ETag, size) is a hint for
+// logs and deduplication only: the worker always asks the source.
+type Job struct {
+	Task      string    `json:"task"`
+	Bucket    string    `json:"bucket"`
+	Key       string    `json:"key"`
+	ETag      string    `json:"etag,omitempty"`
+	Size      int64     `json:"size,omitempty"`
+	Event     string    `json:"event,omitempty"`  // the OSS event name, e.g. ObjectCreated:PutObject
+	Kind      string    `json:"kind"`             // "converge" or "remove"
+	Origin    string    `json:"origin,omitempty"` // how it arrived, e.g. oss_webhook
+	EventTime time.Time `json:"event_time,omitzero"`
+	QueuedAt  time.Time `json:"queued_at,omitzero"`
+}
+
+// MsgID is the JetStream message id that makes a re-sent event a no-op
+// within the stream's duplicate window: the same task, key, object version
+// (ETag) and kind of event give the same id. Events without an ETag (deletes)
+// use their event time instead, so two deletes of the same key at different
+// times stay two jobs.
+func (j Job) MsgID() string {
+	version := j.ETag
+	if version == "" {
+		version = "t:" + j.EventTime.UTC().Format(time.RFC3339Nano)
+	}
+	h := sha256.New()
+	for _, s := range []string{j.Task, j.Bucket, j.Key, version, j.Kind} {
+		fmt.Fprintf(h, "%d:%s|", len(s), s)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// LogArgs are the attributes every log line about this job carries.
+func (j Job) LogArgs() []any {
+	return []any{"task", j.Task, "key", j.Key}
+}
+
+func decodeJob(data []byte) (Job, error) {
+	var j Job
+	if err := json.Unmarshal(data, &j); err != nil {
+		return j, fmt.Errorf("decode job: %w", err)
+	}
+	if j.Task == "" || j.Key == "" {
+		return j, fmt.Errorf("decode job: task and key are required")
+	}
+	return j, nil
+}

@@ -1,0 +1,400 @@
+package transfer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the JetStream objects oss2s3 creates. Every replica uses the same
+// ones, which is how they share the work.
+const (
+	JobStream        = "OSS2S3_JOBS"
+	JobSubjectPrefix = "oss2s3.jobs."
+	DeadStream       = "OSS2S3_DLQ"
+	DeadSubjectPref  = "oss2s3.dlq."
+	WorkerConsumer   = "oss2s3-copy"
+)
+
+// Headers on dead letters.
+const (
+	HeaderError    = "Oss2s3-Error"
+	HeaderAttempts = "Oss2s3-Attempts"
+	HeaderTask     = "Oss2s3-Task"
+)
+
+// ErrQueueUnavailable wraps every failure to get a job durably into the
+// stream: the caller should answer "try again later", never drop the event.
+var ErrQueueUnavailable = errors.New("work queue unavailable")
+
+// QueueConfig says where JetStream is and how the streams are shaped.
+type QueueConfig struct {
+	URL             string        // external NATS server or cluster; empty starts an embedded server
+	CredsFile       string        // NATS credentials file for URL
+	DataDir         string        // embedded server's file store lives in DataDir/jetstream
+	EmbeddedListen  string        // optional host:port for the embedded server's client port (for the nats CLI)
+	Replicas        int           // stream replicas (1 for embedded, 3 for a cluster)
+	DuplicateWindow time.Duration // how long a re-sent event is recognised
+	MaxMsgs         int64         // stream limit; a full stream refuses new jobs (back-pressure)
+	MaxBytes        int64
+	AckWait         time.Duration // a worker that goes silent this long loses its job to another
+	MaxDeliver      int           // deliveries before a job is dead-lettered
+	MaxAckPending   int
+	DeadLetterAge   time.Duration // how long dead letters are kept
+}
+
+func (c *QueueConfig) defaults() {
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.DuplicateWindow <= 0 {
+		c.DuplicateWindow = 2 * time.Minute
+	}
+	if c.MaxMsgs == 0 {
+		c.MaxMsgs = -1
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = -1
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = time.Minute
+	}
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = 5
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = 10_000
+	}
+	if c.DeadLetterAge <= 0 {
+		c.DeadLetterAge = 14 * 24 * time.Hour
+	}
+}
+
+// Queue is the JetStream work queue: the job stream, the shared durable
+// consumer the workers read, and the dead-letter stream.
+type Queue struct {
+	cfg      QueueConfig
+	ns       *server.Server // nil with an external server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	consumer jetstream.Consumer
+	log      *slog.Logger
+}
+
+// OpenQueue connects to JetStream (starting the embedded server when no URL
+// is configured) and creates the streams and the consumer if they do not
+// exist, or updates them to cfg if they do. It is safe to call from every
+// replica at once.
+func OpenQueue(ctx context.Context, cfg QueueConfig, log *slog.Logger) (*Queue, error) {
+	cfg.defaults()
+	q := &Queue{cfg: cfg, log: log}
+	opts := []nats.Option{
+		nats.Name("oss2s3"),
+		nats.MaxReconnects(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrl()) }),
+	}
+	url := cfg.URL
+	if url == "" {
+		ns, err := startEmbedded(cfg)
+		if err != nil {
+			return nil, err
+		}
+		q.ns = ns
+		url = ns.ClientURL()
+		opts = append(opts, nats.InProcessServer(ns))
+		log.Info("embedded JetStream started", "store", filepath.Join(cfg.DataDir, "jetstream"), "listen", cfg.EmbeddedListen)
+	} else if cfg.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		q.Close()
+		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
+	}
+	q.nc = nc
+	if q.js, err = jetstream.New(nc); err != nil {
+		q.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if err := q.ensure(ctx); err != nil {
+		q.Close()
+		return nil, err
+	}
+	return q, nil
+}
+
+func startEmbedded(cfg QueueConfig) (*server.Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("embedded JetStream needs a data directory")
+	}
+	store := filepath.Join(cfg.DataDir, "jetstream")
+	if err := os.MkdirAll(store, 0o750); err != nil {
+		return nil, fmt.Errorf("create JetStream store: %w", err)
+	}
+	opts := &server.Options{
+		ServerName: "oss2s3-embedded",
+		JetStream:  true,
+		StoreDir:   store,
+		DontListen: cfg.EmbeddedListen == "",
+		NoSigs:     true,
+		NoLog:      true,
+	}
+	if cfg.EmbeddedListen != "" {
+		host, port, err := splitHostPort(cfg.EmbeddedListen)
+		if err != nil {
+			return nil, err
+		}
+		opts.Host, opts.Port = host, port
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats-server: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("embedded nats-server did not become ready in 30s")
+	}
+	return ns, nil
+}
+
+func (q *Queue) ensure(ctx context.Context) error {
+	c := q.cfg
+	_, err := q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        JobStream,
+		Description: "oss2s3 copy jobs: one message per key to converge",
+		Subjects:    []string{JobSubjectPrefix + ">"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+		Duplicates:  c.DuplicateWindow,
+		MaxMsgs:     c.MaxMsgs,
+		MaxBytes:    c.MaxBytes,
+		Discard:     jetstream.DiscardNew,
+	})
+	if err != nil {
+		return fmt.Errorf("create stream %s: %w", JobStream, err)
+	}
+	_, err = q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        DeadStream,
+		Description: "oss2s3 dead letters: jobs that failed for good, with their last error",
+		Subjects:    []string{DeadSubjectPref + ">"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+		MaxAge:      c.DeadLetterAge,
+	})
+	if err != nil {
+		return fmt.Errorf("create stream %s: %w", DeadStream, err)
+	}
+	q.consumer, err = q.js.CreateOrUpdateConsumer(ctx, JobStream, jetstream.ConsumerConfig{
+		Durable:       WorkerConsumer,
+		Description:   "oss2s3 copy workers, shared by every replica",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.AckWait,
+		MaxDeliver:    c.MaxDeliver,
+		MaxAckPending: c.MaxAckPending,
+		FilterSubject: JobSubjectPrefix + ">",
+		Replicas:      c.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("create consumer %s: %w", WorkerConsumer, err)
+	}
+	return nil
+}
+
+// PublishResult counts what happened to a batch of jobs.
+type PublishResult struct {
+	Queued       int
+	Duplicate    int
+	QueuedByTask map[string]int
+}
+
+// Publish puts jobs into the stream and returns only when JetStream has
+// acknowledged every one of them (so they are on disk, replicated as the
+// stream says). A job the stream already holds within its duplicate window
+// counts as Duplicate. On error some jobs may be in; publishing the same
+// jobs again is safe, because their message ids make the repeats no-ops.
+func (q *Queue) Publish(ctx context.Context, jobs []Job) (PublishResult, error) {
+	res := PublishResult{QueuedByTask: map[string]int{}}
+	futures := make([]jetstream.PubAckFuture, 0, len(jobs))
+	now := time.Now().UTC()
+	for i := range jobs {
+		if jobs[i].QueuedAt.IsZero() {
+			jobs[i].QueuedAt = now
+		}
+		data, err := json.Marshal(jobs[i])
+		if err != nil {
+			return res, fmt.Errorf("encode job: %w", err)
+		}
+		msg := &nats.Msg{Subject: JobSubjectPrefix + safeSubjectToken(jobs[i].Task), Data: data, Header: nats.Header{}}
+		msg.Header.Set(jetstream.MsgIDHeader, jobs[i].MsgID())
+		f, err := q.js.PublishMsgAsync(msg)
+		if err != nil {
+			return res, fmt.Errorf("%w: %w", ErrQueueUnavailable, err)
+		}
+		futures = append(futures, f)
+	}
+	var firstErr error
+	for i, f := range futures {
+		select {
+		case ack := <-f.Ok():
+			if ack.Duplicate {
+				res.Duplicate++
+			} else {
+				res.Queued++
+				res.QueuedByTask[jobs[i].Task]++
+			}
+		case err := <-f.Err():
+			if firstErr == nil {
+				firstErr = err
+			}
+		case <-ctx.Done():
+			if firstErr == nil {
+				firstErr = ctx.Err()
+			}
+		}
+	}
+	if firstErr != nil {
+		return res, fmt.Errorf("%w: %w", ErrQueueUnavailable, firstErr)
+	}
+	return res, nil
+}
+
+// Ready reports whether JetStream answers and both streams exist.
+func (q *Queue) Ready(ctx context.Context) error {
+	if q.nc == nil || !q.nc.IsConnected() {
+		return errors.New("not connected to nats")
+	}
+	for _, name := range []string{JobStream, DeadStream} {
+		if _, err := q.js.Stream(ctx, name); err != nil {
+			return fmt.Errorf("stream %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// deadLetter records job with its final error in the dead-letter stream.
+func (q *Queue) deadLetter(ctx context.Context, raw []byte, task string, attempts uint64, cause error) error {
+	msg := &nats.Msg{Subject: DeadSubjectPref + safeSubjectToken(task), Data: raw, Header: nats.Header{}}
+	msg.Header.Set(HeaderError, oneLine(cause.Error()))
+	msg.Header.Set(HeaderAttempts, fmt.Sprint(attempts))
+	msg.Header.Set(HeaderTask, task)
+	if _, err := q.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("publish dead letter: %w", err)
+	}
+	return nil
+}
+
+// DeadLetter is one job parked in the dead-letter stream.
+type DeadLetter struct {
+	Seq      uint64
+	Job      Job
+	Error    string
+	Attempts string
+	Time     time.Time
+}
+
+// DeadLetters reads up to limit dead letters, oldest first.
+func (q *Queue) DeadLetters(ctx context.Context, limit int) ([]DeadLetter, error) {
+	s, err := q.js.Stream(ctx, DeadStream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []DeadLetter
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && len(out) < limit && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		j, _ := decodeJob(m.Data)
+		out = append(out, DeadLetter{Seq: seq, Job: j, Error: m.Header.Get(HeaderError), Attempts: m.Header.Get(HeaderAttempts), Time: m.Time})
+	}
+	return out, nil
+}
+
+// Depth returns how many jobs wait in the job stream.
+func (q *Queue) Depth(ctx context.Context) (uint64, error) {
+	s, err := q.js.Stream(ctx, JobStream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
+}
+
+// Close drains the connection and stops the embedded server, which flushes
+// its file store.
+func (q *Queue) Close() {
+	if q.nc != nil {
+		_ = q.nc.Drain()
+		for i := 0; i < 100 && !q.nc.IsClosed(); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		q.nc.Close()
+	}
+	if q.ns != nil {
+		q.ns.Shutdown()
+		q.ns.WaitForShutdown()
+	}
+}
+
+// safeSubjectToken keeps task names (validated by configuration) and
+// anything else from breaking a subject.
+func safeSubjectToken(s string) string {
+	if s == "" {
+		return "_"
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '.' || r == '*' || r == '>' || r <= ' ' {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\r", " ")
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 1024 {
+		s = s[:1024]
+	}
+	return s
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	i := strings.LastIndex(hp, ":")
+	if i < 0 {
+		return "", 0, fmt.Errorf("listen address %q: want host:port", hp)
+	}
+	var port int
+	if _, err := fmt.Sscan(hp[i+1:], &port); err != nil {
+		return "", 0, fmt.Errorf("listen address %q: bad port", hp)
+	}
+	return hp[:i], port, nil
+}

@@ -1,0 +1,302 @@
+package transfer_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/oss2s3/oss2s3/internal/jstest"
+	"github.com/oss2s3/oss2s3/metrics"
+	"github.com/oss2s3/oss2s3/transfer"
+)
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func openQueue(t *testing.T, cfg transfer.QueueConfig) *transfer.Queue {
+	t.Helper()
+	if cfg.URL == "" && cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	q, err := transfer.OpenQueue(context.Background(), cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(q.Close)
+	return q
+}
+
+func job(task, key, etag string) transfer.Job {
+	return transfer.Job{Task: task, Bucket: "src", Key: key, ETag: etag, Kind: "converge", Event: "ObjectCreated:PutObject"}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func depth(t *testing.T, q *transfer.Queue) uint64 {
+	t.Helper()
+	n, err := q.Depth(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestQueue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("ResentEventIsADuplicate", func(t *testing.T) {
+		t.Parallel()
+		q := openQueue(t, transfer.QueueConfig{})
+		res, err := q.Publish(ctx, []transfer.Job{job("t", "a", "E1"), job("t", "b", "E1")})
+		if err != nil || res.Queued != 2 || res.Duplicate != 0 {
+			t.Fatalf("first publish: %+v, %v", res, err)
+		}
+		res, err = q.Publish(ctx, []transfer.Job{job("t", "a", "E1"), job("t", "a", "E2")})
+		if err != nil || res.Queued != 1 || res.Duplicate != 1 {
+			t.Fatalf("second publish: %+v, %v (want the same version deduplicated, the new version queued)", res, err)
+		}
+		if n := depth(t, q); n != 3 {
+			t.Fatalf("depth %d, want 3", n)
+		}
+	})
+
+	t.Run("JobsSurviveARestartOfTheEmbeddedServer", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		q, err := transfer.OpenQueue(ctx, transfer.QueueConfig{DataDir: dir}, testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := q.Publish(ctx, []transfer.Job{job("t", "a", "1"), job("t", "b", "1")}); err != nil {
+			t.Fatal(err)
+		}
+		q.Close()
+		q2 := openQueue(t, transfer.QueueConfig{DataDir: dir})
+		if n := depth(t, q2); n != 2 {
+			t.Fatalf("after restart depth %d, want 2", n)
+		}
+		// The duplicate window survives too: the re-sent event is still a no-op.
+		if res, err := q2.Publish(ctx, []transfer.Job{job("t", "a", "1")}); err != nil || res.Duplicate != 1 {
+			t.Fatalf("re-sent after restart: %+v, %v", res, err)
+		}
+	})
+
+	t.Run("ExternalServerIsUsedWhenAURLIsGiven", func(t *testing.T) {
+		t.Parallel()
+		ns := jstest.Start(t)
+		q := openQueue(t, transfer.QueueConfig{URL: ns.ClientURL()})
+		if err := q.Ready(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// A second replica opening the same streams is fine (idempotent setup).
+		q2 := openQueue(t, transfer.QueueConfig{URL: ns.ClientURL()})
+		if _, err := q2.Publish(ctx, []transfer.Job{job("t", "a", "1")}); err != nil {
+			t.Fatal(err)
+		}
+		if n := depth(t, q); n != 1 {
+			t.Fatalf("depth seen by the other replica %d, want 1", n)
+		}
+	})
+
+	t.Run("FullStreamRefusesNewJobs", func(t *testing.T) {
+		t.Parallel()
+		q := openQueue(t, transfer.QueueConfig{MaxMsgs: 2})
+		_, err := q.Publish(ctx, []transfer.Job{job("t", "a", "1"), job("t", "b", "1"), job("t", "c", "1")})
+		if !errors.Is(err, transfer.ErrQueueUnavailable) {
+			t.Fatalf("err = %v, want ErrQueueUnavailable", err)
+		}
+		if n := depth(t, q); n != 2 {
+			t.Fatalf("depth %d, want 2", n)
+		}
+	})
+}
+
+type workerBed struct {
+	q   *transfer.Queue
+	src *memSource
+	dst *memDest
+	reg *prometheus.Registry
+}
+
+func startWorkers(t *testing.T, qcfg transfer.QueueConfig) *workerBed {
+	t.Helper()
+	b := &workerBed{q: openQueue(t, qcfg), src: newMemSource(), dst: newMemDest(), reg: prometheus.NewRegistry()}
+	m := metrics.New(b.reg, []string{"t"})
+	tasks := map[string]*transfer.TaskRuntime{"t": {
+		Task:   &transfer.Task{Name: "t", Destination: transfer.DestinationConfig{Prefix: "copy/"}},
+		Source: b.src, Destination: b.dst,
+	}}
+	w := transfer.NewWorkers(b.q, transfer.NewCopier(0), tasks, transfer.WorkerConfig{
+		Concurrency: 2, RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+	}, m, testLogger(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return b
+}
+
+func (b *workerBed) count(result string) float64 {
+	return testutil.ToFloat64(mustCounter(b.reg, result))
+}
+
+func mustCounter(reg *prometheus.Registry, result string) prometheus.Collector {
+	return counterView{reg: reg, result: result}
+}
+
+// counterView exposes one series of oss2s3_objects_total for testutil.
+type counterView struct {
+	reg    *prometheus.Registry
+	result string
+}
+
+func (c counterView) Describe(ch chan<- *prometheus.Desc) {}
+func (c counterView) Collect(ch chan<- prometheus.Metric) {
+	mfs, _ := c.reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != "oss2s3_objects_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == c.result {
+					ch <- prometheus.MustNewConstMetric(prometheus.NewDesc("x", "x", nil, nil), prometheus.CounterValue, m.GetCounter().GetValue())
+				}
+			}
+		}
+	}
+}
+
+func TestWorkers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("CopiesAJobUnderTheDestinationPrefix", func(t *testing.T) {
+		t.Parallel()
+		b := startWorkers(t, transfer.QueueConfig{})
+		data := randomBytes(2048, 9)
+		b.src.put("dir/x y.bin", data, nil)
+		if _, err := b.q.Publish(ctx, []transfer.Job{job("t", "dir/x y.bin", "")}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the copy", func() bool { got, ok := b.dst.object("copy/dir/x y.bin"); return ok && bytes.Equal(got, data) })
+		waitFor(t, "an empty queue", func() bool { return depth(t, b.q) == 0 })
+		if n := b.count(metrics.CopyCopied); n != 1 {
+			t.Fatalf("copied counter %v, want 1", n)
+		}
+	})
+
+	t.Run("SourceGoneIsAcknowledged", func(t *testing.T) {
+		t.Parallel()
+		b := startWorkers(t, transfer.QueueConfig{})
+		if _, err := b.q.Publish(ctx, []transfer.Job{job("t", "gone", "E")}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "source_gone", func() bool { return b.count(metrics.CopySourceGone) == 1 })
+		waitFor(t, "an empty queue", func() bool { return depth(t, b.q) == 0 })
+	})
+
+	t.Run("TransientErrorIsRetriedUntilItSucceeds", func(t *testing.T) {
+		t.Parallel()
+		b := startWorkers(t, transfer.QueueConfig{MaxDeliver: 5})
+		b.src.put("k", []byte("hello"), nil)
+		var fails atomic.Int32
+		b.dst.putErr = func(string) error {
+			if fails.Add(1) <= 2 {
+				return errors.New("503 SlowDown")
+			}
+			return nil
+		}
+		if _, err := b.q.Publish(ctx, []transfer.Job{job("t", "k", "")}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the copy", func() bool { _, ok := b.dst.object("copy/k"); return ok })
+		if n := b.count(metrics.CopyRetried); n != 2 {
+			t.Fatalf("retried %v times, want 2", n)
+		}
+		waitFor(t, "an empty queue", func() bool { return depth(t, b.q) == 0 })
+	})
+
+	t.Run("JobThatKeepsFailingIsDeadLetteredWithItsCause", func(t *testing.T) {
+		t.Parallel()
+		b := startWorkers(t, transfer.QueueConfig{MaxDeliver: 3})
+		b.src.put("k", []byte("hello"), nil)
+		b.dst.putErr = func(string) error { return errors.New("connection reset by peer") }
+		if _, err := b.q.Publish(ctx, []transfer.Job{job("t", "k", "")}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "a dead letter", func() bool { return b.count(metrics.CopyDeadLetter) == 1 })
+		dl, err := b.q.DeadLetters(ctx, 10)
+		if err != nil || len(dl) != 1 {
+			t.Fatalf("dead letters %+v, %v", dl, err)
+		}
+		if dl[0].Job.Key != "k" || !strings.Contains(dl[0].Error, "connection reset") || dl[0].Attempts != "3" {
+			t.Fatalf("dead letter %+v", dl[0])
+		}
+		if b.count(metrics.CopyRetried) != 2 {
+			t.Fatalf("retried %v, want 2", b.count(metrics.CopyRetried))
+		}
+		waitFor(t, "the job to leave the work queue", func() bool { return depth(t, b.q) == 0 })
+	})
+
+	t.Run("PermanentErrorIsDeadLetteredAtOnce", func(t *testing.T) {
+		t.Parallel()
+		b := startWorkers(t, transfer.QueueConfig{MaxDeliver: 5})
+		b.src.getErr = func(string) error { return transfer.Permanent(errors.New("AccessDenied")) }
+		b.src.put("k", []byte("hello"), nil)
+		if _, err := b.q.Publish(ctx, []transfer.Job{job("t", "k", "")}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "a dead letter", func() bool { return b.count(metrics.CopyDeadLetter) == 1 })
+		if got := b.src.gets.Load(); got != 1 {
+			t.Fatalf("source read %d times, want 1 (no retries)", got)
+		}
+		dl, _ := b.q.DeadLetters(ctx, 10)
+		if len(dl) != 1 || !strings.Contains(dl[0].Error, "AccessDenied") || dl[0].Attempts != "1" {
+			t.Fatalf("dead letters %+v", dl)
+		}
+	})
+
+	t.Run("JobForAnUnknownTaskIsDeadLettered", func(t *testing.T) {
+		t.Parallel()
+		b := startWorkers(t, transfer.QueueConfig{})
+		if _, err := b.q.Publish(ctx, []transfer.Job{job("other", "k", "")}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "a dead letter", func() bool { dl, _ := b.q.DeadLetters(ctx, 10); return len(dl) == 1 })
+		dl, _ := b.q.DeadLetters(ctx, 10)
+		if !strings.Contains(dl[0].Error, `no task named "other"`) {
+			t.Fatalf("dead letter %+v", dl[0])
+		}
+		waitFor(t, "an empty queue", func() bool { return depth(t, b.q) == 0 })
+	})
+}
+
+var _ io.Reader = (*bytes.Reader)(nil)
