@@ -134,7 +134,9 @@ func TestOSSEventsBadInput(t *testing.T) {
 		reason string
 	}{
 		{"NoSignature", good, func(r *http.Request) { r.Header.Del(signature.Header) }, 401, "missing X-Oss2s3-Signature"},
-		{"WrongSecret", good, func(r *http.Request) { r.Header.Set(signature.Header, signature.Sign("wrong-secret-0123456", time.Now(), good)) }, 401, "does not match"},
+		{"WrongSecret", good, func(r *http.Request) {
+			r.Header.Set(signature.Header, signature.Sign("wrong-secret-0123456", time.Now(), good))
+		}, 401, "does not match"},
 		{"OldTimestamp", good, func(r *http.Request) {
 			r.Header.Set(signature.Header, signature.Sign(secret, time.Now().Add(-10*time.Minute), good))
 		}, 401, "outside the tolerance"},

@@ -7,6 +7,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -138,6 +139,8 @@ func parseConfig(name string, data []byte, getenv func(string) string) (*Config,
 	if err := doc.Decode(&cfg); err != nil {
 		cerr.Problems = append(cerr.Problems, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
+	// An empty secret is a rotation slot left unused (${OLD_SECRET:-}).
+	cfg.Webhook.Secrets = slices.DeleteFunc(cfg.Webhook.Secrets, func(s string) bool { return s == "" })
 	if len(cerr.Problems) == 0 {
 		cerr.Problems = cfg.validate()
 	}

@@ -53,6 +53,10 @@ func NewS3Destination(ctx context.Context, cfg DestinationConfig) (*S3Destinatio
 		opts = append(opts, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken)))
 	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("aws config: %w", err)
+	}
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
@@ -62,13 +66,12 @@ func NewS3Destination(ctx context.Context, cfg DestinationConfig) (*S3Destinatio
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("destination ca_file %s: no PEM certificates in it", cfg.CAFile)
 		}
-		opts = append(opts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		// Set after loading: LoadDefaultConfig would merge AWS_CA_BUNDLE
+		// into (or reject) a client given as an option, and ca_file must
+		// be exactly what this endpoint is trusted by.
+		awsCfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 			t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-		})))
-	}
-	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("aws config: %w", err)
+		})
 	}
 	d.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if cfg.Endpoint != "" {

@@ -1,0 +1,243 @@
+package ossemu
+
+import (
+	"encoding/xml"
+	"net/http"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// bucket is one bucket's state; the Server's mutex guards it.
+type bucket struct {
+	name    string
+	created time.Time
+	objects map[string]*object
+	uploads map[string]*upload
+	index   keyIndex
+}
+
+func newBucket(name string, now time.Time) *bucket {
+	return &bucket{name: name, created: now.UTC().Truncate(time.Second), objects: map[string]*object{}, uploads: map[string]*upload{}}
+}
+
+// put stores o and returns the object it replaced, if any.
+func (b *bucket) put(o *object) *object {
+	old := b.objects[o.info.Key]
+	if old == nil {
+		b.index.add(o.info.Key)
+	}
+	b.objects[o.info.Key] = o
+	return old
+}
+
+// remove deletes key and returns the object removed, if any.
+func (b *bucket) remove(key string) *object {
+	old := b.objects[key]
+	if old != nil {
+		delete(b.objects, key)
+		b.index.stale++
+	}
+	return old
+}
+
+// sortedKeys returns every live key in UTF-8 byte order. The slice is
+// shared: callers hold the Server's mutex while they read it.
+func (b *bucket) sortedKeys() []string {
+	b.index.settle(b.objects)
+	return b.index.sorted
+}
+
+// keyIndex keeps the keys in byte order without re-sorting the whole bucket
+// after every write: new keys wait in pending and are merged in by the next
+// listing; deleted keys stay until a listing compacts them. A listing after
+// writes costs O(n + p log p) once, every other page O(log n + page).
+type keyIndex struct {
+	sorted  []string
+	pending []string
+	stale   int
+}
+
+func (ix *keyIndex) add(key string) { ix.pending = append(ix.pending, key) }
+
+func (ix *keyIndex) settle(live map[string]*object) {
+	if len(ix.pending) == 0 && ix.stale == 0 {
+		return
+	}
+	slices.Sort(ix.pending)
+	merged := make([]string, 0, len(live))
+	i, j := 0, 0
+	last := ""
+	emit := func(k string) {
+		if _, ok := live[k]; ok && (len(merged) == 0 || k != last) {
+			merged = append(merged, k)
+			last = k
+		}
+	}
+	for i < len(ix.sorted) || j < len(ix.pending) {
+		switch {
+		case j == len(ix.pending) || (i < len(ix.sorted) && ix.sorted[i] <= ix.pending[j]):
+			emit(ix.sorted[i])
+			i++
+		default:
+			emit(ix.pending[j])
+			j++
+		}
+	}
+	ix.sorted, ix.pending, ix.stale = merged, nil, 0
+}
+
+// bucketNameRE is OSS's rule: 3-63 characters, lower-case letters, digits
+// and hyphens, starting and ending with a letter or digit.
+var bucketNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
+
+func (s *Server) putBucket(w http.ResponseWriter, q *request) *ossError {
+	if !bucketNameRE.MatchString(q.bucket) {
+		return &ossError{status: 400, code: "InvalidBucketName", message: "The specified bucket is not valid.", extra: errorExtra{BucketName: q.bucket}}
+	}
+	s.mu.Lock()
+	s.createBucketLocked(q.bucket)
+	s.mu.Unlock()
+	w.Header().Set("Location", "/"+q.bucket)
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Server) deleteBucket(w http.ResponseWriter, q *request) *ossError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.buckets[q.bucket]
+	if b == nil {
+		return errNoSuchBucket(q.bucket)
+	}
+	if len(b.objects) > 0 || len(b.uploads) > 0 {
+		return &ossError{status: 409, code: "BucketNotEmpty", message: "The bucket you tried to delete is not empty.", extra: errorExtra{BucketName: q.bucket}}
+	}
+	delete(s.buckets, q.bucket)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) headBucket(w http.ResponseWriter, q *request) *ossError {
+	if !s.bucketExists(q.bucket) {
+		return errNoSuchBucket(q.bucket)
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Server) bucketExists(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buckets[name] != nil
+}
+
+type ownerXML struct {
+	ID          string `xml:"ID"`
+	DisplayName string `xml:"DisplayName"`
+}
+
+var emulatorOwner = ownerXML{ID: "1234", DisplayName: "1234"}
+
+type bucketXML struct {
+	Name             string `xml:"Name"`
+	Location         string `xml:"Location"`
+	CreationDate     string `xml:"CreationDate"`
+	ExtranetEndpoint string `xml:"ExtranetEndpoint"`
+	IntranetEndpoint string `xml:"IntranetEndpoint"`
+	Region           string `xml:"Region"`
+	StorageClass     string `xml:"StorageClass"`
+}
+
+func (s *Server) bucketXML(b *bucket) bucketXML {
+	return bucketXML{
+		Name:             b.name,
+		Location:         "oss-" + s.region,
+		CreationDate:     isoTime(b.created),
+		ExtranetEndpoint: "oss-" + s.region + ".aliyuncs.com",
+		IntranetEndpoint: "oss-" + s.region + "-internal.aliyuncs.com",
+		Region:           s.region,
+		StorageClass:     "Standard",
+	}
+}
+
+func (s *Server) listBuckets(w http.ResponseWriter, q *request) *ossError {
+	prefix, marker := q.query.Get("prefix"), q.query.Get("marker")
+	maxKeys, e := parseMaxKeys(q.query.Get("max-keys"), 100, 1000)
+	if e != nil {
+		return e
+	}
+	type result struct {
+		XMLName     xml.Name    `xml:"ListAllMyBucketsResult"`
+		Prefix      string      `xml:"Prefix,omitempty"`
+		Marker      string      `xml:"Marker,omitempty"`
+		MaxKeys     int         `xml:"MaxKeys,omitempty"`
+		IsTruncated bool        `xml:"IsTruncated,omitempty"`
+		NextMarker  string      `xml:"NextMarker,omitempty"`
+		Owner       ownerXML    `xml:"Owner"`
+		Buckets     []bucketXML `xml:"Buckets>Bucket"`
+	}
+	out := result{Prefix: prefix, Marker: marker, Owner: emulatorOwner}
+	if q.query.Has("max-keys") {
+		out.MaxKeys = maxKeys
+	}
+	s.mu.Lock()
+	names := make([]string, 0, len(s.buckets))
+	for n := range s.buckets {
+		if strings.HasPrefix(n, prefix) && n > marker {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for i, n := range names {
+		if i == maxKeys {
+			out.IsTruncated = true
+			out.NextMarker = names[i-1]
+			break
+		}
+		out.Buckets = append(out.Buckets, s.bucketXML(s.buckets[n]))
+	}
+	s.mu.Unlock()
+	writeXML(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) getBucketInfo(w http.ResponseWriter, q *request) *ossError {
+	s.mu.Lock()
+	b := s.buckets[q.bucket]
+	if b == nil {
+		s.mu.Unlock()
+		return errNoSuchBucket(q.bucket)
+	}
+	info := s.bucketXML(b)
+	s.mu.Unlock()
+	type bucketInfo struct {
+		bucketXML
+		ACL            string   `xml:"AccessControlList>Grant"`
+		RedundancyType string   `xml:"DataRedundancyType"`
+		Owner          ownerXML `xml:"Owner"`
+	}
+	type result struct {
+		XMLName xml.Name   `xml:"BucketInfo"`
+		Bucket  bucketInfo `xml:"Bucket"`
+	}
+	writeXML(w, http.StatusOK, result{Bucket: bucketInfo{bucketXML: info, ACL: "private", RedundancyType: "LRS", Owner: emulatorOwner}})
+	return nil
+}
+
+func (s *Server) getBucketLocation(w http.ResponseWriter, q *request) *ossError {
+	if !s.bucketExists(q.bucket) {
+		return errNoSuchBucket(q.bucket)
+	}
+	type result struct {
+		XMLName  xml.Name `xml:"LocationConstraint"`
+		Location string   `xml:",chardata"`
+	}
+	writeXML(w, http.StatusOK, result{Location: "oss-" + s.region})
+	return nil
+}
+
+// isoTime formats t as OSS does in XML documents.
+func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }

@@ -1,0 +1,285 @@
+package ossemu
+
+import (
+	"encoding/base64"
+	"encoding/xml"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Listings return keys in UTF-8 byte order (Go string order), as OSS does.
+// With encoding-type=url every key-like field (Key, Prefix, Delimiter,
+// StartAfter, Marker, NextMarker, NextContinuationToken, CommonPrefixes)
+// is encoded with url.QueryEscape and spaces as %20, which the SDK's
+// url.QueryUnescape and any path-unescape both decode exactly.
+
+type contentsXML struct {
+	Key          string    `xml:"Key"`
+	LastModified string    `xml:"LastModified"`
+	ETag         string    `xml:"ETag"`
+	Type         string    `xml:"Type"`
+	Size         int64     `xml:"Size"`
+	StorageClass string    `xml:"StorageClass"`
+	Owner        *ownerXML `xml:"Owner,omitempty"`
+}
+
+type commonPrefixXML struct {
+	Prefix string `xml:"Prefix"`
+}
+
+// listEntry is one listing entry: an object, or a common prefix.
+type listEntry struct {
+	key    string
+	obj    *object
+	prefix string
+}
+
+func (e listEntry) name() string {
+	if e.obj == nil {
+		return e.prefix
+	}
+	return e.key
+}
+
+// walk collects up to max entries whose names sort after `after`, rolling
+// keys that contain delimiter past prefix into common prefixes. Callers
+// hold the Server's mutex.
+func walk(b *bucket, prefix, delimiter, after string, max int) (entries []listEntry, truncated bool) {
+	keys := b.sortedKeys()
+	i := sort.Search(len(keys), func(i int) bool { return keys[i] >= prefix && keys[i] > after })
+	lastPrefix := ""
+	for i < len(keys) {
+		k := keys[i]
+		if !strings.HasPrefix(k, prefix) {
+			break
+		}
+		if delimiter != "" {
+			if j := strings.Index(k[len(prefix):], delimiter); j >= 0 {
+				cp := k[:len(prefix)+j+len(delimiter)]
+				skip := cp == lastPrefix || cp <= after
+				if !skip {
+					if len(entries) == max {
+						return entries, true
+					}
+					entries = append(entries, listEntry{prefix: cp})
+					lastPrefix = cp
+				}
+				// Jump past every key under cp instead of visiting them.
+				if end, ok := prefixEnd(cp); ok {
+					i += sort.SearchStrings(keys[i:], end)
+				} else {
+					i = len(keys)
+				}
+				continue
+			}
+		}
+		if len(entries) == max {
+			return entries, true
+		}
+		entries = append(entries, listEntry{key: k, obj: b.objects[k]})
+		i++
+	}
+	return entries, false
+}
+
+// prefixEnd returns the smallest string greater than every string that
+// starts with p; ok is false when there is none (p is all 0xff bytes).
+func prefixEnd(p string) (string, bool) {
+	b := []byte(p)
+	for len(b) > 0 && b[len(b)-1] == 0xff {
+		b = b[:len(b)-1]
+	}
+	if len(b) == 0 {
+		return "", false
+	}
+	b[len(b)-1]++
+	return string(b), true
+}
+
+func parseMaxKeys(v string, def, max int) (int, *ossError) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		return 0, errInvalidArgument("max-keys must be an integer from 1 to " + strconv.Itoa(max) + ".")
+	}
+	return n, nil
+}
+
+func encodeIf(enc bool, s string) string {
+	if enc {
+		return escapeSDK(s)
+	}
+	return s
+}
+
+func contents(o *object, key string, withOwner bool) contentsXML {
+	c := contentsXML{
+		Key:          key,
+		LastModified: isoTime(o.info.LastModified),
+		ETag:         quote(o.info.ETag),
+		Type:         o.info.ObjectType,
+		Size:         o.info.Size,
+		StorageClass: o.info.StorageClass,
+	}
+	if withOwner {
+		owner := emulatorOwner
+		c.Owner = &owner
+	}
+	return c
+}
+
+// encodeToken makes an opaque continuation token from the name of the last
+// entry returned; decodeToken reverses it.
+func encodeToken(name string) string { return base64.RawURLEncoding.EncodeToString([]byte(name)) }
+
+func decodeToken(tok string) (string, *ossError) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return "", errInvalidArgument("The continuation token provided is incorrect.")
+	}
+	return string(b), nil
+}
+
+func (s *Server) listObjectsV2(w http.ResponseWriter, q *request) *ossError {
+	v := q.query
+	maxKeys, e := parseMaxKeys(v.Get("max-keys"), 100, 1000)
+	if e != nil {
+		return e
+	}
+	prefix, delimiter, startAfter, token := v.Get("prefix"), v.Get("delimiter"), v.Get("start-after"), v.Get("continuation-token")
+	urlEnc := v.Get("encoding-type") == "url"
+	if et := v.Get("encoding-type"); et != "" && et != "url" {
+		return errInvalidArgument("encoding-type must be url.")
+	}
+	after := startAfter
+	if token != "" {
+		if after, e = decodeToken(token); e != nil {
+			return e
+		}
+	}
+	fetchOwner := v.Get("fetch-owner") == "true"
+
+	s.mu.Lock()
+	b := s.buckets[q.bucket]
+	if b == nil {
+		s.mu.Unlock()
+		return errNoSuchBucket(q.bucket)
+	}
+	entries, truncated := walk(b, prefix, delimiter, after, maxKeys)
+	type result struct {
+		XMLName               xml.Name          `xml:"ListBucketResult"`
+		Name                  string            `xml:"Name"`
+		Prefix                string            `xml:"Prefix"`
+		StartAfter            string            `xml:"StartAfter,omitempty"`
+		ContinuationToken     string            `xml:"ContinuationToken,omitempty"`
+		MaxKeys               int               `xml:"MaxKeys"`
+		Delimiter             string            `xml:"Delimiter"`
+		EncodingType          string            `xml:"EncodingType,omitempty"`
+		IsTruncated           bool              `xml:"IsTruncated"`
+		NextContinuationToken string            `xml:"NextContinuationToken,omitempty"`
+		KeyCount              int               `xml:"KeyCount"`
+		Contents              []contentsXML     `xml:"Contents"`
+		CommonPrefixes        []commonPrefixXML `xml:"CommonPrefixes"`
+	}
+	out := result{
+		Name: q.bucket, Prefix: encodeIf(urlEnc, prefix), StartAfter: encodeIf(urlEnc, startAfter),
+		ContinuationToken: token, MaxKeys: maxKeys, Delimiter: encodeIf(urlEnc, delimiter),
+		IsTruncated: truncated, KeyCount: len(entries),
+	}
+	if urlEnc {
+		out.EncodingType = "url"
+	}
+	for _, en := range entries {
+		if en.obj == nil {
+			out.CommonPrefixes = append(out.CommonPrefixes, commonPrefixXML{Prefix: encodeIf(urlEnc, en.prefix)})
+		} else {
+			out.Contents = append(out.Contents, contents(en.obj, encodeIf(urlEnc, en.key), fetchOwner))
+		}
+	}
+	s.mu.Unlock()
+	if truncated {
+		out.NextContinuationToken = encodeIf(urlEnc, encodeToken(entries[len(entries)-1].name()))
+	}
+	writeXML(w, http.StatusOK, out)
+	return nil
+}
+
+// listObjects serves the original ListObjects (marker paging).
+func (s *Server) listObjects(w http.ResponseWriter, q *request) *ossError {
+	v := q.query
+	maxKeys, e := parseMaxKeys(v.Get("max-keys"), 100, 1000)
+	if e != nil {
+		return e
+	}
+	prefix, delimiter, marker := v.Get("prefix"), v.Get("delimiter"), v.Get("marker")
+	urlEnc := v.Get("encoding-type") == "url"
+	if et := v.Get("encoding-type"); et != "" && et != "url" {
+		return errInvalidArgument("encoding-type must be url.")
+	}
+	s.mu.Lock()
+	b := s.buckets[q.bucket]
+	if b == nil {
+		s.mu.Unlock()
+		return errNoSuchBucket(q.bucket)
+	}
+	entries, truncated := walk(b, prefix, delimiter, marker, maxKeys)
+	type result struct {
+		XMLName        xml.Name          `xml:"ListBucketResult"`
+		Name           string            `xml:"Name"`
+		Prefix         string            `xml:"Prefix"`
+		Marker         string            `xml:"Marker"`
+		MaxKeys        int               `xml:"MaxKeys"`
+		Delimiter      string            `xml:"Delimiter"`
+		EncodingType   string            `xml:"EncodingType,omitempty"`
+		IsTruncated    bool              `xml:"IsTruncated"`
+		NextMarker     string            `xml:"NextMarker,omitempty"`
+		Contents       []contentsXML     `xml:"Contents"`
+		CommonPrefixes []commonPrefixXML `xml:"CommonPrefixes"`
+	}
+	out := result{Name: q.bucket, Prefix: encodeIf(urlEnc, prefix), Marker: encodeIf(urlEnc, marker),
+		MaxKeys: maxKeys, Delimiter: encodeIf(urlEnc, delimiter), IsTruncated: truncated}
+	if urlEnc {
+		out.EncodingType = "url"
+	}
+	for _, en := range entries {
+		if en.obj == nil {
+			out.CommonPrefixes = append(out.CommonPrefixes, commonPrefixXML{Prefix: encodeIf(urlEnc, en.prefix)})
+		} else {
+			out.Contents = append(out.Contents, contents(en.obj, encodeIf(urlEnc, en.key), true))
+		}
+	}
+	s.mu.Unlock()
+	if truncated {
+		out.NextMarker = encodeIf(urlEnc, entries[len(entries)-1].name())
+	}
+	writeXML(w, http.StatusOK, out)
+	return nil
+}
+
+func sortedMapKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// queryInt parses an optional non-negative integer parameter.
+func queryInt(v url.Values, name string, def int) (int, *ossError) {
+	s := v.Get(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, errInvalidArgument(name + " must be a non-negative integer.")
+	}
+	return n, nil
+}

@@ -1,0 +1,665 @@
+// Package ossemu owns an in-memory Aliyun OSS emulator that speaks the OSS wire protocol to the real aliyun-oss-go-sdk client.
+package ossemu
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configures a Server.
+type Options struct {
+	// Credentials maps AccessKeyID to AccessKeySecret. When it is non-empty
+	// every request must be signed by one of them (header signatures V1, V2
+	// and V4, and presigned URLs V1, V2 and V4), otherwise the request fails
+	// with 403 (AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch,
+	// RequestTimeTooSkewed). When it is nil or empty signatures are NOT
+	// checked and anonymous requests are served.
+	//
+	// STS: an x-oss-security-token header (or security-token query
+	// parameter) is accepted without further check; it is covered by the
+	// signature like every x-oss-* header.
+	Credentials map[string]string
+
+	// Region, e.g. "cn-hangzhou", is the region V4 signatures must be scoped
+	// to and the region written into event records. Empty accepts any V4
+	// region and records "cn-hangzhou".
+	Region string
+
+	// Logger receives one debug record per request and webhook failures.
+	// Nil discards.
+	Logger *slog.Logger
+
+	// MinPartSize is the smallest size CompleteMultipartUpload accepts for
+	// every part but the last. Zero means OSS's 100 KiB; negative disables
+	// the check.
+	MinPartSize int64
+
+	// RestoreDelay is how long RestoreObject takes before an archived object
+	// can be read. Zero completes the restore at once (the first HEAD after
+	// RestoreObject already reports ongoing-request="false").
+	RestoreDelay time.Duration
+
+	// Now replaces time.Now (object times, signature time checks, restores).
+	// Nil uses time.Now.
+	Now func() time.Time
+}
+
+// Server is an in-memory OSS endpoint. It implements http.Handler; Start
+// serves it on a listener of its own.
+type Server struct {
+	opts   Options
+	log    *slog.Logger
+	region string
+
+	mu      sync.Mutex
+	buckets map[string]*bucket
+
+	reqSeq   atomic.Uint64
+	countMu  sync.Mutex
+	requests map[string]int
+
+	faults faultSet
+	hooks  *webhooks
+
+	srvMu    sync.Mutex
+	httpSrv  *http.Server
+	serveErr chan error
+	closed   bool
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// New returns a server with no buckets. It starts the webhook delivery
+// goroutine; Close stops it.
+func New(opts Options) *Server {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	region := opts.Region
+	if region == "" {
+		region = "cn-hangzhou"
+	}
+	opts.Credentials = maps.Clone(opts.Credentials)
+	s := &Server{
+		opts:     opts,
+		log:      log,
+		region:   region,
+		buckets:  make(map[string]*bucket),
+		requests: make(map[string]int),
+	}
+	s.hooks = newWebhooks(log)
+	return s
+}
+
+func (s *Server) now() time.Time {
+	if s.opts.Now != nil {
+		return s.opts.Now()
+	}
+	return time.Now()
+}
+
+// Start listens on addr (e.g. "127.0.0.1:0") and serves in a goroutine. It
+// returns the endpoint to give the OSS client, e.g. "http://127.0.0.1:34567".
+func (s *Server) Start(addr string) (string, error) {
+	s.srvMu.Lock()
+	defer s.srvMu.Unlock()
+	if s.closed {
+		return "", errors.New("ossemu: server is closed")
+	}
+	if s.httpSrv != nil {
+		return "", errors.New("ossemu: server already started")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("ossemu: listen %s: %w", addr, err)
+	}
+	s.httpSrv = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	s.serveErr = make(chan error, 1)
+	go func() { s.serveErr <- s.httpSrv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), nil
+}
+
+// Close stops the listener (if Start was called), closes open connections
+// and stops webhook delivery: deliveries still queued are abandoned and
+// reported by WebhookErrors. Call WaitWebhooks first to have them delivered.
+// Close is idempotent.
+func (s *Server) Close() error {
+	s.srvMu.Lock()
+	if s.closed {
+		s.srvMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	srv := s.httpSrv
+	s.srvMu.Unlock()
+
+	var err error
+	if srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if shutdownErr := srv.Shutdown(ctx); shutdownErr != nil {
+			// Handlers still running (a latency fault, a slow reader): cut them.
+			_ = srv.Close()
+		}
+		cancel()
+		if serveErr := <-s.serveErr; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+			err = serveErr
+		}
+	}
+	s.hooks.close()
+	return err
+}
+
+// CreateBucket creates the bucket if it does not exist yet.
+func (s *Server) CreateBucket(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.createBucketLocked(name)
+}
+
+func (s *Server) createBucketLocked(name string) *bucket {
+	if b, ok := s.buckets[name]; ok {
+		return b
+	}
+	b := newBucket(name, s.now())
+	s.buckets[name] = b
+	return b
+}
+
+// Requests returns how many requests each operation received (e.g.
+// "GetObject": 3), whatever their outcome. Operation names are OSS's:
+// ListBuckets, PutBucket, DeleteBucket, HeadBucket, GetBucketInfo,
+// GetBucketLocation, ListObjects, ListObjectsV2, ListMultipartUploads,
+// DeleteMultipleObjects, PutObject, CopyObject, AppendObject, GetObject,
+// HeadObject, GetObjectMeta (HEAD ?objectMeta, used by IsObjectExist),
+// DeleteObject, RestoreObject, PutObjectTagging, GetObjectTagging,
+// DeleteObjectTagging, InitiateMultipartUpload, UploadPart,
+// CompleteMultipartUpload, AbortMultipartUpload, ListParts. Requests the
+// emulator does not implement are counted under their name if known
+// (UploadPartCopy) or "Unknown", and answered 501 NotImplemented.
+func (s *Server) Requests() map[string]int {
+	s.countMu.Lock()
+	defer s.countMu.Unlock()
+	out := make(map[string]int, len(s.requests))
+	for k, v := range s.requests {
+		out[k] = v
+	}
+	return out
+}
+
+// ResetRequests sets every request count back to zero.
+func (s *Server) ResetRequests() {
+	s.countMu.Lock()
+	defer s.countMu.Unlock()
+	clear(s.requests)
+}
+
+func (s *Server) count(op string) {
+	s.countMu.Lock()
+	s.requests[op]++
+	s.countMu.Unlock()
+}
+
+// request is one parsed request: what is addressed and by which operation.
+type request struct {
+	r      *http.Request
+	id     string
+	op     string
+	bucket string
+	key    string
+	query  url.Values
+	// keyErr is set when the path could not be decoded.
+	keyErr error
+	// cutBodyAfter comes from an injected fault; GetObject honours it.
+	cutBodyAfter int64
+}
+
+// ServeHTTP serves one OSS request.
+func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	w := &statusWriter{ResponseWriter: rw}
+	req := &request{r: r, id: s.newRequestID()}
+	h := w.Header()
+	h.Set("x-oss-request-id", req.id)
+	h.Set("Server", "AliyunOSS")
+
+	req.bucket, req.key, req.keyErr = s.parseTarget(r)
+	req.query = parseQuery(r.URL.RawQuery)
+	req.op = route(r.Method, req.bucket, req.key, req.query, r.Header)
+	s.count(req.op)
+	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		defer func() {
+			s.log.Debug("oss request", "op", req.op, "method", r.Method, "bucket", req.bucket, "key", req.key,
+				"status", w.status, "bytes", w.written, "duration", time.Since(start), "request_id", req.id)
+		}()
+	}
+
+	if req.keyErr != nil {
+		s.writeError(w, req, errInvalidURI(req.keyErr))
+		return
+	}
+	if err := s.authenticate(req); err != nil {
+		s.writeError(w, req, err)
+		return
+	}
+	f, err := s.faults.take(r.Context(), req.op, req.bucket, req.key)
+	if err != nil {
+		// The client went away during an injected latency.
+		return
+	}
+	if f.status != 0 {
+		s.writeError(w, req, &ossError{status: f.status, code: f.code, message: "Injected fault."})
+		return
+	}
+	req.cutBodyAfter = f.cutBodyAfter
+	if err := s.dispatch(w, req); err != nil {
+		s.writeError(w, req, err)
+	}
+}
+
+func (s *Server) dispatch(w http.ResponseWriter, q *request) *ossError {
+	switch q.op {
+	case "ListBuckets":
+		return s.listBuckets(w, q)
+	case "PutBucket":
+		return s.putBucket(w, q)
+	case "DeleteBucket":
+		return s.deleteBucket(w, q)
+	case "GetBucketInfo":
+		return s.getBucketInfo(w, q)
+	case "GetBucketLocation":
+		return s.getBucketLocation(w, q)
+	case "ListObjects":
+		return s.listObjects(w, q)
+	case "ListObjectsV2":
+		return s.listObjectsV2(w, q)
+	case "ListMultipartUploads":
+		return s.listMultipartUploads(w, q)
+	case "DeleteMultipleObjects":
+		return s.deleteMultipleObjects(w, q)
+	case "PutObject":
+		return s.putObject(w, q)
+	case "CopyObject":
+		return s.copyObject(w, q)
+	case "AppendObject":
+		return s.appendObject(w, q)
+	case "GetObject":
+		return s.getObject(w, q, false)
+	case "HeadObject":
+		return s.getObject(w, q, true)
+	case "GetObjectMeta":
+		return s.getObjectMeta(w, q)
+	case "DeleteObject":
+		return s.deleteObject(w, q)
+	case "RestoreObject":
+		return s.restoreObject(w, q)
+	case "PutObjectTagging":
+		return s.putObjectTagging(w, q)
+	case "GetObjectTagging":
+		return s.getObjectTagging(w, q)
+	case "DeleteObjectTagging":
+		return s.deleteObjectTagging(w, q)
+	case "InitiateMultipartUpload":
+		return s.initiateMultipartUpload(w, q)
+	case "UploadPart":
+		return s.uploadPart(w, q)
+	case "CompleteMultipartUpload":
+		return s.completeMultipartUpload(w, q)
+	case "AbortMultipartUpload":
+		return s.abortMultipartUpload(w, q)
+	case "ListParts":
+		return s.listParts(w, q)
+	case "HeadBucket":
+		return s.headBucket(w, q)
+	}
+	return errNotImplemented(q.r.Method, q.query)
+}
+
+// route names the operation a request asks for. Sub-resources the emulator
+// does not implement (acl, cors, symlink, ...) route to "Unknown" so that,
+// e.g., PUT ?acl never overwrites the object with an ACL document.
+func route(method, bucket, key string, q url.Values, h http.Header) string {
+	has := func(name string) bool { _, ok := q[name]; return ok }
+	allowed := func(names ...string) bool {
+		for name := range q {
+			if !isSubResource(name) || harmlessParams[name] {
+				continue
+			}
+			ok := false
+			for _, n := range names {
+				if name == n || (n == "response-*" && strings.HasPrefix(name, "response-")) {
+					ok = true
+					break
+				}
+			}
+			if !ok {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case bucket == "":
+		if method == http.MethodGet && allowed() {
+			return "ListBuckets"
+		}
+	case key == "":
+		switch method {
+		case http.MethodPut:
+			if allowed() {
+				return "PutBucket"
+			}
+		case http.MethodDelete:
+			if allowed() {
+				return "DeleteBucket"
+			}
+		case http.MethodHead:
+			if allowed() {
+				return "HeadBucket"
+			}
+		case http.MethodGet:
+			switch {
+			case has("uploads") && allowed("uploads"):
+				return "ListMultipartUploads"
+			case has("bucketInfo") && allowed("bucketInfo"):
+				return "GetBucketInfo"
+			case has("location") && allowed("location"):
+				return "GetBucketLocation"
+			case q.Get("list-type") == "2" && allowed("continuation-token"):
+				return "ListObjectsV2"
+			case allowed():
+				return "ListObjects"
+			}
+		case http.MethodPost:
+			if has("delete") && allowed("delete") {
+				return "DeleteMultipleObjects"
+			}
+		}
+	default:
+		switch method {
+		case http.MethodPut:
+			switch {
+			case has("partNumber") && has("uploadId") && allowed("partNumber", "uploadId"):
+				if h.Get("x-oss-copy-source") != "" {
+					return "UploadPartCopy"
+				}
+				return "UploadPart"
+			case has("tagging") && allowed("tagging"):
+				return "PutObjectTagging"
+			case allowed() && h.Get("x-oss-copy-source") != "":
+				return "CopyObject"
+			case allowed():
+				return "PutObject"
+			}
+		case http.MethodGet:
+			switch {
+			case has("uploadId") && allowed("uploadId"):
+				return "ListParts"
+			case has("tagging") && allowed("tagging"):
+				return "GetObjectTagging"
+			case allowed("response-*"):
+				return "GetObject"
+			}
+		case http.MethodHead:
+			switch {
+			case has("objectMeta") && allowed("objectMeta"):
+				return "GetObjectMeta"
+			case allowed():
+				return "HeadObject"
+			}
+		case http.MethodDelete:
+			switch {
+			case has("uploadId") && allowed("uploadId"):
+				return "AbortMultipartUpload"
+			case has("tagging") && allowed("tagging"):
+				return "DeleteObjectTagging"
+			case allowed():
+				return "DeleteObject"
+			}
+		case http.MethodPost:
+			switch {
+			case has("uploads") && allowed("uploads", "sequential"):
+				return "InitiateMultipartUpload"
+			case has("uploadId") && allowed("uploadId"):
+				return "CompleteMultipartUpload"
+			case has("append") && allowed("append", "position"):
+				return "AppendObject"
+			case has("restore") && allowed("restore"):
+				return "RestoreObject"
+			}
+		}
+	}
+	return "Unknown"
+}
+
+// harmlessParams are signed query parameters that any operation accepts.
+var harmlessParams = map[string]bool{"security-token": true, "x-oss-traffic-limit": true, "x-oss-request-payer": true}
+
+// parseTarget finds bucket and key. Path style is /bucket/key; the key is
+// path-unescaped from the raw path because the SDK sends '/' inside keys as
+// %2F. A host whose first label names an existing bucket (bucket.host:port)
+// is taken as virtual-hosted style, where the whole path is the key.
+func (s *Server) parseTarget(r *http.Request) (bucket, key string, err error) {
+	raw := r.URL.EscapedPath()
+	if r.RequestURI != "" && !strings.HasPrefix(r.RequestURI, "*") {
+		// RequestURI is exactly what the client sent; EscapedPath may have
+		// been re-encoded by net/url.
+		if p, _, _ := strings.Cut(r.RequestURI, "?"); strings.HasPrefix(p, "/") {
+			raw = p
+		}
+	}
+	raw = strings.TrimPrefix(raw, "/")
+	if vb := s.virtualHostBucket(r.Host); vb != "" {
+		key, err = url.PathUnescape(raw)
+		return vb, key, err
+	}
+	b, k, _ := strings.Cut(raw, "/")
+	if bucket, err = url.PathUnescape(b); err != nil {
+		return "", "", err
+	}
+	key, err = url.PathUnescape(k)
+	return bucket, key, err
+}
+
+func (s *Server) virtualHostBucket(host string) string {
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	}
+	if net.ParseIP(strings.Trim(h, "[]")) != nil {
+		return ""
+	}
+	first, _, ok := strings.Cut(h, ".")
+	if !ok {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, exists := s.buckets[first]; exists {
+		return first
+	}
+	return ""
+}
+
+// parseQuery decodes a query string the way OSS does: %XX escapes, and '+'
+// as a space. Unlike url.ParseQuery it keeps going past malformed pairs.
+func parseQuery(raw string) url.Values {
+	v := url.Values{}
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" {
+			continue
+		}
+		k, val, _ := strings.Cut(pair, "=")
+		dk, err := url.QueryUnescape(k)
+		if err != nil {
+			dk = k
+		}
+		dv, err := url.QueryUnescape(val)
+		if err != nil {
+			dv = val
+		}
+		v[dk] = append(v[dk], dv)
+	}
+	return v
+}
+
+func (s *Server) newRequestID() string {
+	return fmt.Sprintf("%08X%016X", uint32(time.Now().Unix()), s.reqSeq.Add(1))
+}
+
+// ossError is an OSS error response.
+type ossError struct {
+	status  int
+	code    string
+	message string
+	extra   errorExtra
+	header  map[string]string
+}
+
+func (e *ossError) Error() string { return e.code + ": " + e.message }
+
+type errorExtra struct {
+	BucketName        string `xml:"BucketName,omitempty"`
+	Key               string `xml:"Key,omitempty"`
+	UploadID          string `xml:"UploadId,omitempty"`
+	PartNumber        string `xml:"PartNumber,omitempty"`
+	ETag              string `xml:"ETag,omitempty"`
+	OSSAccessKeyID    string `xml:"OSSAccessKeyId,omitempty"`
+	SignatureProvided string `xml:"SignatureProvided,omitempty"`
+	StringToSign      string `xml:"StringToSign,omitempty"`
+	CanonicalRequest  string `xml:"CanonicalRequest,omitempty"`
+	RequestTime       string `xml:"RequestTime,omitempty"`
+	ServerTime        string `xml:"ServerTime,omitempty"`
+	Header            string `xml:"Header,omitempty"`
+	Method            string `xml:"Method,omitempty"`
+	ResourceType      string `xml:"ResourceType,omitempty"`
+}
+
+type errorXML struct {
+	XMLName   xml.Name `xml:"Error"`
+	Code      string   `xml:"Code"`
+	Message   string   `xml:"Message"`
+	RequestID string   `xml:"RequestId"`
+	HostID    string   `xml:"HostId"`
+	errorExtra
+	EC string `xml:"EC"`
+}
+
+// emulatorEC is the error-center code on every error: the emulator does not
+// mimic OSS's per-error EC values.
+const emulatorEC = "0000-00000000"
+
+func (s *Server) writeError(w http.ResponseWriter, q *request, e *ossError) {
+	hostID := q.r.Host
+	doc := errorXML{Code: e.code, Message: e.message, RequestID: q.id, HostID: hostID, errorExtra: e.extra, EC: emulatorEC}
+	body, err := xml.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		body = []byte("<Error><Code>InternalError</Code></Error>")
+	}
+	body = append([]byte(xml.Header), body...)
+	h := w.Header()
+	for k, v := range e.header {
+		h.Set(k, v)
+	}
+	h.Set("x-oss-ec", emulatorEC)
+	if q.r.Method == http.MethodHead {
+		// A HEAD response has no body: newer OSS puts the document in x-oss-err.
+		h.Set("x-oss-err", base64.StdEncoding.EncodeToString(body))
+		w.WriteHeader(e.status)
+		return
+	}
+	h.Set("Content-Type", "application/xml")
+	h.Set("Content-Length", fmt.Sprint(len(body)))
+	w.WriteHeader(e.status)
+	_, _ = w.Write(body)
+}
+
+// writeXML answers 200 with an XML document.
+func writeXML(w http.ResponseWriter, status int, v any) {
+	body, err := xml.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	body = append([]byte(xml.Header), body...)
+	w.Header().Set("Content-Type", "application/xml")
+	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// statusWriter records the status and size of a response for the log.
+type statusWriter struct {
+	http.ResponseWriter
+	status  int
+	written int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.written += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach Flush on the real writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Common errors.
+
+func errNoSuchBucket(name string) *ossError {
+	return &ossError{status: 404, code: "NoSuchBucket", message: "The specified bucket does not exist.", extra: errorExtra{BucketName: name}}
+}
+
+func errNoSuchKey(key string) *ossError {
+	return &ossError{status: 404, code: "NoSuchKey", message: "The specified key does not exist.", extra: errorExtra{Key: key}}
+}
+
+func errNoSuchUpload(id string) *ossError {
+	return &ossError{status: 404, code: "NoSuchUpload", message: "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.", extra: errorExtra{UploadID: id}}
+}
+
+func errInvalidArgument(msg string) *ossError {
+	return &ossError{status: 400, code: "InvalidArgument", message: msg}
+}
+
+func errMalformedXML(err error) *ossError {
+	return &ossError{status: 400, code: "MalformedXML", message: "The XML you provided was not well-formed or did not validate against our published schema: " + err.Error()}
+}
+
+func errInvalidURI(err error) *ossError {
+	return &ossError{status: 400, code: "InvalidURI", message: "Could not parse the specified URI: " + err.Error()}
+}
+
+func errNotImplemented(method string, q url.Values) *ossError {
+	var subs []string
+	for k := range q {
+		if isSubResource(k) {
+			subs = append(subs, k)
+		}
+	}
+	return &ossError{status: 501, code: "NotImplemented", message: fmt.Sprintf("The emulator does not implement %s with sub-resources %v.", method, subs), extra: errorExtra{Method: method}}
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oss2s3/oss2s3/transfer"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+const validConfig = `
+listen: 127.0.0.1:8080
+data_dir: /var/lib/oss2s3
+webhook:
+  secrets: ["${WEBHOOK_SECRET}", "${OLD_SECRET:-}"]
+workers:
+  concurrency: ${WORKERS:-8}
+  part_size: 16MiB
+queue:
+  max_deliver: 7
+  ack_wait: 90s
+tasks:
+  - name: photos
+    source:
+      endpoint: https://oss-cn-hangzhou.aliyuncs.com
+      region: cn-hangzhou
+      bucket: my-photos
+      prefixes: [2024/, 2025/]
+      access_key_id: ${OSS_AK}
+      access_key_secret: ${OSS_SK}
+      security_token: ${OSS_TOKEN:-}
+    destination:
+      region: us-west-2
+      bucket: my-photos-copy
+      prefix: from-oss/
+      storage_class: INTELLIGENT_TIERING
+      acl: bucket-owner-full-control
+      sse: aws:kms
+      sse_kms_key_id: alias/oss2s3
+`
+
+func TestParseConfigExpandsTheEnvironmentAndKeepsDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := parseConfig("c.yaml", []byte(validConfig), env(map[string]string{
+		"WEBHOOK_SECRET": "a-secret-of-enough-length", "OSS_AK": "ak", "OSS_SK": "s$k",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := cfg.Tasks[0]
+	switch {
+	case cfg.Webhook.Secrets[0] != "a-secret-of-enough-length":
+		t.Errorf("secret %q", cfg.Webhook.Secrets[0])
+	case task.Source.AccessKeySecret != "s$k":
+		t.Errorf("a $ inside an expanded value must stay: %q", task.Source.AccessKeySecret)
+	case *cfg.Workers.Concurrency != 8:
+		t.Errorf("concurrency %d: ${WORKERS:-8} should give the default as a number", *cfg.Workers.Concurrency)
+	case cfg.Workers.PartSize != 16*transfer.MiB:
+		t.Errorf("part size %s", cfg.Workers.PartSize)
+	case cfg.Queue.AckWait != 90*time.Second || cfg.Queue.MaxDeliver != 7:
+		t.Errorf("queue %+v", cfg.Queue)
+	case cfg.Queue.DuplicateWindow != 2*time.Minute:
+		t.Errorf("a default was lost: duplicate window %s", cfg.Queue.DuplicateWindow)
+	case task.Source.Prefixes[1] != "2025/" || task.Destination.StorageClass != "INTELLIGENT_TIERING":
+		t.Errorf("task %+v", task)
+	}
+}
+
+func TestParseConfigReportsEveryProblemWithItsPath(t *testing.T) {
+	t.Parallel()
+	bad := `
+listen: nowhere
+webhook:
+  secrets: [short]
+workers:
+  concurrency: -1
+  part_size: 1MiB
+tasks:
+  - name: "bad name!"
+    source:
+      endpoint: oss-cn-hangzhou.aliyuncs.com
+      bucket: B
+      signature_version: v4
+    destination:
+      bucket: ok-bucket
+      sse: rot13
+  - name: dup
+    source: {endpoint: "https://x", bucket: abc, access_key_id: a, access_key_secret: b}
+    destination: {region: r, bucket: abc, storage_class: COLD}
+  - name: dup
+    source: {endpoint: "https://x", bucket: abc, access_key_id: a, access_key_secret: b}
+    destination: {region: r, bucket: abc}
+`
+	_, err := parseConfig("c.yaml", []byte(bad), env(nil))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		`listen: "nowhere" is not host:port`,
+		"webhook.secrets[0]: is 5 characters",
+		"workers.concurrency: want 0",
+		"workers.part_size: 1MiB",
+		`tasks[0].name: "bad name!"`,
+		`tasks[0].source.endpoint: "oss-cn-hangzhou.aliyuncs.com": want an http(s):// URL`,
+		`tasks[0].source.bucket: "B" is not an OSS bucket name`,
+		"tasks[0].source: access_key_id and access_key_secret are required",
+		"tasks[0].source.region: required with signature_version v4",
+		"tasks[0].destination.region: required",
+		`tasks[0].destination.sse: "rot13"`,
+		`tasks[1].destination.storage_class: "COLD"`,
+		`tasks[2].name: "dup" is also the name of tasks[1]`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing problem %q in:\n%s", want, err)
+		}
+	}
+}
+
+func TestParseConfigRejectsUnknownFieldsAndUnsetVariables(t *testing.T) {
+	t.Parallel()
+	_, err := parseConfig("c.yaml", []byte(`
+webhook:
+  secrets: ["${NOT_SET}"]
+  secrit: x
+tasks:
+  - name: t
+    source: {endpoint: "https://x", bucket: abc, acces_key_id: a}
+`), env(nil))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		"webhook.secrets[0] (line 3): environment variable NOT_SET is not set",
+		`webhook (line 4): unknown field "secrit"`,
+		`tasks[0].source (line 7): unknown field "acces_key_id"`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing problem %q in:\n%s", want, err)
+		}
+	}
+}
+
+func TestParseConfigRejectsBadYAMLAndTypes(t *testing.T) {
+	t.Parallel()
+	for name, body := range map[string]string{
+		"NotYAML":     "tasks: [",
+		"Empty":       "",
+		"WrongType":   "workers:\n  concurrency: many\n",
+		"BadByteSize": "workers:\n  part_size: huge\n",
+	} {
+		if _, err := parseConfig("c.yaml", []byte(body), env(nil)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// The example configuration documents every field; it must stay valid and
+// complete as fields are added.
+func TestExampleConfigIsValidAndComplete(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../deploy/config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = parseConfig("config.example.yaml", data, env(map[string]string{
+		"OSS2S3_WEBHOOK_SECRET": "0123456789abcdef0123", "OSS_ACCESS_KEY_ID": "ak", "OSS_ACCESS_KEY_SECRET": "sk",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var missing []string
+	walkYAMLFields(reflect.TypeOf(Config{}), "", func(path string) {
+		if !strings.Contains(string(data), lastSegment(path)+":") {
+			missing = append(missing, path)
+		}
+	})
+	if len(missing) > 0 {
+		t.Fatalf("deploy/config.example.yaml does not document: %v", missing)
+	}
+}
+
+func walkYAMLFields(t reflect.Type, path string, visit func(string)) {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return
+	}
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		visit(join(path, name))
+		walkYAMLFields(t.Field(i).Type, join(path, name), visit)
+	}
+}
+
+func lastSegment(path string) string {
+	return path[strings.LastIndex(path, ".")+1:]
+}
