@@ -28,6 +28,12 @@ type Router interface {
 	Route(bucket, key string) []string
 }
 
+// DeadLetterQueue is where failed jobs are parked, for the admin API.
+type DeadLetterQueue interface {
+	DeadLetters(ctx context.Context, f transfer.DeadLetterFilter, limit int) ([]transfer.DeadLetter, error)
+	Redrive(ctx context.Context, f transfer.DeadLetterFilter) (int, error)
+}
+
 // Checker reports whether the gateway can take work.
 type Checker interface {
 	Ready(ctx context.Context) error
@@ -40,6 +46,7 @@ type Config struct {
 	Tolerance      time.Duration // how old (or new) a signature's timestamp may be
 	RetryAfter     time.Duration // what a 503 asks the sender to wait
 	PublishTimeout time.Duration // how long to wait for JetStream to store a document's jobs
+	AdminTokens    []string      // bearer tokens for /v1/dlq...; none: the admin API is off
 }
 
 func (c Config) withDefaults() Config {
@@ -59,12 +66,12 @@ func (c Config) withDefaults() Config {
 }
 
 // New returns the gateway's handler with every route of routes.go.
-func New(log *slog.Logger, m *metrics.Metrics, gatherer prometheus.Gatherer, pub Publisher, router Router, ready Checker, cfg Config) http.Handler {
+func New(log *slog.Logger, m *metrics.Metrics, gatherer prometheus.Gatherer, pub Publisher, router Router, ready Checker, dlq DeadLetterQueue, cfg Config) http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(log)
 	e.Use(observe(m))
-	addRoutes(e, log, m, gatherer, pub, router, ready, cfg.withDefaults())
+	addRoutes(e, log, m, gatherer, pub, router, ready, dlq, cfg.withDefaults())
 	return e
 }
 

@@ -21,7 +21,10 @@ import (
 	"github.com/oss2s3/oss2s3/transfer"
 )
 
-const secret = "0123456789abcdef-current"
+const (
+	secret     = "0123456789abcdef-current"
+	adminToken = "admin-token-0123456789"
+)
 
 type bundle struct {
 	q       *transfer.Queue
@@ -43,8 +46,8 @@ func setup(t *testing.T, qcfg transfer.QueueConfig) *bundle {
 		{Name: "all", Source: transfer.SourceConfig{Bucket: "src2"}},
 	}
 	reg := prometheus.NewRegistry()
-	h := handlers.New(log, metrics.New(reg, []string{"photos", "all"}), reg, q, transfer.NewRouter(tasks), q, handlers.Config{
-		WebhookSecrets: []string{"0123456789abcdef-previous", secret}, MaxBodyBytes: 64 << 10,
+	h := handlers.New(log, metrics.New(reg, []string{"photos", "all"}), reg, q, transfer.NewRouter(tasks), q, q, handlers.Config{
+		WebhookSecrets: []string{"0123456789abcdef-previous", secret}, MaxBodyBytes: 64 << 10, AdminTokens: []string{adminToken},
 	})
 	return &bundle{q: q, handler: h}
 }

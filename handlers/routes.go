@@ -12,9 +12,13 @@ import (
 
 // addRoutes lists every endpoint of the gateway.
 func addRoutes(e *echo.Echo, log *slog.Logger, m *metrics.Metrics, gatherer prometheus.Gatherer,
-	pub Publisher, router Router, ready Checker, cfg Config) {
+	pub Publisher, router Router, ready Checker, dlq DeadLetterQueue, cfg Config) {
 	e.GET("/healthz", handleHealthz())
 	e.GET("/readyz", handleReadyz(ready))
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
 	e.POST("/v1/events/oss", handleOSSEvents(log, m, pub, router, cfg))
+
+	admin := e.Group("/v1", requireAdmin(cfg.AdminTokens))
+	admin.GET("/dlq", handleDLQList(dlq))
+	admin.POST("/dlq/redrive", handleDLQRedrive(dlq))
 }

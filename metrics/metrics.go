@@ -26,13 +26,19 @@ const (
 	EventFailed    = "failed"
 )
 
-// Copy results, the values of the "result" label of ObjectsCopied.
+// Job results, the values of the "result" label of ObjectsCopied.
 const (
-	CopyCopied     = "copied"
-	CopySourceGone = "source_gone"
-	CopyRetried    = "retried"
-	CopyDeadLetter = "dead_letter"
+	CopyCopied     = "copied"      // the destination now holds the source version
+	CopySkipped    = "skipped"     // nothing to do: already current, or a kind the task skips (archive, symlink)
+	CopyDeleted    = "deleted"     // the source is gone and the task propagates deletes
+	CopySourceGone = "source_gone" // the source is gone; the copy is left alone
+	CopyDeferred   = "deferred"    // waiting on something else: an archive restore, a giant object's parts
+	CopyRetried    = "retried"     // an attempt failed and the job will be tried again
+	CopyFailed     = "failed"      // failed for good: moved to the dead-letter queue
 )
+
+// CopyResults lists every value of the "result" label.
+var CopyResults = []string{CopyCopied, CopySkipped, CopyDeleted, CopySourceGone, CopyDeferred, CopyRetried, CopyFailed}
 
 // Metrics holds every series. Create it once per process with New.
 type Metrics struct {
@@ -94,7 +100,7 @@ func New(reg prometheus.Registerer, tasks []string) *Metrics {
 	for _, t := range tasks {
 		m.JobsQueued.WithLabelValues(t)
 		m.BytesCopied.WithLabelValues(t)
-		for _, r := range []string{CopyCopied, CopySourceGone, CopyRetried, CopyDeadLetter} {
+		for _, r := range CopyResults {
 			m.ObjectsCopied.WithLabelValues(t, r)
 		}
 	}

@@ -27,6 +27,7 @@ type Config struct {
 	Queue   QueueConfig     `yaml:"queue"`
 	Webhook WebhookConfig   `yaml:"webhook"`
 	Workers WorkersConfig   `yaml:"workers"`
+	Admin   AdminConfig     `yaml:"admin"`
 	Tasks   []transfer.Task `yaml:"tasks"`
 }
 
@@ -63,12 +64,18 @@ type WebhookConfig struct {
 	Tolerance    time.Duration     `yaml:"tolerance"`
 }
 
+// AdminConfig authenticates the admin API (/v1/dlq, ...).
+type AdminConfig struct {
+	Tokens []string `yaml:"tokens"` // bearer tokens; none: the admin API answers 403
+}
+
 // WorkersConfig shapes this process's copy workers.
 type WorkersConfig struct {
 	Concurrency        *int              `yaml:"concurrency"` // 0: gateway only, no workers in this process
 	PartSize           transfer.ByteSize `yaml:"part_size"`
 	MultipartThreshold transfer.ByteSize `yaml:"multipart_threshold"`
 	PartsInFlight      int               `yaml:"parts_in_flight"`
+	GiantThreshold     transfer.ByteSize `yaml:"giant_threshold"`
 	MemoryBudget       transfer.ByteSize `yaml:"memory_budget"`
 	JobTimeout         time.Duration     `yaml:"job_timeout"`
 	ShutdownGrace      time.Duration     `yaml:"shutdown_grace"`
@@ -90,7 +97,7 @@ func defaultConfig() Config {
 		Webhook: WebhookConfig{MaxBodyBytes: transfer.MiB, Tolerance: 5 * time.Minute},
 		Workers: WorkersConfig{
 			Concurrency: &four, PartSize: 8 * transfer.MiB, MultipartThreshold: 16 * transfer.MiB,
-			PartsInFlight: 4, MemoryBudget: 256 * transfer.MiB, JobTimeout: 6 * time.Hour, ShutdownGrace: 30 * time.Second,
+			PartsInFlight: 4, GiantThreshold: transfer.GiB, MemoryBudget: 256 * transfer.MiB, JobTimeout: 6 * time.Hour, ShutdownGrace: 30 * time.Second,
 		},
 	}
 }
@@ -139,8 +146,10 @@ func parseConfig(name string, data []byte, getenv func(string) string) (*Config,
 	if err := doc.Decode(&cfg); err != nil {
 		cerr.Problems = append(cerr.Problems, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
-	// An empty secret is a rotation slot left unused (${OLD_SECRET:-}).
-	cfg.Webhook.Secrets = slices.DeleteFunc(cfg.Webhook.Secrets, func(s string) bool { return s == "" })
+	// An empty secret or token is a rotation slot left unused (${OLD:-}).
+	empty := func(s string) bool { return s == "" }
+	cfg.Webhook.Secrets = slices.DeleteFunc(cfg.Webhook.Secrets, empty)
+	cfg.Admin.Tokens = slices.DeleteFunc(cfg.Admin.Tokens, empty)
 	if len(cerr.Problems) == 0 {
 		cerr.Problems = cfg.validate()
 	}
@@ -241,7 +250,8 @@ var (
 	bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 	s3Classes  = set("STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
 		"GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "OUTPOSTS", "SNOW", "EXPRESS_ONEZONE")
-	s3ACLs = set("private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read",
+	ossClasses = set("Standard", "IA", "Archive", "ColdArchive", "DeepColdArchive")
+	s3ACLs     = set("private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read",
 		"bucket-owner-read", "bucket-owner-full-control")
 )
 
@@ -313,6 +323,11 @@ func (c *Config) validate() []string {
 			bad(fmt.Sprintf("webhook.secrets[%d]", i), "is %d characters; use at least 16 (e.g. openssl rand -hex 32)", len(s))
 		}
 	}
+	for i, s := range c.Admin.Tokens {
+		if len(s) < 16 {
+			bad(fmt.Sprintf("admin.tokens[%d]", i), "is %d characters; use at least 16", len(s))
+		}
+	}
 	if c.Webhook.MaxBodyBytes < transfer.KiB {
 		bad("webhook.max_body_bytes", "%s: want at least 1KiB", c.Webhook.MaxBodyBytes)
 	}
@@ -326,6 +341,9 @@ func (c *Config) validate() []string {
 	validParts(w.PartSize, w.PartsInFlight, "workers", bad)
 	if w.MultipartThreshold < 1 {
 		bad("workers.multipart_threshold", "%s: want at least 1 byte", w.MultipartThreshold)
+	}
+	if w.GiantThreshold < w.MultipartThreshold {
+		bad("workers.giant_threshold", "%s is below multipart_threshold (%s)", w.GiantThreshold, w.MultipartThreshold)
 	}
 	if w.MemoryBudget < w.PartSize {
 		bad("workers.memory_budget", "%s is smaller than one part (%s)", w.MemoryBudget, w.PartSize)
@@ -418,9 +436,30 @@ func validateTask(t *transfer.Task, path string, names map[string]int, i int, ba
 	if c := strings.ToUpper(d.Checksum); c != "" && c != "CRC32C" && c != "CRC64NVME" && c != "NONE" {
 		bad(dp+".checksum", "%q: want CRC32C, CRC64NVME or none", d.Checksum)
 	}
-	validParts(t.Options.PartSize, t.Options.PartsInFlight, path+".options", bad)
-	if t.Options.Timeout < 0 {
-		bad(path+".options.timeout", "must not be negative")
+	for from, to := range d.StorageClassMap {
+		if !ossClasses[from] {
+			bad(dp+".storage_class_map", "%q is not an OSS storage class (Standard, IA, Archive, ColdArchive, DeepColdArchive)", from)
+		}
+		if !s3Classes[to] {
+			bad(dp+".storage_class_map."+from, "%q is not an S3 storage class", to)
+		}
+	}
+	o := t.Options
+	op := path + ".options"
+	validParts(o.PartSize, o.PartsInFlight, op, bad)
+	if o.Timeout < 0 || o.RestorePoll < 0 {
+		bad(op, "timeout and restore_poll must not be negative")
+	}
+	oneOf := func(field, v string, allowed ...string) {
+		if v != "" && !slices.Contains(allowed, v) {
+			bad(op+"."+field, "%q: want %s", v, strings.Join(allowed, " or "))
+		}
+	}
+	oneOf("deletes", o.Deletes, transfer.DeletesIgnore, transfer.DeletesPropagate)
+	oneOf("symlinks", o.Symlinks, transfer.SymlinksFollow, transfer.SymlinksSkip)
+	oneOf("archive", o.Archive, transfer.ArchiveSkip, transfer.ArchiveRestore)
+	if o.DeleteForeign && o.Deletes != transfer.DeletesPropagate {
+		bad(op+".delete_foreign", "only with deletes: propagate")
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,6 +46,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	return a.serve(ctx, ln)
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "oss2s3"
+	}
+	return h
 }
 
 func newLogger(w io.Writer, c LogConfig) *slog.Logger {
@@ -102,14 +111,17 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.queue = q
-	a.handler = handlers.New(log, m, reg, q, transfer.NewRouter(taskList), q, handlers.Config{
+	a.handler = handlers.New(log, m, reg, q, transfer.NewRouter(taskList), q, q, handlers.Config{
 		WebhookSecrets: cfg.Webhook.Secrets, MaxBodyBytes: int64(cfg.Webhook.MaxBodyBytes), Tolerance: cfg.Webhook.Tolerance,
+		AdminTokens: cfg.Admin.Tokens,
 	})
 	if w := cfg.Workers; *w.Concurrency > 0 {
-		a.workers = transfer.NewWorkers(q, transfer.NewCopier(w.MemoryBudget), a.tasks, transfer.WorkerConfig{
+		owner := fmt.Sprintf("%s-%d-%s", hostname(), os.Getpid(), randomHex(4))
+		a.workers = transfer.NewWorkers(q, transfer.NewCopier(w.MemoryBudget, q.Checkpoints(), owner), a.tasks, transfer.WorkerConfig{
 			Concurrency: *w.Concurrency,
-			Copy:        transfer.CopyConfig{PartSize: w.PartSize, MultipartThreshold: w.MultipartThreshold, PartsInFlight: w.PartsInFlight},
-			RetryBase:   cfg.Queue.RetryBase, RetryMax: cfg.Queue.RetryMax,
+			Copy: transfer.CopyConfig{PartSize: w.PartSize, MultipartThreshold: w.MultipartThreshold,
+				PartsInFlight: w.PartsInFlight, GiantThreshold: w.GiantThreshold},
+			RetryBase: cfg.Queue.RetryBase, RetryMax: cfg.Queue.RetryMax,
 			JobTimeout: w.JobTimeout, ShutdownGrace: w.ShutdownGrace,
 		}, m, log)
 	}

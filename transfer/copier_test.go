@@ -2,6 +2,7 @@ package transfer_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -12,11 +13,22 @@ import (
 
 func randomBytes(n int, seed uint64) []byte {
 	r := rand.New(rand.NewPCG(seed, seed))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
+	b := make([]byte, n+8)
+	for i := 0; i < n; i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], r.Uint64())
 	}
-	return b
+	return b[:n]
+}
+
+// copyKey does what a worker does: HEAD the source, then copy.
+func copyKey(c *transfer.Copier, src *memSource, dst *memDest, key, dstKey string, cfg transfer.CopyConfig) (*transfer.CopyResult, error) {
+	ctx := context.Background()
+	info, err := src.Head(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return c.Copy(ctx, transfer.Object{Task: "t", Src: src, Dst: dst, Info: info, DstKey: dstKey,
+		Write: &transfer.WriteInfo{Source: info}}, cfg)
 }
 
 func TestPartSizeFor(t *testing.T) {
@@ -47,7 +59,6 @@ func TestPartSizeFor(t *testing.T) {
 
 func TestCopier(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	cfg := transfer.CopyConfig{PartSize: 5 * transfer.MiB, MultipartThreshold: 6 * transfer.MiB, PartsInFlight: 3}
 
 	t.Run("SmallObjectIsOnePutWithMetadata", func(t *testing.T) {
@@ -55,7 +66,7 @@ func TestCopier(t *testing.T) {
 		src, dst := newMemSource(), newMemDest()
 		data := randomBytes(1000, 1)
 		src.put("a b/ü%.txt", data, map[string]string{"owner": "x"})
-		res, err := transfer.NewCopier(64*transfer.MiB).Copy(ctx, src, dst, "a b/ü%.txt", "p/a b/ü%.txt", cfg)
+		res, err := copyKey(transfer.NewCopier(64*transfer.MiB, nil, "w"), src, dst, "a b/ü%.txt", "p/a b/ü%.txt", cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +84,7 @@ func TestCopier(t *testing.T) {
 		src, dst := newMemSource(), newMemDest()
 		data := randomBytes(23<<20+17, 2)
 		src.put("big", data, nil)
-		res, err := transfer.NewCopier(64*transfer.MiB).Copy(ctx, src, dst, "big", "big", cfg)
+		res, err := copyKey(transfer.NewCopier(64*transfer.MiB, nil, "w"), src, dst, "big", "big", cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,7 +99,7 @@ func TestCopier(t *testing.T) {
 		src, dst := newMemSource(), newMemDest()
 		src.put("big", randomBytes(40<<20, 3), nil)
 		budget := 10 * transfer.MiB // two 5 MiB parts, although 3 may be in flight
-		if _, err := transfer.NewCopier(budget).Copy(ctx, src, dst, "big", "big", cfg); err != nil {
+		if _, err := copyKey(transfer.NewCopier(budget, nil, "w"), src, dst, "big", "big", cfg); err != nil {
 			t.Fatal(err)
 		}
 		if peak := dst.peakBytes.Load(); peak > int64(budget) || peak == 0 {
@@ -102,9 +113,9 @@ func TestCopier(t *testing.T) {
 		src.put("big", randomBytes(12<<20, 4), nil)
 		src.put("small", randomBytes(100, 5), nil)
 		src.corrupt = func(_ string, b []byte) []byte { b[len(b)/2] ^= 1; return b }
-		c := transfer.NewCopier(64 * transfer.MiB)
+		c := transfer.NewCopier(64*transfer.MiB, nil, "w")
 		for _, key := range []string{"big", "small"} {
-			_, err := c.Copy(ctx, src, dst, key, key, cfg)
+			_, err := copyKey(c, src, dst, key, key, cfg)
 			if !errors.Is(err, transfer.ErrChecksumMismatch) {
 				t.Fatalf("%s: err = %v, want ErrChecksumMismatch", key, err)
 			}
@@ -123,9 +134,9 @@ func TestCopier(t *testing.T) {
 		src.put("big", randomBytes(12<<20, 6), nil)
 		src.put("small", randomBytes(100, 7), nil)
 		src.corrupt = func(_ string, b []byte) []byte { return b[:len(b)-10] }
-		c := transfer.NewCopier(64 * transfer.MiB)
+		c := transfer.NewCopier(64*transfer.MiB, nil, "w")
 		for _, key := range []string{"big", "small"} {
-			if _, err := c.Copy(ctx, src, dst, key, key, cfg); !errors.Is(err, transfer.ErrChecksumMismatch) {
+			if _, err := copyKey(c, src, dst, key, key, cfg); !errors.Is(err, transfer.ErrChecksumMismatch) {
 				t.Fatalf("%s: err = %v, want ErrChecksumMismatch", key, err)
 			}
 		}
@@ -133,7 +144,7 @@ func TestCopier(t *testing.T) {
 
 	t.Run("MissingSourceIsNotFound", func(t *testing.T) {
 		t.Parallel()
-		_, err := transfer.NewCopier(0).Copy(ctx, newMemSource(), newMemDest(), "nope", "nope", cfg)
+		_, err := copyKey(transfer.NewCopier(0, nil, "w"), newMemSource(), newMemDest(), "nope", "nope", cfg)
 		if !errors.Is(err, transfer.ErrNotFound) {
 			t.Fatalf("err = %v, want ErrNotFound", err)
 		}
@@ -149,7 +160,7 @@ func TestCopier(t *testing.T) {
 			}
 			return nil
 		}
-		if _, err := transfer.NewCopier(0).Copy(ctx, src, dst, "big", "big", cfg); err == nil {
+		if _, err := copyKey(transfer.NewCopier(0, nil, "w"), src, dst, "big", "big", cfg); err == nil {
 			t.Fatal("copy succeeded with a failing part")
 		}
 		if _, ok := dst.object("big"); ok || dst.aborted != 1 {

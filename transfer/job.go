@@ -22,7 +22,28 @@ type Job struct {
 	Origin    string    `json:"origin,omitempty"` // how it arrived, e.g. oss_webhook
 	EventTime time.Time `json:"event_time,omitzero"`
 	QueuedAt  time.Time `json:"queued_at,omitzero"`
+
+	// Part jobs (Kind "part") copy one part of a giant object's upload.
+	UploadID string `json:"upload_id,omitempty"`
+	Part     int32  `json:"part,omitempty"`
+
+	// NotBefore delays a job (an archive restore in progress); Waits counts
+	// how often it was put back that way; Redo counts fresh starts after a
+	// giant upload had to be abandoned.
+	NotBefore time.Time `json:"not_before,omitzero"`
+	Waits     int       `json:"waits,omitempty"`
+	Redo      int       `json:"redo,omitempty"`
+	// Nonce makes a job re-queued on purpose (a redrive, a wait) distinct
+	// from the one it replaces, for deduplication.
+	Nonce string `json:"nonce,omitempty"`
 }
+
+// Job kinds.
+const (
+	KindConverge = "converge"
+	KindRemove   = "remove"
+	KindPart     = "part"
+)
 
 // MsgID is the JetStream message id that makes a re-sent event a no-op
 // within the stream's duplicate window: the same task, key, object version
@@ -34,8 +55,11 @@ func (j Job) MsgID() string {
 	if version == "" {
 		version = "t:" + j.EventTime.UTC().Format(time.RFC3339Nano)
 	}
+	if j.Kind == KindPart {
+		version = fmt.Sprintf("%s/%s/%d", j.ETag, j.UploadID, j.Part)
+	}
 	h := sha256.New()
-	for _, s := range []string{j.Task, j.Bucket, j.Key, version, j.Kind} {
+	for _, s := range []string{j.Task, j.Bucket, j.Key, version, j.Kind, j.Nonce} {
 		fmt.Fprintf(h, "%d:%s|", len(s), s)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])

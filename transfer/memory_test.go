@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash/crc64"
 	"io"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,7 +23,8 @@ type memSource struct {
 	// corrupt, if set, changes the bytes Get returns (CRC stays the original's).
 	corrupt func(key string, b []byte) []byte
 	getErr  func(key string) error
-	gets    atomic.Int32
+	gets     atomic.Int32
+	restores atomic.Int32
 }
 
 func newMemSource() *memSource {
@@ -41,6 +41,30 @@ func (s *memSource) put(key string, data []byte, meta map[string]string) {
 		CRC64: crc64.Checksum(data, crc64.MakeTable(crc64.ECMA)), HasCRC64: true,
 		ContentType: "text/plain", Meta: meta,
 	}
+}
+
+// edit changes what Head reports for key (storage class, type, ...).
+func (s *memSource) edit(key string, f func(*transfer.ObjectInfo)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	info := s.info[key]
+	f(&info)
+	s.info[key] = info
+}
+
+func (s *memSource) del(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.objects, key)
+	delete(s.info, key)
+}
+
+// Restore implements transfer.Restorer: the restore finishes at once, but
+// is only seen by the next Head.
+func (s *memSource) Restore(_ context.Context, key string) error {
+	s.restores.Add(1)
+	s.edit(key, func(i *transfer.ObjectInfo) { i.Restore = `ongoing-request="false", expiry-date="Sun, 16 Apr 2030 08:12:33 GMT"` })
+	return nil
 }
 
 func (s *memSource) Head(_ context.Context, key string) (*transfer.ObjectInfo, error) {
@@ -67,7 +91,10 @@ func (s *memSource) Get(_ context.Context, key, etag string, offset, length int6
 		return nil, transfer.ErrNotFound
 	}
 	if etag != "" && etag != s.info[key].ETag {
-		return nil, fmt.Errorf("precondition failed")
+		return nil, fmt.Errorf("get %q: %w", key, transfer.ErrSourceChanged)
+	}
+	if info := s.info[key]; info.NeedsRestore() {
+		return nil, transfer.Permanent(fmt.Errorf("get %q: InvalidObjectState", key))
 	}
 	if s.corrupt != nil {
 		data = s.corrupt(key, append([]byte(nil), data...))
@@ -84,6 +111,8 @@ type memDest struct {
 	mu        sync.Mutex
 	objects   map[string][]byte
 	info      map[string]transfer.ObjectInfo
+	uploads   map[string]*memUpload
+	nextID    int
 	aborted   int
 	putErr    func(key string) error
 	partErr   func(key string, n int32) error
@@ -93,10 +122,47 @@ type memDest struct {
 }
 
 func newMemDest() *memDest {
-	return &memDest{objects: map[string][]byte{}, info: map[string]transfer.ObjectInfo{}}
+	return &memDest{objects: map[string][]byte{}, info: map[string]transfer.ObjectInfo{}, uploads: map[string]*memUpload{}}
 }
 
-func (d *memDest) Put(_ context.Context, key string, body io.Reader, size int64, info *transfer.ObjectInfo) error {
+type memUpload struct {
+	key   string
+	info  transfer.ObjectInfo
+	parts map[int32][]byte
+}
+
+func stored(w *transfer.WriteInfo, size int) transfer.ObjectInfo {
+	info := *w.Source
+	info.Size = int64(size)
+	info.Meta = map[string]string{}
+	for k, v := range w.Source.Meta {
+		info.Meta[k] = v
+	}
+	for k, v := range transfer.SourceIdentity(w.Source) {
+		info.Meta[k] = v
+	}
+	return info
+}
+
+func (d *memDest) Head(_ context.Context, key string) (*transfer.ObjectInfo, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	info, ok := d.info[key]
+	if !ok {
+		return nil, transfer.ErrNotFound
+	}
+	return &info, nil
+}
+
+func (d *memDest) Delete(_ context.Context, key string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.objects, key)
+	delete(d.info, key)
+	return nil
+}
+
+func (d *memDest) Put(_ context.Context, key string, body io.Reader, size int64, w *transfer.WriteInfo) error {
 	if d.putErr != nil {
 		if err := d.putErr(key); err != nil {
 			return err
@@ -111,7 +177,7 @@ func (d *memDest) Put(_ context.Context, key string, body io.Reader, size int64,
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.objects[key], d.info[key] = b, *info
+	d.objects[key], d.info[key] = b, stored(w, len(b))
 	return nil
 }
 
@@ -122,63 +188,76 @@ func (d *memDest) object(key string) ([]byte, bool) {
 	return b, ok
 }
 
-func (d *memDest) NewUpload(_ context.Context, key string, info *transfer.ObjectInfo) (transfer.Upload, error) {
-	return &memUpload{d: d, key: key, info: *info, parts: map[int32][]byte{}}, nil
+func (d *memDest) CreateUpload(_ context.Context, key string, w *transfer.WriteInfo) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.nextID++
+	id := fmt.Sprintf("upload-%d", d.nextID)
+	d.uploads[id] = &memUpload{key: key, info: stored(w, 0), parts: map[int32][]byte{}}
+	return id, nil
 }
 
-type memUpload struct {
-	d     *memDest
-	key   string
-	info  transfer.ObjectInfo
-	mu    sync.Mutex
-	parts map[int32][]byte
-}
-
-func (u *memUpload) UploadPart(_ context.Context, n int32, part []byte) error {
-	now := u.d.inFlight.Add(int64(len(part)))
-	defer u.d.inFlight.Add(-int64(len(part)))
+func (d *memDest) UploadPart(_ context.Context, key, id string, n int32, part []byte) (transfer.Part, error) {
+	now := d.inFlight.Add(int64(len(part)))
+	defer d.inFlight.Add(-int64(len(part)))
 	for {
-		peak := u.d.peakBytes.Load()
-		if now <= peak || u.d.peakBytes.CompareAndSwap(peak, now) {
+		peak := d.peakBytes.Load()
+		if now <= peak || d.peakBytes.CompareAndSwap(peak, now) {
 			break
 		}
 	}
-	if u.d.partErr != nil {
-		if err := u.d.partErr(u.key, n); err != nil {
-			return err
+	if d.partErr != nil {
+		if err := d.partErr(key, n); err != nil {
+			return transfer.Part{}, err
 		}
 	}
-	u.d.parts.Add(1)
-	u.mu.Lock()
-	defer u.mu.Unlock()
+	d.parts.Add(1)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	u, ok := d.uploads[id]
+	if !ok || u.key != key {
+		return transfer.Part{}, transfer.ErrNoSuchUpload
+	}
 	u.parts[n] = append([]byte(nil), part...) // the copier reuses its buffers
-	return nil
+	sum := md5.Sum(part)
+	return transfer.Part{Number: n, Size: int64(len(part)), ETag: hex.EncodeToString(sum[:])}, nil
 }
 
-func (u *memUpload) Complete(context.Context) error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	nums := make([]int, 0, len(u.parts))
-	for n := range u.parts {
-		nums = append(nums, int(n))
+func (d *memDest) CompleteUpload(_ context.Context, key, id string, parts []transfer.Part) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	u, ok := d.uploads[id]
+	if !ok || u.key != key {
+		return transfer.ErrNoSuchUpload
 	}
-	sort.Ints(nums)
 	var all []byte
-	for i, n := range nums {
-		if n != i+1 {
-			return fmt.Errorf("complete %q: part %d missing", u.key, i+1)
+	for i, p := range parts {
+		b, ok := u.parts[p.Number]
+		if int(p.Number) != i+1 || !ok {
+			return fmt.Errorf("complete %q: part %d missing", key, i+1)
 		}
-		all = append(all, u.parts[int32(n)]...)
+		all = append(all, b...)
 	}
-	u.d.mu.Lock()
-	defer u.d.mu.Unlock()
-	u.d.objects[u.key], u.d.info[u.key] = all, u.info
+	info := u.info
+	info.Size = int64(len(all))
+	d.objects[key], d.info[key] = all, info
+	delete(d.uploads, id)
 	return nil
 }
 
-func (u *memUpload) Abort(context.Context) error {
-	u.d.mu.Lock()
-	defer u.d.mu.Unlock()
-	u.d.aborted++
+func (d *memDest) AbortUpload(_ context.Context, key, id string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.uploads[id]; !ok {
+		return transfer.ErrNoSuchUpload
+	}
+	delete(d.uploads, id)
+	d.aborted++
 	return nil
+}
+
+func (d *memDest) openUploads() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.uploads)
 }

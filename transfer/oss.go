@@ -17,7 +17,11 @@ type OSSSource struct {
 	bucket *oss.Bucket
 }
 
-var _ Source = (*OSSSource)(nil)
+var (
+	_ Source   = (*OSSSource)(nil)
+	_ Restorer = (*OSSSource)(nil)
+	_ Tagger   = (*OSSSource)(nil)
+)
 
 // NewOSSSource builds the OSS client for cfg.
 func NewOSSSource(cfg SourceConfig, httpClient *http.Client) (*OSSSource, error) {
@@ -58,7 +62,9 @@ func (s *OSSSource) Head(ctx context.Context, key string) (*ObjectInfo, error) {
 // identity): Go's transport would otherwise ask for gzip and silently
 // decompress an object stored with Content-Encoding: gzip.
 func (s *OSSSource) Get(ctx context.Context, key, etag string, offset, length int64) (io.ReadCloser, error) {
-	opts := []oss.Option{oss.WithContext(ctx), oss.AcceptEncoding("identity")}
+	// With range behaviour "standard" OSS answers a range past the end
+	// with an error instead of silently sending the whole object.
+	opts := []oss.Option{oss.WithContext(ctx), oss.AcceptEncoding("identity"), oss.RangeBehavior("standard")}
 	if etag != "" {
 		opts = append(opts, oss.IfMatch(`"`+etag+`"`))
 	}
@@ -73,6 +79,39 @@ func (s *OSSSource) Get(ctx context.Context, key, etag string, offset, length in
 		return nil, classifyOSS("get", key, err)
 	}
 	return body, nil
+}
+
+// Restore implements Restorer: it asks OSS to restore an archived object.
+// Asking again while a restore is under way is not an error.
+func (s *OSSSource) Restore(ctx context.Context, key string) error {
+	err := s.bucket.RestoreObject(key, oss.WithContext(ctx))
+	var se oss.ServiceError
+	if errors.As(err, &se) && se.Code == "RestoreAlreadyInProgress" {
+		return nil
+	}
+	if err != nil {
+		return classifyOSS("restore", key, err)
+	}
+	return nil
+}
+
+// Tags implements Tagger.
+func (s *OSSSource) Tags(ctx context.Context, key string) (map[string]string, error) {
+	res, err := s.bucket.GetObjectTagging(key, oss.WithContext(ctx))
+	if err != nil {
+		return nil, classifyOSS("get tagging", key, err)
+	}
+	tags := make(map[string]string, len(res.Tags))
+	for _, t := range res.Tags {
+		tags[t.Key] = t.Value
+	}
+	return tags, nil
+}
+
+// RestoreDone reports whether an x-oss-restore (or x-amz-restore) header
+// says a restore has finished.
+func RestoreDone(h string) bool {
+	return strings.Contains(strings.ReplaceAll(h, " ", ""), `ongoing-request="false"`)
 }
 
 func objectInfoFromOSS(key string, h http.Header) (*ObjectInfo, error) {
@@ -92,7 +131,11 @@ func objectInfoFromOSS(key string, h http.Header) (*ObjectInfo, error) {
 		Expires:            h.Get("Expires"),
 		StorageClass:       h.Get("X-Oss-Storage-Class"),
 		ObjectType:         h.Get("X-Oss-Object-Type"),
+		Restore:            h.Get("X-Oss-Restore"),
 		Meta:               map[string]string{},
+	}
+	if n, err := strconv.Atoi(h.Get("X-Oss-Tagging-Count")); err == nil {
+		info.TagCount = n
 	}
 	if lm, err := http.ParseTime(h.Get("Last-Modified")); err == nil {
 		info.LastModified = lm.UTC()
@@ -122,6 +165,8 @@ func classifyOSS(op, key string, err error) error {
 			return Permanent(fmt.Errorf("oss %s %q: %s: %s", op, key, se.Code, se.Message))
 		case se.StatusCode == http.StatusNotFound:
 			return fmt.Errorf("oss %s %q: %w", op, key, ErrNotFound)
+		case se.StatusCode == http.StatusPreconditionFailed:
+			return fmt.Errorf("oss %s %q: %w", op, key, ErrSourceChanged)
 		case se.Code == "AccessDenied" || se.Code == "InvalidAccessKeyId" || se.Code == "SignatureDoesNotMatch" ||
 			se.Code == "InvalidObjectState" || se.Code == "InvalidBucketName":
 			return Permanent(fmt.Errorf("oss %s %q: %s (HTTP %d): %s", op, key, se.Code, se.StatusCode, se.Message))

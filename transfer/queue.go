@@ -88,8 +88,12 @@ type Queue struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	consumer jetstream.Consumer
+	ckpt     *Checkpoints
 	log      *slog.Logger
 }
+
+// Checkpoints is the multipart checkpoint store, shared by every replica.
+func (q *Queue) Checkpoints() *Checkpoints { return q.ckpt }
 
 // OpenQueue connects to JetStream (starting the embedded server when no URL
 // is configured) and creates the streams and the consumer if they do not
@@ -215,7 +219,10 @@ func (q *Queue) ensure(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create consumer %s: %w", WorkerConsumer, err)
 	}
-	return nil
+	// Checkpoints outlive a crash by days, not forever: S3 uploads left
+	// behind longer than that are for a lifecycle rule to abort.
+	q.ckpt, err = openCheckpoints(ctx, q.js, c.Replicas, 7*24*time.Hour)
+	return err
 }
 
 // PublishResult counts what happened to a batch of jobs.
@@ -303,36 +310,102 @@ func (q *Queue) deadLetter(ctx context.Context, raw []byte, task string, attempt
 
 // DeadLetter is one job parked in the dead-letter stream.
 type DeadLetter struct {
-	Seq      uint64
-	Job      Job
-	Error    string
-	Attempts string
-	Time     time.Time
+	Seq      uint64    `json:"seq"`
+	Job      Job       `json:"job"`
+	Error    string    `json:"error"`
+	Attempts string    `json:"attempts"`
+	Time     time.Time `json:"time"`
 }
 
-// DeadLetters reads up to limit dead letters, oldest first.
-func (q *Queue) DeadLetters(ctx context.Context, limit int) ([]DeadLetter, error) {
+// DeadLetterFilter selects dead letters; empty fields match everything.
+type DeadLetterFilter struct {
+	Task string `json:"task,omitempty"`
+	Key  string `json:"key,omitempty"`
+}
+
+func (f DeadLetterFilter) match(j Job) bool {
+	return (f.Task == "" || f.Task == j.Task) && (f.Key == "" || f.Key == j.Key)
+}
+
+// DeadLetters reads up to limit dead letters that match f, oldest first.
+func (q *Queue) DeadLetters(ctx context.Context, f DeadLetterFilter, limit int) ([]DeadLetter, error) {
+	var out []DeadLetter
+	err := q.eachDeadLetter(ctx, f, func(dl DeadLetter) bool {
+		out = append(out, dl)
+		return len(out) < limit
+	})
+	return out, err
+}
+
+// Redrive puts the dead letters that match f back on the work queue, as
+// fresh jobs that converge their keys, and removes them from the
+// dead-letter stream. It returns how many it moved.
+func (q *Queue) Redrive(ctx context.Context, f DeadLetterFilter) (int, error) {
 	s, err := q.js.Stream(ctx, DeadStream)
 	if err != nil {
-		return nil, err
+		return 0, err
+	}
+	n := 0
+	var ierr error
+	err = q.eachDeadLetter(ctx, f, func(dl DeadLetter) bool {
+		j := dl.Job
+		if j.Task == "" || j.Key == "" {
+			return true // undecodable: nothing to run again
+		}
+		// A part job's upload may be long gone; converging the key
+		// re-queues whatever parts are still missing.
+		if j.Kind == KindPart {
+			j.Kind = KindConverge
+		}
+		j.UploadID, j.Part, j.Redo, j.Waits, j.NotBefore, j.QueuedAt = "", 0, 0, 0, time.Time{}, time.Time{}
+		j.Nonce = fmt.Sprintf("redrive-%d", dl.Seq)
+		if _, ierr = q.Publish(ctx, []Job{j}); ierr != nil {
+			return false
+		}
+		if ierr = s.DeleteMsg(ctx, dl.Seq); ierr != nil {
+			return false
+		}
+		n++
+		return true
+	})
+	if err == nil {
+		err = ierr
+	}
+	return n, err
+}
+
+// eachDeadLetter calls fn with each dead letter that matches f, oldest
+// first, until fn returns false.
+func (q *Queue) eachDeadLetter(ctx context.Context, f DeadLetterFilter, fn func(DeadLetter) bool) error {
+	s, err := q.js.Stream(ctx, DeadStream)
+	if err != nil {
+		return err
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var out []DeadLetter
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && len(out) < limit && info.State.Msgs > 0; seq++ {
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
 		m, err := s.GetMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
 		}
 		if err != nil {
-			return out, err
+			return err
 		}
 		j, _ := decodeJob(m.Data)
-		out = append(out, DeadLetter{Seq: seq, Job: j, Error: m.Header.Get(HeaderError), Attempts: m.Header.Get(HeaderAttempts), Time: m.Time})
+		if !f.match(j) {
+			continue
+		}
+		dl := DeadLetter{Seq: seq, Job: j, Error: m.Header.Get(HeaderError), Attempts: m.Header.Get(HeaderAttempts), Time: m.Time}
+		if !fn(dl) {
+			return nil
+		}
 	}
-	return out, nil
+	return nil
 }
 
 // Depth returns how many jobs wait in the job stream.

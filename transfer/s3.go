@@ -9,11 +9,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -103,19 +103,47 @@ func NewS3Destination(ctx context.Context, cfg DestinationConfig) (*S3Destinatio
 // Client exposes the S3 client (for the demo's and tests' checks).
 func (d *S3Destination) Client() *s3.Client { return d.client }
 
-// Put implements Destination.
-func (d *S3Destination) Put(ctx context.Context, key string, body io.Reader, size int64, info *ObjectInfo) error {
-	in := &s3.PutObjectInput{
-		Bucket:        aws.String(d.cfg.Bucket),
-		Key:           aws.String(key),
-		Body:          body,
-		ContentLength: aws.Int64(size),
+// Head implements Destination.
+func (d *S3Destination) Head(ctx context.Context, key string) (*ObjectInfo, error) {
+	out, err := d.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(d.cfg.Bucket), Key: aws.String(key)})
+	if err != nil {
+		var nf *types.NotFound
+		var nsk *types.NoSuchKey
+		if errors.As(err, &nf) || errors.As(err, &nsk) {
+			return nil, fmt.Errorf("s3 head %q: %w", key, ErrNotFound)
+		}
+		return nil, classifyS3("head", key, err)
 	}
-	h := d.headers(info)
-	in.ContentType, in.ContentEncoding, in.ContentLanguage = h.contentType, h.contentEncoding, h.contentLanguage
-	in.ContentDisposition, in.CacheControl, in.Expires, in.Metadata = h.contentDisposition, h.cacheControl, h.expires, h.meta
-	in.StorageClass, in.ACL = types.StorageClass(d.cfg.StorageClass), types.ObjectCannedACL(d.cfg.ACL)
-	in.ServerSideEncryption, in.SSEKMSKeyId = types.ServerSideEncryption(d.cfg.SSE), h.kmsKey
+	info := &ObjectInfo{
+		Key: key, Size: aws.ToInt64(out.ContentLength), ETag: strings.Trim(aws.ToString(out.ETag), `"`),
+		ContentType: aws.ToString(out.ContentType), ContentEncoding: aws.ToString(out.ContentEncoding),
+		StorageClass: string(out.StorageClass), Meta: out.Metadata,
+	}
+	if out.LastModified != nil {
+		info.LastModified = *out.LastModified
+	}
+	return info, nil
+}
+
+// Delete implements Destination.
+func (d *S3Destination) Delete(ctx context.Context, key string) error {
+	_, err := d.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(d.cfg.Bucket), Key: aws.String(key)})
+	if err != nil {
+		return classifyS3("delete", key, err)
+	}
+	return nil
+}
+
+// Put implements Destination.
+func (d *S3Destination) Put(ctx context.Context, key string, body io.Reader, size int64, w *WriteInfo) error {
+	h := d.headers(w)
+	in := &s3.PutObjectInput{
+		Bucket: aws.String(d.cfg.Bucket), Key: aws.String(key), Body: body, ContentLength: aws.Int64(size),
+		ContentType: h.contentType, ContentEncoding: h.contentEncoding, ContentLanguage: h.contentLanguage,
+		ContentDisposition: h.contentDisposition, CacheControl: h.cacheControl, Expires: h.expires, Metadata: h.meta,
+		StorageClass: h.storageClass, ACL: types.ObjectCannedACL(d.cfg.ACL), Tagging: h.tagging,
+		ServerSideEncryption: types.ServerSideEncryption(d.cfg.SSE), SSEKMSKeyId: h.kmsKey,
+	}
 	if !d.plainHTTP {
 		// Over TLS the SDK streams the body with a trailing checksum
 		// that S3 verifies before it stores the object.
@@ -127,30 +155,83 @@ func (d *S3Destination) Put(ctx context.Context, key string, body io.Reader, siz
 	return nil
 }
 
-// NewUpload implements Destination.
-func (d *S3Destination) NewUpload(ctx context.Context, key string, info *ObjectInfo) (Upload, error) {
-	h := d.headers(info)
+// CreateUpload implements Multipart.
+func (d *S3Destination) CreateUpload(ctx context.Context, key string, w *WriteInfo) (string, error) {
+	h := d.headers(w)
 	out, err := d.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: aws.String(d.cfg.Bucket), Key: aws.String(key),
 		ContentType: h.contentType, ContentEncoding: h.contentEncoding, ContentLanguage: h.contentLanguage,
 		ContentDisposition: h.contentDisposition, CacheControl: h.cacheControl, Expires: h.expires, Metadata: h.meta,
-		StorageClass: types.StorageClass(d.cfg.StorageClass), ACL: types.ObjectCannedACL(d.cfg.ACL),
+		StorageClass: h.storageClass, ACL: types.ObjectCannedACL(d.cfg.ACL), Tagging: h.tagging,
 		ServerSideEncryption: types.ServerSideEncryption(d.cfg.SSE), SSEKMSKeyId: h.kmsKey,
 		ChecksumAlgorithm: d.checksum,
 	})
 	if err != nil {
-		return nil, classifyS3("create multipart upload", key, err)
+		return "", classifyS3("create multipart upload", key, err)
 	}
-	return &s3Upload{d: d, key: key, id: aws.ToString(out.UploadId)}, nil
+	return aws.ToString(out.UploadId), nil
+}
+
+// UploadPart implements Multipart. The SDK computes the part's checksum
+// and S3 refuses the part if the bytes it received do not match.
+func (d *S3Destination) UploadPart(ctx context.Context, key, uploadID string, number int32, part []byte) (Part, error) {
+	out, err := d.client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket: aws.String(d.cfg.Bucket), Key: aws.String(key), UploadId: aws.String(uploadID),
+		PartNumber: aws.Int32(number), Body: bytes.NewReader(part), ContentLength: aws.Int64(int64(len(part))),
+		ChecksumAlgorithm: d.checksum,
+	})
+	if err != nil {
+		return Part{}, classifyS3(fmt.Sprintf("upload part %d of", number), key, err)
+	}
+	return Part{
+		Number: number, Size: int64(len(part)), ETag: aws.ToString(out.ETag),
+		ChecksumCRC32C: aws.ToString(out.ChecksumCRC32C), ChecksumCRC64N: aws.ToString(out.ChecksumCRC64NVME),
+	}, nil
+}
+
+// CompleteUpload implements Multipart.
+func (d *S3Destination) CompleteUpload(ctx context.Context, key, uploadID string, parts []Part) error {
+	cp := make([]types.CompletedPart, len(parts))
+	for i, p := range parts {
+		cp[i] = types.CompletedPart{PartNumber: aws.Int32(p.Number), ETag: aws.String(p.ETag)}
+		if p.ChecksumCRC32C != "" {
+			cp[i].ChecksumCRC32C = aws.String(p.ChecksumCRC32C)
+		}
+		if p.ChecksumCRC64N != "" {
+			cp[i].ChecksumCRC64NVME = aws.String(p.ChecksumCRC64N)
+		}
+	}
+	sort.Slice(cp, func(i, j int) bool { return *cp[i].PartNumber < *cp[j].PartNumber })
+	_, err := d.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: aws.String(d.cfg.Bucket), Key: aws.String(key), UploadId: aws.String(uploadID),
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: cp},
+	})
+	if err != nil {
+		return classifyS3("complete multipart upload", key, err)
+	}
+	return nil
+}
+
+// AbortUpload implements Multipart.
+func (d *S3Destination) AbortUpload(ctx context.Context, key, uploadID string) error {
+	_, err := d.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket: aws.String(d.cfg.Bucket), Key: aws.String(key), UploadId: aws.String(uploadID),
+	})
+	if err != nil {
+		return classifyS3("abort multipart upload", key, err)
+	}
+	return nil
 }
 
 type s3Headers struct {
-	contentType, contentEncoding, contentLanguage, contentDisposition, cacheControl, kmsKey *string
-	expires                                                                                 *time.Time
-	meta                                                                                    map[string]string
+	contentType, contentEncoding, contentLanguage, contentDisposition, cacheControl, kmsKey, tagging *string
+	expires                                                                                          *time.Time
+	storageClass                                                                                     types.StorageClass
+	meta                                                                                             map[string]string
 }
 
-func (d *S3Destination) headers(info *ObjectInfo) s3Headers {
+func (d *S3Destination) headers(w *WriteInfo) s3Headers {
+	info := w.Source
 	str := func(s string) *string {
 		if s == "" {
 			return nil
@@ -161,7 +242,11 @@ func (d *S3Destination) headers(info *ObjectInfo) s3Headers {
 		contentType: str(info.ContentType), contentEncoding: str(info.ContentEncoding),
 		contentLanguage: str(info.ContentLanguage), contentDisposition: str(info.ContentDisposition),
 		cacheControl: str(info.CacheControl), kmsKey: str(d.cfg.SSEKMSKeyID),
-		meta: make(map[string]string, len(info.Meta)+3),
+		storageClass: types.StorageClass(d.cfg.StorageClass),
+		meta:         make(map[string]string, len(info.Meta)+3),
+	}
+	if w.StorageClass != "" {
+		h.storageClass = types.StorageClass(w.StorageClass)
 	}
 	if t, err := http.ParseTime(info.Expires); err == nil {
 		h.expires = &t
@@ -169,65 +254,47 @@ func (d *S3Destination) headers(info *ObjectInfo) s3Headers {
 	for k, v := range info.Meta {
 		h.meta[k] = v
 	}
-	h.meta[MetaSourceETag] = info.ETag
-	if info.HasCRC64 {
-		h.meta[MetaSourceCRC64] = strconv.FormatUint(info.CRC64, 10)
+	for k, v := range SourceIdentity(info) {
+		h.meta[k] = v
 	}
-	if !info.LastModified.IsZero() {
-		h.meta[MetaSourceMTime] = info.LastModified.UTC().Format(time.RFC3339)
+	if len(w.Tags) > 0 {
+		q := url.Values{}
+		for k, v := range w.Tags {
+			q.Set(k, v)
+		}
+		h.tagging = aws.String(q.Encode())
 	}
 	return h
 }
 
-type s3Upload struct {
-	d     *S3Destination
-	key   string
-	id    string
-	mu    sync.Mutex
-	parts []types.CompletedPart
+// SourceIdentity is the user metadata that names the source version a copy
+// was made from.
+func SourceIdentity(info *ObjectInfo) map[string]string {
+	m := map[string]string{MetaSourceETag: info.ETag}
+	if info.HasCRC64 {
+		m[MetaSourceCRC64] = strconv.FormatUint(info.CRC64, 10)
+	}
+	if !info.LastModified.IsZero() {
+		m[MetaSourceMTime] = info.LastModified.UTC().Format(time.RFC3339)
+	}
+	return m
 }
 
-func (u *s3Upload) UploadPart(ctx context.Context, number int32, part []byte) error {
-	out, err := u.d.client.UploadPart(ctx, &s3.UploadPartInput{
-		Bucket: aws.String(u.d.cfg.Bucket), Key: aws.String(u.key), UploadId: aws.String(u.id),
-		PartNumber: aws.Int32(number), Body: bytes.NewReader(part), ContentLength: aws.Int64(int64(len(part))),
-		ChecksumAlgorithm: u.d.checksum,
-	})
-	if err != nil {
-		return classifyS3(fmt.Sprintf("upload part %d of", number), u.key, err)
+// HoldsVersion reports whether dst (a destination object's state) is a copy
+// oss2s3 made of exactly the source version src.
+func HoldsVersion(dst, src *ObjectInfo) bool {
+	if dst == nil || dst.Meta[MetaSourceETag] == "" || dst.Meta[MetaSourceETag] != src.ETag || dst.Size != src.Size {
+		return false
 	}
-	u.mu.Lock()
-	u.parts = append(u.parts, types.CompletedPart{
-		PartNumber: aws.Int32(number), ETag: out.ETag,
-		ChecksumCRC32C: out.ChecksumCRC32C, ChecksumCRC64NVME: out.ChecksumCRC64NVME,
-	})
-	u.mu.Unlock()
-	return nil
+	if c := dst.Meta[MetaSourceCRC64]; c != "" && src.HasCRC64 && c != strconv.FormatUint(src.CRC64, 10) {
+		return false
+	}
+	return true
 }
 
-func (u *s3Upload) Complete(ctx context.Context) error {
-	u.mu.Lock()
-	parts := append([]types.CompletedPart(nil), u.parts...)
-	u.mu.Unlock()
-	sort.Slice(parts, func(i, j int) bool { return *parts[i].PartNumber < *parts[j].PartNumber })
-	_, err := u.d.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-		Bucket: aws.String(u.d.cfg.Bucket), Key: aws.String(u.key), UploadId: aws.String(u.id),
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-	})
-	if err != nil {
-		return classifyS3("complete multipart upload", u.key, err)
-	}
-	return nil
-}
-
-func (u *s3Upload) Abort(ctx context.Context) error {
-	_, err := u.d.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
-		Bucket: aws.String(u.d.cfg.Bucket), Key: aws.String(u.key), UploadId: aws.String(u.id),
-	})
-	if err != nil {
-		return classifyS3("abort multipart upload", u.key, err)
-	}
-	return nil
+// WrittenByUs reports whether dst carries oss2s3's source identity.
+func WrittenByUs(dst *ObjectInfo) bool {
+	return dst != nil && dst.Meta[MetaSourceETag] != ""
 }
 
 // permanentS3Codes are S3 error codes that no retry fixes.
@@ -240,6 +307,9 @@ var permanentS3Codes = map[string]bool{
 
 func classifyS3(op, key string, err error) error {
 	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload" {
+		return fmt.Errorf("s3 %s %q: %w: %w", op, key, ErrNoSuchUpload, err)
+	}
 	if errors.As(err, &ae) && permanentS3Codes[ae.ErrorCode()] {
 		return Permanent(fmt.Errorf("s3 %s %q: %w", op, key, err))
 	}

@@ -42,6 +42,10 @@ type DestinationConfig struct {
 	SSE             string `yaml:"sse"` // "", "AES256" or "aws:kms"
 	SSEKMSKeyID     string `yaml:"sse_kms_key_id"`
 	Checksum        string `yaml:"checksum"` // per-part checksum S3 verifies: CRC32C (default), CRC64NVME or none
+	// StorageClassMap maps OSS storage classes (Standard, IA, Archive,
+	// ColdArchive, DeepColdArchive) to S3 ones; unmapped classes get
+	// StorageClass.
+	StorageClassMap map[string]string `yaml:"storage_class_map"`
 }
 
 // TaskOptions tune one task; zero values take the workers' defaults.
@@ -49,8 +53,26 @@ type TaskOptions struct {
 	PartSize           ByteSize      `yaml:"part_size"`
 	MultipartThreshold ByteSize      `yaml:"multipart_threshold"`
 	PartsInFlight      int           `yaml:"parts_in_flight"`
+	GiantThreshold     ByteSize      `yaml:"giant_threshold"`
 	Timeout            time.Duration `yaml:"timeout"` // for one copy attempt
+
+	Deletes       string        `yaml:"deletes"`        // "ignore" (default) or "propagate"
+	DeleteForeign bool          `yaml:"delete_foreign"` // with propagate: also delete objects oss2s3 did not write
+	Symlinks      string        `yaml:"symlinks"`       // "follow" (default: copy the target's bytes) or "skip"
+	Archive       string        `yaml:"archive"`        // "skip" (default) or "restore"
+	RestorePoll   time.Duration `yaml:"restore_poll"`   // how often to look at a restore in progress
+	CopyTags      bool          `yaml:"copy_tags"`      // copy OSS object tags to S3 object tags
 }
+
+// Option values.
+const (
+	DeletesIgnore    = "ignore"
+	DeletesPropagate = "propagate"
+	SymlinksFollow   = "follow"
+	SymlinksSkip     = "skip"
+	ArchiveSkip      = "skip"
+	ArchiveRestore   = "restore"
+)
 
 // DestinationKey maps a source key to its destination key.
 func (t *Task) DestinationKey(key string) string {

@@ -140,6 +140,13 @@ func (w *Workers) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log := w.log.With("task", job.Task, "key", job.Key, "attempt", attempt)
+	if job.Kind == KindPart {
+		log = log.With("part", job.Part)
+	}
+	if wait := time.Until(job.NotBefore); wait > 0 {
+		_ = msg.NakWithDelay(wait)
+		return
+	}
 	rt, ok := w.tasks[job.Task]
 	if !ok {
 		w.deadLetter(ctx, msg, job, attempt, Permanent(fmt.Errorf("no task named %q is configured", job.Task)), log)
@@ -149,27 +156,36 @@ func (w *Workers) handle(ctx context.Context, msg jetstream.Msg) {
 	defer w.m.JobsInFlight.Dec()
 
 	stop := keepAlive(msg, w.q.cfg.AckWait/3)
-	res, err := w.copy(ctx, rt, job.Key)
+	ctx2, cancel := context.WithTimeout(ctx, w.timeout(rt))
+	var out outcome
+	if job.Kind == KindPart {
+		out, err = w.part(ctx2, rt, job, log)
+	} else {
+		out, err = w.converge(ctx2, rt, job, log)
+	}
+	cancel()
 	stop()
 
 	switch {
 	case err == nil:
 		_ = msg.Ack()
-		w.m.ObjectsCopied.WithLabelValues(job.Task, metrics.CopyCopied).Inc()
-		w.m.BytesCopied.WithLabelValues(job.Task).Add(float64(res.Bytes))
-		w.m.CopyDuration.WithLabelValues(job.Task).Observe(res.Duration.Seconds())
-		log.Info("copied", "bytes", res.Bytes, "parts", res.Parts, "etag", res.Info.ETag,
-			"crc64", res.CRC64, "duration", res.Duration.Round(time.Millisecond))
-	case errors.Is(err, ErrNotFound):
-		// Nothing to copy: the key is gone at the source. Deleting the
-		// copy is a task option (a later issue); converging here means
-		// not resurrecting anything.
-		_ = msg.Ack()
-		w.m.ObjectsCopied.WithLabelValues(job.Task, metrics.CopySourceGone).Inc()
-		log.Info("source object gone, nothing to copy", "event", job.Event)
+		if out.result != "" {
+			w.m.ObjectsCopied.WithLabelValues(job.Task, out.result).Inc()
+		}
+		if out.copy != nil {
+			w.m.BytesCopied.WithLabelValues(job.Task).Add(float64(out.copy.Bytes))
+			w.m.CopyDuration.WithLabelValues(job.Task).Observe(out.copy.Duration.Seconds())
+			log.Info("copied", "bytes", out.copy.Bytes, "parts", out.copy.Parts, "resumed_parts", out.copy.Resumed,
+				"crc64", out.copy.CRC64, "duration", out.copy.Duration.Round(time.Millisecond))
+		} else if out.why != "" {
+			log.Info(out.why, "result", out.result)
+		}
 	case ctx.Err() != nil:
 		_ = msg.Nak()
 		log.Warn("copy interrupted by shutdown, handed back to the queue", "err", err)
+	case errors.Is(err, ErrBusy):
+		_ = msg.NakWithDelay(w.q.cfg.AckWait)
+		log.Info("object busy, will look again", "err", err)
 	case IsPermanent(err) || attempt >= uint64(w.q.cfg.MaxDeliver):
 		w.deadLetter(ctx, msg, job, attempt, err, log)
 	default:
@@ -181,33 +197,202 @@ func (w *Workers) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
-// copy copies key, and if the source has no such key but the key looks
-// URL-encoded, the decoded key once (REFERENCE.md 2: be defensive about
-// how the event encoded the key).
-func (w *Workers) copy(ctx context.Context, rt *TaskRuntime, key string) (*CopyResult, error) {
-	cfg := w.cfg.Copy
-	if o := rt.Task.Options; o.PartSize > 0 || o.MultipartThreshold > 0 || o.PartsInFlight > 0 {
-		cfg.PartSize = max(cfg.PartSize, o.PartSize)
-		if o.MultipartThreshold > 0 {
-			cfg.MultipartThreshold = o.MultipartThreshold
-		}
-		if o.PartsInFlight > 0 {
-			cfg.PartsInFlight = o.PartsInFlight
-		}
-	}
-	timeout := w.cfg.JobTimeout
+// outcome is what a job did, for the metrics and the log.
+type outcome struct {
+	result string // a metrics.Copy* value; "" counts nothing
+	why    string
+	copy   *CopyResult
+}
+
+func (w *Workers) timeout(rt *TaskRuntime) time.Duration {
 	if rt.Task.Options.Timeout > 0 {
-		timeout = rt.Task.Options.Timeout
+		return rt.Task.Options.Timeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	res, err := w.copier.Copy(ctx, rt.Source, rt.Destination, key, rt.Task.DestinationKey(key), cfg)
+	return w.cfg.JobTimeout
+}
+
+func (w *Workers) copyConfig(rt *TaskRuntime) CopyConfig {
+	cfg := w.cfg.Copy
+	o := rt.Task.Options
+	if o.PartSize > 0 {
+		cfg.PartSize = o.PartSize
+	}
+	if o.MultipartThreshold > 0 {
+		cfg.MultipartThreshold = o.MultipartThreshold
+	}
+	if o.PartsInFlight > 0 {
+		cfg.PartsInFlight = o.PartsInFlight
+	}
+	if o.GiantThreshold > 0 {
+		cfg.GiantThreshold = o.GiantThreshold
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 2 * w.q.cfg.AckWait
+	}
+	return cfg.withDefaults()
+}
+
+// converge makes the destination match the source's current state of the
+// job's key, whatever the event said: late, repeated and reordered events
+// all end in the same state.
+func (w *Workers) converge(ctx context.Context, rt *TaskRuntime, job Job, log *slog.Logger) (outcome, error) {
+	task, opts := rt.Task, rt.Task.Options
+	key := job.Key
+	info, err := rt.Source.Head(ctx, key)
 	if errors.Is(err, ErrNotFound) && strings.ContainsAny(key, "%+") {
+		// REFERENCE.md 2: be defensive about how the event encoded the key.
 		if dec, derr := url.QueryUnescape(key); derr == nil && dec != key {
-			return w.copier.Copy(ctx, rt.Source, rt.Destination, dec, rt.Task.DestinationKey(dec), cfg)
+			if i, e := rt.Source.Head(ctx, dec); e == nil {
+				key, info, err = dec, i, nil
+			}
 		}
 	}
-	return res, err
+	dstKey := task.DestinationKey(key)
+	if errors.Is(err, ErrNotFound) {
+		if job.Kind == KindRemove && opts.Deletes == DeletesPropagate {
+			return w.deleteCopy(ctx, rt, dstKey)
+		}
+		return outcome{result: metrics.CopySourceGone, why: "source object gone, nothing to copy"}, nil
+	}
+	if err != nil {
+		return outcome{}, err
+	}
+	if info.ObjectType == ObjectTypeSymlink && opts.Symlinks == SymlinksSkip {
+		return outcome{result: metrics.CopySkipped, why: "symlink skipped (options.symlinks: skip)"}, nil
+	}
+	if info.NeedsRestore() {
+		return w.archived(ctx, rt, job, info, log)
+	}
+	cur, err := rt.Destination.Head(ctx, dstKey)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return outcome{}, err
+	}
+	if err == nil && HoldsVersion(cur, info) {
+		return outcome{result: metrics.CopySkipped, why: "destination already holds this source version"}, nil
+	}
+	write := &WriteInfo{Source: info, StorageClass: task.Destination.StorageClassMap[info.StorageClass]}
+	if opts.CopyTags && info.TagCount > 0 {
+		if tg, ok := rt.Source.(Tagger); ok {
+			if write.Tags, err = tg.Tags(ctx, key); err != nil {
+				return outcome{}, err
+			}
+		}
+	}
+	o := Object{Task: task.Name, Src: rt.Source, Dst: rt.Destination, Info: info, DstKey: dstKey, Write: write}
+	cfg := w.copyConfig(rt)
+	if info.Size >= int64(cfg.GiantThreshold) && w.copier.ckpt != nil {
+		return w.startGiant(ctx, o, job, cfg, log)
+	}
+	res, err := w.copier.Copy(ctx, o, cfg)
+	if err != nil {
+		return outcome{}, err
+	}
+	return outcome{result: metrics.CopyCopied, copy: res}, nil
+}
+
+// deleteCopy deletes the copy of a key deleted at the source, but only a
+// copy oss2s3 wrote (unless the task says delete_foreign).
+func (w *Workers) deleteCopy(ctx context.Context, rt *TaskRuntime, dstKey string) (outcome, error) {
+	cur, err := rt.Destination.Head(ctx, dstKey)
+	if errors.Is(err, ErrNotFound) {
+		return outcome{result: metrics.CopySourceGone, why: "deleted at the source; no copy to delete"}, nil
+	}
+	if err != nil {
+		return outcome{}, err
+	}
+	if !WrittenByUs(cur) && !rt.Task.Options.DeleteForeign {
+		return outcome{result: metrics.CopySkipped, why: "deleted at the source, but the destination object was not written by oss2s3: kept"}, nil
+	}
+	if err := rt.Destination.Delete(ctx, dstKey); err != nil {
+		return outcome{}, err
+	}
+	return outcome{result: metrics.CopyDeleted, why: "deleted at the source: copy deleted"}, nil
+}
+
+// archived handles an object in an archive class: skip it, or restore it
+// and come back when the restore has finished.
+func (w *Workers) archived(ctx context.Context, rt *TaskRuntime, job Job, info *ObjectInfo, log *slog.Logger) (outcome, error) {
+	if rt.Task.Options.Archive != ArchiveRestore {
+		return outcome{result: metrics.CopySkipped, why: "archived object skipped (options.archive: skip): " + info.StorageClass}, nil
+	}
+	r, ok := rt.Source.(Restorer)
+	if !ok {
+		return outcome{}, Permanent(errors.New("source cannot restore archived objects"))
+	}
+	if !strings.Contains(info.Restore, "ongoing-request") {
+		if err := r.Restore(ctx, info.Key); err != nil {
+			return outcome{}, err
+		}
+		log.Info("archived object: restore requested", "storage_class", info.StorageClass)
+	}
+	poll := rt.Task.Options.RestorePoll
+	if poll <= 0 {
+		poll = 10 * time.Minute
+	}
+	// A fresh job with a start time, rather than NakWithDelay: a restore
+	// can take hours, and waiting must not use up the job's attempts.
+	next := job
+	next.NotBefore, next.Waits, next.Nonce, next.QueuedAt = time.Now().Add(poll), job.Waits+1, newNonce(), time.Time{}
+	if _, err := w.q.Publish(ctx, []Job{next}); err != nil {
+		return outcome{}, err
+	}
+	return outcome{result: metrics.CopyDeferred, why: "archived object: restore in progress, looking again in " + poll.String()}, nil
+}
+
+// startGiant splits a giant object into part jobs for every replica.
+func (w *Workers) startGiant(ctx context.Context, o Object, job Job, cfg CopyConfig, log *slog.Logger) (outcome, error) {
+	cp, missing, err := w.copier.StartGiant(ctx, o, cfg)
+	if err != nil {
+		return outcome{}, err
+	}
+	jobs := make([]Job, 0, len(missing))
+	for _, n := range missing {
+		jobs = append(jobs, Job{
+			Task: job.Task, Bucket: job.Bucket, Key: o.Info.Key, ETag: o.Info.ETag, Size: o.Info.Size,
+			Kind: KindPart, Origin: job.Origin, EventTime: job.EventTime, UploadID: cp.UploadID, Part: n, Redo: job.Redo,
+		})
+	}
+	for len(jobs) > 0 {
+		batch := jobs[:min(len(jobs), 1000)]
+		if _, err := w.q.Publish(ctx, batch); err != nil {
+			return outcome{}, err
+		}
+		jobs = jobs[len(batch):]
+	}
+	log.Info("giant object: parts queued for every replica", "size", o.Info.Size, "parts", cp.TotalParts,
+		"queued", len(missing), "part_size", cp.PartSize)
+	return outcome{result: metrics.CopyDeferred}, nil
+}
+
+// part copies one part of a giant object; the worker whose part completes
+// the set completes the upload.
+func (w *Workers) part(ctx context.Context, rt *TaskRuntime, job Job, log *slog.Logger) (outcome, error) {
+	start := time.Now()
+	res, err := w.copier.CopyPart(ctx, job.Task, job.Key, job.ETag, job.UploadID, job.Part, rt.Source, rt.Destination)
+	switch {
+	case errors.Is(err, ErrStalePart):
+		return outcome{why: "part of an upload that is gone: dropped"}, nil
+	case errors.Is(err, ErrSourceChanged), errors.Is(err, ErrChecksumMismatch) && job.Redo+1 < w.q.cfg.MaxDeliver:
+		// The upload was abandoned; start over from a fresh HEAD.
+		next := Job{Task: job.Task, Bucket: job.Bucket, Key: job.Key, Kind: KindConverge, Origin: job.Origin,
+			EventTime: job.EventTime, Redo: job.Redo + 1, Nonce: newNonce()}
+		if _, perr := w.q.Publish(ctx, []Job{next}); perr != nil {
+			return outcome{}, perr
+		}
+		log.Warn("giant object abandoned, copying it again from the start", "err", err, "redo", next.Redo)
+		return outcome{result: metrics.CopyRetried}, nil
+	case err != nil:
+		return outcome{}, err
+	}
+	if !res.Completed {
+		return outcome{}, nil
+	}
+	return outcome{result: metrics.CopyCopied, copy: &CopyResult{Bytes: res.Size, Multipart: true, CRC64: res.CRC64,
+		Parts: res.Parts, Duration: time.Since(start)}}, nil
+}
+
+func newNonce() string {
+	return fmt.Sprintf("%x", rand.Uint64())
 }
 
 // deadLetter parks the job with its cause in the dead-letter stream and
@@ -223,7 +408,7 @@ func (w *Workers) deadLetter(ctx context.Context, msg jetstream.Msg, job Job, at
 	}
 	_ = msg.TermWithReason("dead-lettered")
 	if job.Task != "" {
-		w.m.ObjectsCopied.WithLabelValues(job.Task, metrics.CopyDeadLetter).Inc()
+		w.m.ObjectsCopied.WithLabelValues(job.Task, metrics.CopyFailed).Inc()
 	}
 	log.Error("copy failed for good, moved to the dead-letter queue", "err", cause, "permanent", IsPermanent(cause))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -145,21 +146,35 @@ type workerBed struct {
 	reg *prometheus.Registry
 }
 
-func startWorkers(t *testing.T, qcfg transfer.QueueConfig) *workerBed {
+type bedOptions struct {
+	task     transfer.TaskOptions
+	copy     transfer.CopyConfig
+	replicas int
+}
+
+func startWorkers(t *testing.T, qcfg transfer.QueueConfig, opts ...bedOptions) *workerBed {
 	t.Helper()
+	var o bedOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	b := &workerBed{q: openQueue(t, qcfg), src: newMemSource(), dst: newMemDest(), reg: prometheus.NewRegistry()}
 	m := metrics.New(b.reg, []string{"t"})
 	tasks := map[string]*transfer.TaskRuntime{"t": {
-		Task:   &transfer.Task{Name: "t", Destination: transfer.DestinationConfig{Prefix: "copy/"}},
+		Task:   &transfer.Task{Name: "t", Destination: transfer.DestinationConfig{Prefix: "copy/"}, Options: o.task},
 		Source: b.src, Destination: b.dst,
 	}}
-	w := transfer.NewWorkers(b.q, transfer.NewCopier(0), tasks, transfer.WorkerConfig{
-		Concurrency: 2, RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond,
-	}, m, testLogger(t))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	for i := range max(o.replicas, 1) {
+		// Replicas share the queue and the checkpoints, as processes on
+		// one NATS cluster do.
+		w := transfer.NewWorkers(b.q, transfer.NewCopier(0, b.q.Checkpoints(), fmt.Sprintf("w%d", i)), tasks, transfer.WorkerConfig{
+			Concurrency: 2, RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, Copy: o.copy,
+		}, m, testLogger(t))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = w.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
 	return b
 }
 
@@ -252,8 +267,8 @@ func TestWorkers(t *testing.T) {
 		if _, err := b.q.Publish(ctx, []transfer.Job{job("t", "k", "")}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "a dead letter", func() bool { return b.count(metrics.CopyDeadLetter) == 1 })
-		dl, err := b.q.DeadLetters(ctx, 10)
+		waitFor(t, "a dead letter", func() bool { return b.count(metrics.CopyFailed) == 1 })
+		dl, err := b.q.DeadLetters(ctx, transfer.DeadLetterFilter{}, 10)
 		if err != nil || len(dl) != 1 {
 			t.Fatalf("dead letters %+v, %v", dl, err)
 		}
@@ -274,11 +289,11 @@ func TestWorkers(t *testing.T) {
 		if _, err := b.q.Publish(ctx, []transfer.Job{job("t", "k", "")}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "a dead letter", func() bool { return b.count(metrics.CopyDeadLetter) == 1 })
+		waitFor(t, "a dead letter", func() bool { return b.count(metrics.CopyFailed) == 1 })
 		if got := b.src.gets.Load(); got != 1 {
 			t.Fatalf("source read %d times, want 1 (no retries)", got)
 		}
-		dl, _ := b.q.DeadLetters(ctx, 10)
+		dl, _ := b.q.DeadLetters(ctx, transfer.DeadLetterFilter{}, 10)
 		if len(dl) != 1 || !strings.Contains(dl[0].Error, "AccessDenied") || dl[0].Attempts != "1" {
 			t.Fatalf("dead letters %+v", dl)
 		}
@@ -290,8 +305,8 @@ func TestWorkers(t *testing.T) {
 		if _, err := b.q.Publish(ctx, []transfer.Job{job("other", "k", "")}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "a dead letter", func() bool { dl, _ := b.q.DeadLetters(ctx, 10); return len(dl) == 1 })
-		dl, _ := b.q.DeadLetters(ctx, 10)
+		waitFor(t, "a dead letter", func() bool { dl, _ := b.q.DeadLetters(ctx, transfer.DeadLetterFilter{}, 10); return len(dl) == 1 })
+		dl, _ := b.q.DeadLetters(ctx, transfer.DeadLetterFilter{}, 10)
 		if !strings.Contains(dl[0].Error, `no task named "other"`) {
 			t.Fatalf("dead letter %+v", dl[0])
 		}

@@ -1,0 +1,106 @@
+package transfer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// ErrStalePart means a part job belongs to an upload that no longer exists
+// (it was completed, or abandoned for a newer source version).
+var ErrStalePart = errors.New("part job of an upload that is gone")
+
+// StartGiant creates (or, after a crash, finds) the multipart upload of a
+// giant object and returns the parts still to copy. Each becomes a job on
+// the queue, so every replica works on the one object.
+func (c *Copier) StartGiant(ctx context.Context, o Object, cfg CopyConfig) (*Checkpoint, []int32, error) {
+	if c.ckpt == nil {
+		return nil, nil, errors.New("giant objects need the checkpoint store")
+	}
+	cfg = cfg.withDefaults()
+	cp, _, err := c.openUpload(ctx, o, PartSizeFor(cfg.PartSize, o.Info.Size), true, cfg.Lease)
+	if err != nil {
+		return nil, nil, err
+	}
+	var missing []int32
+	for n := int32(1); int(n) <= cp.TotalParts; n++ {
+		if _, done := cp.Parts[n]; !done {
+			missing = append(missing, n)
+		}
+	}
+	return cp, missing, nil
+}
+
+// PartResult says what CopyPart did.
+type PartResult struct {
+	Part      Part
+	Completed bool   // this call completed the whole upload
+	CRC64     uint64 // of the whole object, when Completed
+	Size      int64  // of the whole object
+	Parts     int    // of the whole object
+}
+
+// CopyPart copies part n of the giant upload uploadID of task/key at the
+// source version etag, records it in the checkpoint (compare-and-set, so
+// parts finished at the same time by several replicas are all kept), and,
+// if that made the set complete, verifies the whole object's CRC-64 and
+// completes the upload.
+func (c *Copier) CopyPart(ctx context.Context, task, key, etag, uploadID string, n int32, src Source, dst Destination) (*PartResult, error) {
+	cp, rev, err := c.ckpt.Get(ctx, task, key, etag)
+	if err != nil {
+		return nil, err
+	}
+	if cp == nil || cp.UploadID != uploadID {
+		return nil, ErrStalePart
+	}
+	var info ObjectInfo
+	if err := json.Unmarshal(cp.Info, &info); err != nil {
+		return nil, fmt.Errorf("checkpoint of %q: %w", key, err)
+	}
+	o := Object{Task: task, Src: src, Dst: dst, Info: &info, DstKey: cp.DstKey}
+	res := &PartResult{Size: info.Size, Parts: cp.TotalParts}
+	if done, ok := cp.Parts[n]; ok {
+		res.Part = done
+	} else {
+		off, length := partRange(n, cp.PartSize, info.Size)
+		weight := min(length, c.budgetSize)
+		if err := c.budget.Acquire(ctx, weight); err != nil {
+			return nil, err
+		}
+		part, err := c.transferPart(ctx, o, uploadID, n, off, length, cp.PartSize)
+		c.budget.Release(weight)
+		if errors.Is(err, ErrSourceChanged) {
+			c.abort(ctx, dst, cp)
+		}
+		if err != nil {
+			return nil, err
+		}
+		res.Part = part
+		for attempt := 0; ; attempt++ {
+			cp.Parts[n] = part
+			cp.Heartbeat = c.now()
+			if rev, err = c.ckpt.Save(ctx, cp, rev); err == nil {
+				break
+			}
+			if !errors.Is(err, ErrCheckpointConflict) || attempt > 100 {
+				return nil, err
+			}
+			if cp, rev, err = c.ckpt.Get(ctx, task, key, etag); err != nil {
+				return nil, err
+			}
+			if cp == nil || cp.UploadID != uploadID {
+				return nil, ErrStalePart
+			}
+		}
+	}
+	if len(cp.Parts) < cp.TotalParts {
+		return res, nil
+	}
+	crc, err := c.finish(ctx, o, cp)
+	if err != nil {
+		return nil, err
+	}
+	res.Completed, res.CRC64 = true, crc
+	return res, nil
+}
