@@ -21,8 +21,8 @@ type memSource struct {
 	objects map[string][]byte
 	info    map[string]transfer.ObjectInfo
 	// corrupt, if set, changes the bytes Get returns (CRC stays the original's).
-	corrupt func(key string, b []byte) []byte
-	getErr  func(key string) error
+	corrupt  func(key string, b []byte) []byte
+	getErr   func(key string) error
 	gets     atomic.Int32
 	restores atomic.Int32
 }
@@ -63,7 +63,9 @@ func (s *memSource) del(key string) {
 // is only seen by the next Head.
 func (s *memSource) Restore(_ context.Context, key string) error {
 	s.restores.Add(1)
-	s.edit(key, func(i *transfer.ObjectInfo) { i.Restore = `ongoing-request="false", expiry-date="Sun, 16 Apr 2030 08:12:33 GMT"` })
+	s.edit(key, func(i *transfer.ObjectInfo) {
+		i.Restore = `ongoing-request="false", expiry-date="Sun, 16 Apr 2030 08:12:33 GMT"`
+	})
 	return nil
 }
 
