@@ -40,6 +40,10 @@ type bed struct {
 	addr    string
 	cfgPath string
 	stop    func() error
+
+	// Extra configuration: top-level YAML, and lines added to the queue
+	// and workers sections.
+	extraConfig, queueConfig, workerConfig string
 }
 
 func freeAddr(t *testing.T) string {
@@ -87,12 +91,12 @@ webhook:
 queue:
   retry_base: 100ms
   retry_max: 1s
-workers:
+%sworkers:
   concurrency: %d
   part_size: 5MiB
   multipart_threshold: 6MiB
   shutdown_grace: 5s
-tasks:
+%s%stasks:
   - name: e2e
     source:
       endpoint: %s
@@ -106,7 +110,7 @@ tasks:
       endpoint: %s
 %s      access_key_id: ${S3_AK}
       secret_access_key: ${S3_SK}
-`, b.addr, b.dataDir, concurrency, b.ossURL, e2eSrc, b.s3.Region, e2eDst, b.s3.Endpoint, caLine)
+`, b.addr, b.dataDir, b.queueConfig, concurrency, b.workerConfig, b.extraConfig, b.ossURL, e2eSrc, b.s3.Region, e2eDst, b.s3.Endpoint, caLine)
 	b.cfgPath = filepath.Join(t.TempDir(), "oss2s3.yaml")
 	if err := os.WriteFile(b.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

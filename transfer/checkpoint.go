@@ -30,12 +30,17 @@ type Checkpoint struct {
 	PartSize   int64           `json:"part_size"`
 	TotalParts int             `json:"total_parts"`
 	UploadID   string          `json:"upload_id"`
-	Parts      map[int32]Part  `json:"parts"`
+	Done       int             `json:"done"`            // parts counted in (giant uploads)
 	Giant      bool            `json:"giant,omitempty"` // parts are jobs on the queue
 	Owner      string          `json:"owner,omitempty"` // the worker copying it now (not for giant uploads)
 	Heartbeat  time.Time       `json:"heartbeat"`
 	Created    time.Time       `json:"created"`
 	Info       json.RawMessage `json:"info,omitempty"` // the source's ObjectInfo at the start
+
+	// Parts are stored one KV key each (a checkpoint of 10,000 parts
+	// would not fit in one message, and rewriting it per part would cost
+	// O(parts²)); Get loads them.
+	Parts map[int32]Part `json:"-"`
 }
 
 // Matches reports whether the checkpoint is for exactly this copy.
@@ -92,9 +97,41 @@ func checkpointKey(task, key, etag string) string {
 	return objectPrefix(task, key) + "." + digest(etag)[:16]
 }
 
-// Get returns the checkpoint and its revision, or nil if there is none.
+func partKey(task, key, etag string, n int32) string {
+	return fmt.Sprintf("%s.p.%d", checkpointKey(task, key, etag), n)
+}
+
+// Get returns the checkpoint with its finished parts and its revision, or
+// nil if there is none.
 func (c *Checkpoints) Get(ctx context.Context, task, key, etag string) (*Checkpoint, uint64, error) {
-	e, err := c.kv.Get(ctx, checkpointKey(task, key, etag))
+	cp, rev, err := c.getMain(ctx, checkpointKey(task, key, etag))
+	if err != nil || cp == nil {
+		return nil, 0, err
+	}
+	lister, err := c.kv.ListKeysFiltered(ctx, checkpointKey(task, key, etag)+".p.*")
+	if err != nil {
+		return nil, 0, fmt.Errorf("list checkpoint parts: %w", err)
+	}
+	defer func() { _ = lister.Stop() }()
+	for k := range lister.Keys() {
+		e, err := c.kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("read checkpoint part: %w", err)
+		}
+		var p Part
+		if err := json.Unmarshal(e.Value(), &p); err != nil {
+			return nil, 0, fmt.Errorf("decode checkpoint part: %w", err)
+		}
+		cp.Parts[p.Number] = p
+	}
+	return cp, rev, nil
+}
+
+func (c *Checkpoints) getMain(ctx context.Context, k string) (*Checkpoint, uint64, error) {
+	e, err := c.kv.Get(ctx, k)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, nil
 	}
@@ -105,15 +142,28 @@ func (c *Checkpoints) Get(ctx context.Context, task, key, etag string) (*Checkpo
 	if err := json.Unmarshal(e.Value(), &cp); err != nil {
 		return nil, 0, fmt.Errorf("decode checkpoint: %w", err)
 	}
-	if cp.Parts == nil {
-		cp.Parts = map[int32]Part{}
-	}
+	cp.Parts = map[int32]Part{}
 	return &cp, e.Revision(), nil
 }
 
-// Save writes cp if its revision is still rev (0: it must not exist yet),
-// and returns the new revision; ErrCheckpointConflict if someone else wrote
-// first.
+func (c *Checkpoints) getPart(ctx context.Context, cp *Checkpoint, n int32) (Part, bool, error) {
+	var p Part
+	e, err := c.kv.Get(ctx, partKey(cp.Task, cp.Key, cp.ETag, n))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return p, false, nil
+	}
+	if err != nil {
+		return p, false, fmt.Errorf("read checkpoint part: %w", err)
+	}
+	if err := json.Unmarshal(e.Value(), &p); err != nil {
+		return p, false, fmt.Errorf("decode checkpoint part: %w", err)
+	}
+	return p, true, nil
+}
+
+// Save writes cp's main record (not its parts) if its revision is still rev
+// (0: it must not exist yet), and returns the new revision;
+// ErrCheckpointConflict if someone else wrote first.
 func (c *Checkpoints) Save(ctx context.Context, cp *Checkpoint, rev uint64) (uint64, error) {
 	data, err := json.Marshal(cp)
 	if err != nil {
@@ -135,14 +185,38 @@ func (c *Checkpoints) Save(ctx context.Context, cp *Checkpoint, rev uint64) (uin
 	return n, nil
 }
 
+// SavePart records a finished part. It reports false if the part was
+// recorded already (a job delivered twice), so that it is counted once.
+func (c *Checkpoints) SavePart(ctx context.Context, cp *Checkpoint, p Part) (bool, error) {
+	data, err := json.Marshal(p)
+	if err != nil {
+		return false, err
+	}
+	_, err = c.kv.Create(ctx, partKey(cp.Task, cp.Key, cp.ETag, p.Number), data)
+	if errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("write checkpoint part: %w", err)
+	}
+	return true, nil
+}
+
 func isWrongSequence(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
 
-// Delete removes the checkpoint of task/key/etag.
+// Delete removes the checkpoint of task/key/etag and its parts.
 func (c *Checkpoints) Delete(ctx context.Context, task, key, etag string) error {
-	if err := c.kv.Purge(ctx, checkpointKey(task, key, etag)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	main := checkpointKey(task, key, etag)
+	if lister, err := c.kv.ListKeysFiltered(ctx, main+".p.*"); err == nil {
+		for k := range lister.Keys() {
+			_ = c.kv.Purge(ctx, k)
+		}
+		_ = lister.Stop()
+	}
+	if err := c.kv.Purge(ctx, main); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("delete checkpoint: %w", err)
 	}
 	return nil
@@ -162,13 +236,9 @@ func (c *Checkpoints) Others(ctx context.Context, task, key, etag string) ([]*Ch
 		if k == mine {
 			continue
 		}
-		e, err := c.kv.Get(ctx, k)
-		if err != nil {
-			continue
-		}
-		var cp Checkpoint
-		if json.Unmarshal(e.Value(), &cp) == nil && cp.Task == task && cp.Key == key {
-			out = append(out, &cp)
+		cp, _, err := c.getMain(ctx, k)
+		if err == nil && cp != nil && cp.Task == task && cp.Key == key {
+			out = append(out, cp)
 		}
 	}
 	return out, nil

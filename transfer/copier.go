@@ -199,12 +199,19 @@ func (c *Copier) multipart(ctx context.Context, o Object, cfg CopyConfig) (*Copy
 			if err != nil {
 				return err
 			}
+			if c.ckpt != nil {
+				if _, err := c.ckpt.SavePart(context.WithoutCancel(gctx), cp, part); err != nil {
+					return err
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			sent += part.Size
 			cp.Parts[n] = part
-			cp.Heartbeat = c.now()
-			if c.ckpt != nil {
+			if c.ckpt != nil && c.now().Sub(cp.Heartbeat) > cfg.Lease/4 {
+				// Renew the lease, so that no other worker takes over a
+				// copy that is making progress.
+				cp.Heartbeat = c.now()
 				if rev, err = c.ckpt.Save(context.WithoutCancel(gctx), cp, rev); err != nil {
 					return fmt.Errorf("%w: lost the checkpoint while copying: %w", ErrBusy, err)
 				}

@@ -47,7 +47,9 @@ type PartResult struct {
 // if that made the set complete, verifies the whole object's CRC-64 and
 // completes the upload.
 func (c *Copier) CopyPart(ctx context.Context, task, key, etag, uploadID string, n int32, src Source, dst Destination) (*PartResult, error) {
-	cp, rev, err := c.ckpt.Get(ctx, task, key, etag)
+	// Only the main record and this part: loading every part for each
+	// part job would cost O(parts²).
+	cp, rev, err := c.ckpt.getMain(ctx, checkpointKey(task, key, etag))
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +62,11 @@ func (c *Copier) CopyPart(ctx context.Context, task, key, etag, uploadID string,
 	}
 	o := Object{Task: task, Src: src, Dst: dst, Info: &info, DstKey: cp.DstKey}
 	res := &PartResult{Size: info.Size, Parts: cp.TotalParts}
-	if done, ok := cp.Parts[n]; ok {
+	done, ok, err := c.ckpt.getPart(ctx, cp, n)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
 		res.Part = done
 	} else {
 		off, length := partRange(n, cp.PartSize, info.Size)
@@ -77,24 +83,41 @@ func (c *Copier) CopyPart(ctx context.Context, task, key, etag, uploadID string,
 			return nil, err
 		}
 		res.Part = part
-		for attempt := 0; ; attempt++ {
-			cp.Parts[n] = part
-			cp.Heartbeat = c.now()
-			if rev, err = c.ckpt.Save(ctx, cp, rev); err == nil {
-				break
-			}
-			if !errors.Is(err, ErrCheckpointConflict) || attempt > 100 {
-				return nil, err
-			}
-			if cp, rev, err = c.ckpt.Get(ctx, task, key, etag); err != nil {
-				return nil, err
-			}
-			if cp == nil || cp.UploadID != uploadID {
-				return nil, ErrStalePart
+		created, err := c.ckpt.SavePart(ctx, cp, part)
+		if err != nil {
+			return nil, err
+		}
+		if created {
+			// Count it in. The worker whose count reaches the total
+			// completes the upload.
+			for attempt := 0; ; attempt++ {
+				cp.Done++
+				cp.Heartbeat = c.now()
+				if rev, err = c.ckpt.Save(ctx, cp, rev); err == nil {
+					break
+				}
+				if !errors.Is(err, ErrCheckpointConflict) || attempt > 1000 {
+					return nil, err
+				}
+				if cp, rev, err = c.ckpt.getMain(ctx, checkpointKey(task, key, etag)); err != nil {
+					return nil, err
+				}
+				if cp == nil || cp.UploadID != uploadID {
+					return nil, ErrStalePart
+				}
 			}
 		}
 	}
-	if len(cp.Parts) < cp.TotalParts {
+	// Not the last part; or a part recorded before (a job delivered again,
+	// perhaps the one that was completing when its worker died): complete
+	// only once every part is counted in.
+	if cp.Done < cp.TotalParts {
+		return res, nil
+	}
+	if cp, _, err = c.ckpt.Get(ctx, task, key, etag); err != nil {
+		return nil, err
+	}
+	if cp == nil || cp.UploadID != uploadID {
 		return res, nil
 	}
 	crc, err := c.finish(ctx, o, cp)

@@ -25,7 +25,9 @@ var (
 
 // NewOSSSource builds the OSS client for cfg.
 func NewOSSSource(cfg SourceConfig, httpClient *http.Client) (*OSSSource, error) {
-	opts := []oss.ClientOption{oss.Timeout(10, 120)}
+	// Enough idle connections for every worker and part in flight to
+	// reuse one (the SDK keeps 100); 0 connections per host: no limit.
+	opts := []oss.ClientOption{oss.Timeout(10, 120), oss.MaxConns(1024, 1024, 0)}
 	if cfg.SecurityToken != "" {
 		opts = append(opts, oss.SecurityToken(cfg.SecurityToken))
 	}

@@ -73,6 +73,14 @@ func NewS3Destination(ctx context.Context, cfg DestinationConfig) (*S3Destinatio
 			t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		})
 	}
+	if bc, ok := awsCfg.HTTPClient.(*awshttp.BuildableClient); ok {
+		// The SDK keeps 10 idle connections per host; every worker and
+		// every part in flight talks to the same host, and a new TLS
+		// connection per request would cost more than a small object.
+		awsCfg.HTTPClient = bc.WithTransportOptions(func(t *http.Transport) {
+			t.MaxIdleConns, t.MaxIdleConnsPerHost = 1024, 1024
+		})
+	}
 	d.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
@@ -305,8 +313,19 @@ var permanentS3Codes = map[string]bool{
 	"KMS.DisabledException": true, "KMS.NotFoundException": true,
 }
 
+// retryable400 are the 400 answers that another attempt can fix; any other
+// 400 means the request itself is wrong and will stay wrong.
+var retryable400 = map[string]bool{
+	"RequestTimeout": true, "BadDigest": true, "XAmzContentSHA256Mismatch": true,
+	"IncompleteBody": true, "InvalidPart": true, "ExpiredToken": true, "RequestTimeTooSkewed": true,
+}
+
 func classifyS3(op, key string, err error) error {
+	var re *awshttp.ResponseError
 	var ae smithy.APIError
+	if errors.As(err, &re) && errors.As(err, &ae) && re.HTTPStatusCode() == http.StatusBadRequest && !retryable400[ae.ErrorCode()] {
+		return Permanent(fmt.Errorf("s3 %s %q: %w", op, key, err))
+	}
 	if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload" {
 		return fmt.Errorf("s3 %s %q: %w: %w", op, key, ErrNoSuchUpload, err)
 	}

@@ -2,23 +2,46 @@ package ossemu
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 )
 
-// Fault is a failure injected on demand. It matches requests by operation,
-// bucket and key; an empty field matches anything.
+// Fault is a failure injected on demand. It matches requests by API,
+// operation, bucket, key and Range header; an empty field matches anything.
 type Fault struct {
 	// Op is an operation name as Requests reports it: "PutObject",
 	// "GetObject", "HeadObject", "GetObjectMeta", "DeleteObject",
 	// "ListObjectsV2", "InitiateMultipartUpload", "UploadPart",
 	// "CompleteMultipartUpload", "AbortMultipartUpload", ...; "" matches any.
+	// Requests through the S3 API carry the same names.
 	Op     string
 	Bucket string
 	Key    string
 
-	// Status, if non-zero, answers this status with an OSS error document
-	// whose code is Code (default "InternalError") instead of serving.
+	// API restricts the fault to requests through one API: "OSS" or "S3";
+	// "" matches both.
+	API string
+
+	// Range, if set, matches only requests whose Range header is exactly
+	// this value (surrounding spaces ignored), e.g. "bytes=0-1048575".
+	Range string
+
+	// Skip lets the first Skip matching requests pass untouched: they
+	// neither run Before nor use up Times. With Skip: 2, Times: 1 only the
+	// third matching request fails.
+	Skip int
+
+	// Before, if set, is called once for each request the fault applies to,
+	// before its other effects (latency, status, cut body) and before the
+	// request is served, on the request's goroutine with no emulator lock
+	// held: it may call PutObject, DeleteObject, InjectFault and so on, e.g.
+	// to overwrite the object in the middle of a multi-range download.
+	Before func()
+
+	// Status, if non-zero, answers this status with an error document (OSS
+	// or S3 format, as the request's API) whose code is Code (default
+	// "InternalError") instead of serving.
 	Status int
 	Code   string
 
@@ -31,19 +54,21 @@ type Fault struct {
 	// the connection is aborted, as a network failure mid-download would.
 	CutBodyAfter int64
 
-	// Times is how many matching requests the fault applies to; 0 means
-	// every one until ClearFaults.
+	// Times is how many matching requests (after Skip) the fault applies
+	// to; 0 means every one until ClearFaults.
 	Times int
 }
 
-// InjectFault adds f. Several faults may match one request: their
-// latencies add up, and the first matching Status and CutBodyAfter (in
-// injection order) apply. Each matching fault with an effect on the
-// request uses up one of its Times.
+// InjectFault adds f. Several faults may match one request: their Before
+// hooks run in injection order, their latencies add up, and the first
+// matching Status and CutBodyAfter (in injection order) apply. Each
+// matching fault with an effect on the request (Before, Status, Latency,
+// or CutBodyAfter on a GetObject) uses up one of its Times, once its Skip
+// is used up.
 func (s *Server) InjectFault(f Fault) {
 	s.faults.mu.Lock()
 	defer s.faults.mu.Unlock()
-	s.faults.list = append(s.faults.list, &activeFault{Fault: f, remaining: f.Times})
+	s.faults.list = append(s.faults.list, &activeFault{Fault: f, remaining: f.Times, skip: f.Skip})
 }
 
 // ClearFaults removes every injected fault.
@@ -61,6 +86,20 @@ type faultSet struct {
 type activeFault struct {
 	Fault
 	remaining int
+	skip      int
+}
+
+// faultTarget is what a fault is matched against.
+type faultTarget struct {
+	api, op, bucket, key, rangeHeader string
+}
+
+func (f *activeFault) matches(t faultTarget) bool {
+	return (f.API == "" || strings.EqualFold(f.API, t.api)) &&
+		(f.Op == "" || f.Op == t.op) &&
+		(f.Bucket == "" || f.Bucket == t.bucket) &&
+		(f.Key == "" || f.Key == t.key) &&
+		(f.Range == "" || strings.TrimSpace(f.Range) == strings.TrimSpace(t.rangeHeader))
 }
 
 // faultEffect is what the faults matching one request add up to.
@@ -70,19 +109,28 @@ type faultEffect struct {
 	cutBodyAfter int64
 }
 
-// take applies the faults matching a request: it sleeps their latency
-// (returning ctx's error if the client leaves) and returns the rest.
-func (fs *faultSet) take(ctx context.Context, op, bucket, key string) (faultEffect, error) {
+// take applies the faults matching a request: it runs their Before hooks,
+// sleeps their latency (returning ctx's error if the client leaves) and
+// returns the rest.
+func (fs *faultSet) take(ctx context.Context, t faultTarget) (faultEffect, error) {
 	var eff faultEffect
 	var latency time.Duration
+	var before []func()
 	fs.mu.Lock()
 	kept := fs.list[:0]
 	for _, f := range fs.list {
-		matches := (f.Op == "" || f.Op == op) && (f.Bucket == "" || f.Bucket == bucket) && (f.Key == "" || f.Key == key)
-		cut := f.CutBodyAfter > 0 && op == "GetObject"
-		if !matches || (f.Status == 0 && f.Latency <= 0 && !cut) {
+		cut := f.CutBodyAfter > 0 && t.op == "GetObject"
+		if !f.matches(t) || (f.Status == 0 && f.Latency <= 0 && !cut && f.Before == nil) {
 			kept = append(kept, f)
 			continue
+		}
+		if f.skip > 0 {
+			f.skip--
+			kept = append(kept, f)
+			continue
+		}
+		if f.Before != nil {
+			before = append(before, f.Before)
 		}
 		latency += f.Latency
 		if f.Status != 0 && eff.status == 0 {
@@ -106,6 +154,9 @@ func (fs *faultSet) take(ctx context.Context, op, bucket, key string) (faultEffe
 	fs.list = kept
 	fs.mu.Unlock()
 
+	for _, fn := range before {
+		fn()
+	}
 	if latency > 0 {
 		t := time.NewTimer(latency)
 		defer t.Stop()

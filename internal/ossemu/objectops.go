@@ -113,6 +113,10 @@ func (s *Server) copyObject(w http.ResponseWriter, q *request) *ossError {
 	}
 	o := s.newObject(q.key, so.data, so.md5, so.info.CRC64, so.info.ObjectType, m)
 	o.info.ETag = so.info.ETag
+	// A synthetic source stays synthetic; a symlink source copies the link
+	// itself, not its target.
+	o.info.Size = so.info.Size
+	o.info.Synthetic, o.info.Seed, o.info.SymlinkTarget = so.info.Synthetic, so.info.Seed, so.info.SymlinkTarget
 	if o.info.ObjectType == "Appendable" {
 		o.info.ObjectType = "Normal"
 	}

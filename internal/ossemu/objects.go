@@ -30,7 +30,7 @@ type ObjectInfo struct {
 	LastModified time.Time
 	ContentType  string
 	StorageClass string // Standard, IA, Archive, ColdArchive, DeepColdArchive
-	ObjectType   string // Normal, Multipart, Appendable
+	ObjectType   string // Normal, Multipart, Appendable, Symlink
 	// Meta is the user metadata without the x-oss-meta- prefix, keys lower-case.
 	Meta map[string]string
 	// Header holds the stored content headers (Content-Type,
@@ -39,6 +39,12 @@ type ObjectInfo struct {
 	Header http.Header
 	// Tags is the object's tag set (x-oss-tagging, PutObjectTagging).
 	Tags map[string]string
+	// SymlinkTarget is the key a Symlink points to (same bucket).
+	SymlinkTarget string
+	// Synthetic objects (PutSynthetic) hold no bytes: their content is
+	// SyntheticReader(Size, Seed, 0).
+	Synthetic bool
+	Seed      uint64
 }
 
 func (o ObjectInfo) clone() ObjectInfo {
@@ -50,7 +56,9 @@ func (o ObjectInfo) clone() ObjectInfo {
 
 // object is a stored object. info and data are never modified once the
 // object is stored (a write stores a new *object), so a reader may use them
-// without the lock; restore is guarded by the Server's mutex.
+// without the lock; restore is guarded by the Server's mutex. The content
+// is data, or for a synthetic object generated from info.Seed; a symlink
+// has none (see resolveLocked).
 type object struct {
 	info ObjectInfo
 	data []byte
@@ -90,6 +98,9 @@ const (
 )
 
 // Object returns a stored object's description and a copy of its bytes.
+// A symlink is described as such (ObjectType "Symlink", SymlinkTarget)
+// with no bytes; a synthetic object has no bytes either (read them with
+// SyntheticReader).
 func (s *Server) Object(bucket, key string) (ObjectInfo, []byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -249,6 +260,11 @@ func readBody(r *http.Request, initCRC uint64) (body, *ossError) {
 	c := crc64.New(crcTable)
 	n, err := io.Copy(io.MultiWriter(&buf, h, c), io.LimitReader(r.Body, maxObjectBytes+1))
 	if err != nil {
+		var oe *ossError
+		if errors.As(err, &oe) {
+			// A verifying body (S3 payload hash, chunk signature, checksum).
+			return body{}, oe
+		}
 		return body{}, &ossError{status: 400, code: "IncompleteBody", message: "The request body is shorter than Content-Length: " + err.Error()}
 	}
 	if n > maxObjectBytes {
@@ -332,6 +348,56 @@ func (s *Server) lookup(bucketName, key string) (*object, *ossError) {
 	return o, nil
 }
 
+// lookupRead returns what a read of the key serves: the object, or for a
+// symlink a view of it (see resolveLocked).
+func (s *Server) lookupRead(bucketName, key string) (*object, *ossError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.buckets[bucketName]
+	if b == nil {
+		return nil, errNoSuchBucket(bucketName)
+	}
+	o := b.objects[key]
+	if o == nil {
+		return nil, errNoSuchKey(key)
+	}
+	return s.resolveLocked(b, o)
+}
+
+// resolveLocked returns o, or for a symlink a view that serves the
+// target's content. As OSS documents for HeadObject on a symlink, the
+// view's Content-Length, ETag and Content-MD5 are the target's and its
+// Last-Modified is the later of the two; the emulator also takes the CRC64
+// (it describes the bytes served), the storage class and the restore state
+// (they decide whether the bytes may be read) from the target, and
+// everything else (content headers, user metadata, tags, object type
+// "Symlink") from the link. Callers hold the Server's mutex.
+func (s *Server) resolveLocked(b *bucket, o *object) (*object, *ossError) {
+	if o.info.ObjectType != "Symlink" {
+		return o, nil
+	}
+	t := b.objects[o.info.SymlinkTarget]
+	if t == nil {
+		return nil, &ossError{status: 404, code: "SymlinkTargetNotExist", message: "The symlink target object does not exist.", extra: errorExtra{Key: o.info.Key}}
+	}
+	if t.info.ObjectType == "Symlink" {
+		return nil, &ossError{status: 400, code: "InvalidTargetType", message: "The symlink target object is a symlink.", extra: errorExtra{Key: o.info.Key}}
+	}
+	v := &object{data: t.data, md5: t.md5, restore: t.restore}
+	v.info = o.info
+	v.info.Size, v.info.ETag, v.info.CRC64 = t.info.Size, t.info.ETag, t.info.CRC64
+	v.info.StorageClass = t.info.StorageClass
+	v.info.Synthetic, v.info.Seed = t.info.Synthetic, t.info.Seed
+	if t.info.LastModified.After(v.info.LastModified) {
+		v.info.LastModified = t.info.LastModified
+	}
+	// The md5 is the target's; Content-MD5 is written for Normal targets only.
+	if t.info.ObjectType != "Normal" {
+		v.md5 = nil
+	}
+	return v, nil
+}
+
 func quote(etag string) string { return `"` + etag + `"` }
 
 func base64MD5(sum []byte) string { return base64.StdEncoding.EncodeToString(sum) }
@@ -369,21 +435,43 @@ func errInvalidObjectState(key string) *ossError {
 	return &ossError{status: 403, code: "InvalidObjectState", message: "The operation is not valid for the object's state.", extra: errorExtra{Key: key}}
 }
 
-func (s *Server) writeObjectHeaders(h http.Header, o *object) {
+func (s *Server) writeObjectHeaders(h http.Header, o *object, api string) {
 	info := o.info
 	for k, v := range info.Header {
 		h[k] = v
 	}
+	metaPrefix := "x-oss-meta-"
+	if api == apiS3 {
+		metaPrefix = "x-amz-meta-"
+	}
 	for k, v := range info.Meta {
-		h.Set("x-oss-meta-"+k, v)
+		h.Set(metaPrefix+k, v)
 	}
 	h.Set("ETag", quote(info.ETag))
 	h.Set("Last-Modified", info.LastModified.UTC().Format(http.TimeFormat))
 	h.Set("Accept-Ranges", "bytes")
+	// Both APIs carry the OSS object type and CRC64: OSS's own headers,
+	// which S3 clients ignore and a copier may use.
 	h.Set("x-oss-object-type", info.ObjectType)
-	h.Set("x-oss-storage-class", info.StorageClass)
 	h.Set("x-oss-hash-crc64ecma", strconv.FormatUint(info.CRC64, 10))
-	if info.ObjectType == "Normal" && o.md5 != nil {
+	s.mu.Lock()
+	restore := s.restoreHeader(o)
+	s.mu.Unlock()
+	if api == apiS3 {
+		// S3 leaves out the storage class of STANDARD objects.
+		if sc := s3StorageClass(info.StorageClass); sc != "STANDARD" {
+			h.Set("x-amz-storage-class", sc)
+		}
+		if len(info.Tags) > 0 {
+			h.Set("x-amz-tagging-count", strconv.Itoa(len(info.Tags)))
+		}
+		if restore != "" {
+			h.Set("x-amz-restore", restore)
+		}
+		return
+	}
+	h.Set("x-oss-storage-class", info.StorageClass)
+	if (info.ObjectType == "Normal" || info.ObjectType == "Symlink") && o.md5 != nil {
 		h.Set("Content-MD5", base64.StdEncoding.EncodeToString(o.md5))
 	}
 	if info.ObjectType == "Appendable" {
@@ -392,18 +480,17 @@ func (s *Server) writeObjectHeaders(h http.Header, o *object) {
 	if len(info.Tags) > 0 {
 		h.Set("x-oss-tagging-count", strconv.Itoa(len(info.Tags)))
 	}
-	s.mu.Lock()
-	restore := s.restoreHeader(o)
-	s.mu.Unlock()
 	if restore != "" {
 		h.Set("x-oss-restore", restore)
 	}
 }
 
-// getObject serves GetObject and HeadObject. The body is the stored bytes
-// whatever Accept-Encoding says: OSS never transcodes.
+// getObject serves GetObject and HeadObject, through either API. The body
+// is the stored bytes whatever Accept-Encoding says: OSS never transcodes.
+// Range follows OSS's lenient rules unless the client asks for standard
+// behaviour (x-oss-range-behavior: standard) or comes through the S3 API.
 func (s *Server) getObject(w http.ResponseWriter, q *request, head bool) *ossError {
-	o, e := s.lookup(q.bucket, q.key)
+	o, e := s.lookupRead(q.bucket, q.key)
 	if e != nil {
 		return e
 	}
@@ -421,11 +508,12 @@ func (s *Server) getObject(w http.ResponseWriter, q *request, head bool) *ossErr
 		return nil
 	}
 	size := o.info.Size
-	start, end, partial, e := parseRange(q.r.Header.Get("Range"), size, strings.EqualFold(q.r.Header.Get("x-oss-range-behavior"), "standard"))
+	standard := q.api == apiS3 || strings.EqualFold(q.r.Header.Get("x-oss-range-behavior"), "standard")
+	start, end, partial, e := parseRange(q.r.Header.Get("Range"), size, standard)
 	if e != nil {
 		return e
 	}
-	s.writeObjectHeaders(h, o)
+	s.writeObjectHeaders(h, o, q.api)
 	for param, header := range responseOverrides {
 		if v := q.query.Get(param); v != "" {
 			h.Set(header, v)
@@ -445,15 +533,31 @@ func (s *Server) getObject(w http.ResponseWriter, q *request, head bool) *ossErr
 	if head || n == 0 {
 		return nil
 	}
-	chunk := o.data[start : end+1]
-	if cut := q.cutBodyAfter; cut > 0 && cut < int64(len(chunk)) {
-		_, _ = w.Write(chunk[:cut])
+	writeContent(w, o, start, n, q.cutBodyAfter)
+	return nil
+}
+
+// writeContent sends n bytes of o's content from start without copying
+// the object: a stored object's slice goes to the connection as it is, a
+// synthetic object's bytes are generated block by block. With cut > 0 it
+// sends only cut bytes and aborts the connection, as a network failure
+// mid-body would.
+func writeContent(w http.ResponseWriter, o *object, start, n, cut int64) {
+	if cut > 0 && cut < n {
+		copyContent(w, o, start, cut)
 		_ = http.NewResponseController(w).Flush()
-		// Abort the connection mid-body, as a network failure would.
 		panic(http.ErrAbortHandler)
 	}
-	_, _ = w.Write(chunk)
-	return nil
+	copyContent(w, o, start, n)
+}
+
+func copyContent(w io.Writer, o *object, start, n int64) {
+	if o.info.Synthetic {
+		r := newSynthReader(o.info.Seed, start, start+n)
+		_, _ = r.WriteTo(w)
+		return
+	}
+	_, _ = w.Write(o.data[start : start+n])
 }
 
 var responseOverrides = map[string]string{
@@ -560,7 +664,7 @@ func parseRange(v string, size int64, standard bool) (start, end int64, partial 
 
 // getObjectMeta serves HEAD ?objectMeta: the basic metadata only.
 func (s *Server) getObjectMeta(w http.ResponseWriter, q *request) *ossError {
-	o, e := s.lookup(q.bucket, q.key)
+	o, e := s.lookupRead(q.bucket, q.key)
 	if e != nil {
 		return e
 	}
@@ -591,6 +695,10 @@ func (s *Server) deleteObject(w http.ResponseWriter, q *request) *ossError {
 func readSmallBody(r *http.Request, limit int64) ([]byte, *ossError) {
 	raw, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
+		var oe *ossError
+		if errors.As(err, &oe) {
+			return nil, oe
+		}
 		return nil, &ossError{status: 400, code: "IncompleteBody", message: err.Error()}
 	}
 	if int64(len(raw)) > limit {

@@ -1,4 +1,4 @@
-// Package ossemu owns an in-memory Aliyun OSS emulator that speaks the OSS wire protocol to the real aliyun-oss-go-sdk client.
+// Package ossemu owns an in-memory Aliyun OSS emulator that speaks the OSS wire protocol to the real aliyun-oss-go-sdk client, and the S3 API (SigV4) that OSS also answers to S3 clients such as aws-sdk-go-v2 and rclone.
 package ossemu
 
 import (
@@ -30,11 +30,16 @@ type Options struct {
 	// STS: an x-oss-security-token header (or security-token query
 	// parameter) is accepted without further check; it is covered by the
 	// signature like every x-oss-* header.
+	//
+	// The same keys sign S3 API requests (AWS Signature Version 4 in the
+	// Authorization header or a presigned URL; SigV2 is refused). Their
+	// token (x-amz-security-token) is not checked either.
 	Credentials map[string]string
 
-	// Region, e.g. "cn-hangzhou", is the region V4 signatures must be scoped
-	// to and the region written into event records. Empty accepts any V4
-	// region and records "cn-hangzhou".
+	// Region, e.g. "cn-hangzhou", is the region OSS V4 signatures must be
+	// scoped to and the region written into event records. Empty accepts
+	// any OSS V4 region and records "cn-hangzhou". S3 SigV4 signatures may
+	// name any region: S3 clients default to us-east-1 and the like.
 	Region string
 
 	// Logger receives one debug record per request and webhook failures.
@@ -66,9 +71,14 @@ type Server struct {
 	mu      sync.Mutex
 	buckets map[string]*bucket
 
-	reqSeq   atomic.Uint64
-	countMu  sync.Mutex
-	requests map[string]int
+	reqSeq     atomic.Uint64
+	countMu    sync.Mutex
+	requests   map[string]int
+	s3Requests map[string]int
+
+	// synthCRC caches the CRC64 of synthetic content by (size, seed).
+	synthMu  sync.Mutex
+	synthCRC map[[2]uint64]uint64
 
 	faults faultSet
 	hooks  *webhooks
@@ -94,11 +104,13 @@ func New(opts Options) *Server {
 	}
 	opts.Credentials = maps.Clone(opts.Credentials)
 	s := &Server{
-		opts:     opts,
-		log:      log,
-		region:   region,
-		buckets:  make(map[string]*bucket),
-		requests: make(map[string]int),
+		opts:       opts,
+		log:        log,
+		region:     region,
+		buckets:    make(map[string]*bucket),
+		requests:   make(map[string]int),
+		s3Requests: make(map[string]int),
+		synthCRC:   make(map[[2]uint64]uint64),
 	}
 	s.hooks = newWebhooks(log)
 	return s
@@ -179,24 +191,30 @@ func (s *Server) createBucketLocked(name string) *bucket {
 }
 
 // Requests returns how many requests each operation received (e.g.
-// "GetObject": 3), whatever their outcome. Operation names are OSS's:
-// ListBuckets, PutBucket, DeleteBucket, HeadBucket, GetBucketInfo,
-// GetBucketLocation, ListObjects, ListObjectsV2, ListMultipartUploads,
-// DeleteMultipleObjects, PutObject, CopyObject, AppendObject, GetObject,
-// HeadObject, GetObjectMeta (HEAD ?objectMeta, used by IsObjectExist),
-// DeleteObject, RestoreObject, PutObjectTagging, GetObjectTagging,
-// DeleteObjectTagging, InitiateMultipartUpload, UploadPart,
-// CompleteMultipartUpload, AbortMultipartUpload, ListParts. Requests the
-// emulator does not implement are counted under their name if known
-// (UploadPartCopy) or "Unknown", and answered 501 NotImplemented.
+// "GetObject": 3), whatever their outcome and whichever API (OSS or S3)
+// they came through; S3Requests tells the S3 ones apart. Operation names
+// are OSS's: ListBuckets, PutBucket, DeleteBucket, HeadBucket,
+// GetBucketInfo, GetBucketLocation, ListObjects, ListObjectsV2,
+// ListMultipartUploads, DeleteMultipleObjects, PutObject, CopyObject,
+// AppendObject, GetObject, HeadObject, GetObjectMeta (HEAD ?objectMeta,
+// used by IsObjectExist), DeleteObject, RestoreObject, PutSymlink,
+// GetSymlink, PutObjectTagging, GetObjectTagging, DeleteObjectTagging,
+// InitiateMultipartUpload, UploadPart, CompleteMultipartUpload,
+// AbortMultipartUpload, ListParts. Requests the emulator does not
+// implement are counted under their name if known (UploadPartCopy) or
+// "Unknown", and answered 501 NotImplemented.
 func (s *Server) Requests() map[string]int {
 	s.countMu.Lock()
 	defer s.countMu.Unlock()
-	out := make(map[string]int, len(s.requests))
-	for k, v := range s.requests {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.requests)
+}
+
+// S3Requests returns the part of Requests that came through the S3 API
+// (SigV4-signed requests), under the same operation names.
+func (s *Server) S3Requests() map[string]int {
+	s.countMu.Lock()
+	defer s.countMu.Unlock()
+	return maps.Clone(s.s3Requests)
 }
 
 // ResetRequests sets every request count back to zero.
@@ -204,18 +222,29 @@ func (s *Server) ResetRequests() {
 	s.countMu.Lock()
 	defer s.countMu.Unlock()
 	clear(s.requests)
+	clear(s.s3Requests)
 }
 
-func (s *Server) count(op string) {
+func (s *Server) count(api, op string) {
 	s.countMu.Lock()
 	s.requests[op]++
+	if api == apiS3 {
+		s.s3Requests[op]++
+	}
 	s.countMu.Unlock()
 }
+
+// The APIs a request may come through.
+const (
+	apiOSS = "OSS"
+	apiS3  = "S3"
+)
 
 // request is one parsed request: what is addressed and by which operation.
 type request struct {
 	r      *http.Request
 	id     string
+	api    string // apiOSS or apiS3
 	op     string
 	bucket string
 	key    string
@@ -224,24 +253,37 @@ type request struct {
 	keyErr error
 	// cutBodyAfter comes from an injected fault; GetObject honours it.
 	cutBodyAfter int64
+	// sig is the verified SigV4 signature of an S3 request, nil when
+	// signatures are not checked; streaming uploads chain chunk signatures
+	// from it.
+	sig *sigV4
 }
 
-// ServeHTTP serves one OSS request.
+// ServeHTTP serves one OSS request, or one S3 request: a request signed
+// with AWS Signature Version 4 (or carrying other S3-only markers, see
+// isS3Request) is answered in S3's dialect.
 func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	w := &statusWriter{ResponseWriter: rw}
-	req := &request{r: r, id: s.newRequestID()}
+	req := &request{r: r, id: s.newRequestID(), api: apiOSS}
 	h := w.Header()
 	h.Set("x-oss-request-id", req.id)
 	h.Set("Server", "AliyunOSS")
 
 	req.bucket, req.key, req.keyErr = s.parseTarget(r)
 	req.query = parseQuery(r.URL.RawQuery)
-	req.op = route(r.Method, req.bucket, req.key, req.query, r.Header)
-	s.count(req.op)
+	if isS3Request(r, req.query) {
+		req.api = apiS3
+		h.Set("x-amz-request-id", req.id)
+		h.Set("x-amz-id-2", base64.StdEncoding.EncodeToString([]byte(req.id)))
+		req.op = routeS3(r.Method, req.bucket, req.key, req.query, r.Header)
+	} else {
+		req.op = route(r.Method, req.bucket, req.key, req.query, r.Header)
+	}
+	s.count(req.api, req.op)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		defer func() {
-			s.log.Debug("oss request", "op", req.op, "method", r.Method, "bucket", req.bucket, "key", req.key,
+			s.log.Debug("oss request", "api", req.api, "op", req.op, "method", r.Method, "bucket", req.bucket, "key", req.key,
 				"status", w.status, "bytes", w.written, "duration", time.Since(start), "request_id", req.id)
 		}()
 	}
@@ -250,11 +292,17 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		s.writeError(w, req, errInvalidURI(req.keyErr))
 		return
 	}
-	if err := s.authenticate(req); err != nil {
-		s.writeError(w, req, err)
+	var authErr *ossError
+	if req.api == apiS3 {
+		authErr = s.authenticateS3(req)
+	} else {
+		authErr = s.authenticate(req)
+	}
+	if authErr != nil {
+		s.writeError(w, req, authErr)
 		return
 	}
-	f, err := s.faults.take(r.Context(), req.op, req.bucket, req.key)
+	f, err := s.faults.take(r.Context(), faultTarget{api: req.api, op: req.op, bucket: req.bucket, key: req.key, rangeHeader: r.Header.Get("Range")})
 	if err != nil {
 		// The client went away during an injected latency.
 		return
@@ -264,8 +312,14 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.cutBodyAfter = f.cutBodyAfter
-	if err := s.dispatch(w, req); err != nil {
-		s.writeError(w, req, err)
+	var e *ossError
+	if req.api == apiS3 {
+		e = s.dispatchS3(w, req)
+	} else {
+		e = s.dispatch(w, req)
+	}
+	if e != nil {
+		s.writeError(w, req, e)
 	}
 }
 
@@ -323,12 +377,16 @@ func (s *Server) dispatch(w http.ResponseWriter, q *request) *ossError {
 		return s.listParts(w, q)
 	case "HeadBucket":
 		return s.headBucket(w, q)
+	case "PutSymlink":
+		return s.putSymlink(w, q)
+	case "GetSymlink":
+		return s.getSymlink(w, q)
 	}
 	return errNotImplemented(q.r.Method, q.query)
 }
 
 // route names the operation a request asks for. Sub-resources the emulator
-// does not implement (acl, cors, symlink, ...) route to "Unknown" so that,
+// does not implement (acl, cors, ...) route to "Unknown" so that,
 // e.g., PUT ?acl never overwrites the object with an ACL document.
 func route(method, bucket, key string, q url.Values, h http.Header) string {
 	has := func(name string) bool { _, ok := q[name]; return ok }
@@ -398,6 +456,8 @@ func route(method, bucket, key string, q url.Values, h http.Header) string {
 				return "UploadPart"
 			case has("tagging") && allowed("tagging"):
 				return "PutObjectTagging"
+			case has("symlink") && allowed("symlink"):
+				return "PutSymlink"
 			case allowed() && h.Get("x-oss-copy-source") != "":
 				return "CopyObject"
 			case allowed():
@@ -409,6 +469,8 @@ func route(method, bucket, key string, q url.Values, h http.Header) string {
 				return "ListParts"
 			case has("tagging") && allowed("tagging"):
 				return "GetObjectTagging"
+			case has("symlink") && allowed("symlink"):
+				return "GetSymlink"
 			case allowed("response-*"):
 				return "GetObject"
 			}
@@ -564,6 +626,10 @@ type errorXML struct {
 const emulatorEC = "0000-00000000"
 
 func (s *Server) writeError(w http.ResponseWriter, q *request, e *ossError) {
+	if q.api == apiS3 {
+		s.writeS3Error(w, q, e)
+		return
+	}
 	hostID := q.r.Host
 	doc := errorXML{Code: e.code, Message: e.message, RequestID: q.id, HostID: hostID, errorExtra: e.extra, EC: emulatorEC}
 	body, err := xml.MarshalIndent(doc, "", "  ")

@@ -1,0 +1,548 @@
+package ossemu
+
+// The S3 API, served on the same endpoint as OSS's (real OSS answers both):
+// a request signed with AWS Signature Version 4 is routed here. It covers
+// what S3 tools need to read a bucket (ListBuckets, ListObjects V1/V2,
+// HeadBucket, GetBucketLocation, HeadObject, GetObject with ranges) and to
+// write one (PutObject, DeleteObject, DeleteObjects, PutBucket,
+// DeleteBucket, RestoreObject, and multipart uploads: Create, UploadPart,
+// Complete, Abort, ListParts; the minimum part size is Options.MinPartSize,
+// OSS's, not S3's 5 MiB). The multipart and multi-delete answers use OSS's
+// XML documents, which S3 clients parse alike. Not implemented (501):
+// CopyObject, UploadPartCopy, tagging, ACLs, versions. Objects, faults, webhooks and request counts are shared
+// with the OSS API: an object written through one API is read through the
+// other. Path-style (/bucket/key) and virtual-hosted style both work.
+
+import (
+	"encoding/base64"
+	"encoding/xml"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+const s3Namespace = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+// isS3Request tells an S3 request from an OSS one: AWS authorization
+// (SigV4, and SigV4a and SigV2, which authenticateS3 refuses), a presigned
+// S3 URL, or (for anonymous requests, when signatures are not checked) an
+// x-amz-date or x-amz-content-sha256 header, which OSS clients never send.
+func isS3Request(r *http.Request, q url.Values) bool {
+	auth := r.Header.Get("Authorization")
+	switch {
+	case strings.HasPrefix(auth, "AWS4-"), strings.HasPrefix(auth, "AWS "):
+		return true
+	case auth != "":
+		return false
+	case q.Has("X-Amz-Algorithm"), q.Has("X-Amz-Credential"), q.Has("AWSAccessKeyId"):
+		return true
+	}
+	return r.Header.Get("X-Amz-Content-Sha256") != "" || r.Header.Get("X-Amz-Date") != ""
+}
+
+// s3SubResources are S3's sub-resource query parameters: a request that
+// carries one the route does not expect is not the plain operation.
+var s3SubResources = setOf([]string{
+	"accelerate", "acl", "analytics", "annotation", "attributes", "cors", "delete", "encryption",
+	"intelligent-tiering", "inventory", "legal-hold", "lifecycle", "location", "logging",
+	"metadataConfiguration", "metrics", "notification", "object-lock", "ownershipControls",
+	"partNumber", "policy", "policyStatus", "publicAccessBlock", "rename", "replication",
+	"requestPayment", "restore", "retention", "select", "session", "tagging", "torrent",
+	"uploadId", "uploads", "versionId", "versioning", "versions", "website",
+})
+
+// routeS3 names the operation of an S3 request with the names Requests
+// uses for OSS.
+func routeS3(method, bucket, key string, q url.Values, h http.Header) string {
+	has := func(name string) bool { _, ok := q[name]; return ok }
+	only := func(names ...string) bool {
+		for name := range q {
+			if s3SubResources[name] && !setOf(names)[name] {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case bucket == "":
+		if method == http.MethodGet && only() {
+			return "ListBuckets"
+		}
+	case key == "":
+		switch method {
+		case http.MethodGet:
+			switch {
+			case has("location") && only("location"):
+				return "GetBucketLocation"
+			case has("uploads") && only("uploads"):
+				return "ListMultipartUploads"
+			case q.Get("list-type") == "2" && only():
+				return "ListObjectsV2"
+			case only():
+				return "ListObjects"
+			}
+		case http.MethodHead:
+			if only() {
+				return "HeadBucket"
+			}
+		case http.MethodPut:
+			if only() {
+				return "PutBucket"
+			}
+		case http.MethodDelete:
+			if only() {
+				return "DeleteBucket"
+			}
+		case http.MethodPost:
+			if has("delete") && only("delete") {
+				return "DeleteMultipleObjects"
+			}
+		}
+	default:
+		switch method {
+		case http.MethodGet:
+			switch {
+			case has("uploadId") && only("uploadId"):
+				return "ListParts"
+			case has("tagging") && only("tagging"):
+				return "GetObjectTagging"
+			case only():
+				return "GetObject"
+			}
+		case http.MethodHead:
+			if only() {
+				return "HeadObject"
+			}
+		case http.MethodPut:
+			switch {
+			case has("partNumber") && has("uploadId") && only("partNumber", "uploadId"):
+				if h.Get("x-amz-copy-source") != "" {
+					return "UploadPartCopy"
+				}
+				return "UploadPart"
+			case has("tagging") && only("tagging"):
+				return "PutObjectTagging"
+			case only() && h.Get("x-amz-copy-source") != "":
+				return "CopyObject"
+			case only():
+				return "PutObject"
+			}
+		case http.MethodDelete:
+			switch {
+			case has("uploadId") && only("uploadId"):
+				return "AbortMultipartUpload"
+			case has("tagging") && only("tagging"):
+				return "DeleteObjectTagging"
+			case only():
+				return "DeleteObject"
+			}
+		case http.MethodPost:
+			switch {
+			case has("uploads") && only("uploads"):
+				return "InitiateMultipartUpload"
+			case has("uploadId") && only("uploadId"):
+				return "CompleteMultipartUpload"
+			case has("restore") && only("restore"):
+				return "RestoreObject"
+			}
+		}
+	}
+	return "Unknown"
+}
+
+func (s *Server) dispatchS3(w http.ResponseWriter, q *request) *ossError {
+	if q.r.Method == http.MethodPut || q.r.Method == http.MethodPost {
+		// Every body is checked against its signed hash or checksums.
+		if e := s.prepareS3Body(q); e != nil {
+			return e
+		}
+	}
+	switch q.op {
+	case "ListBuckets":
+		return s.listBucketsS3(w, q)
+	case "GetBucketLocation":
+		return s.getBucketLocationS3(w, q)
+	case "HeadBucket":
+		w.Header().Set("x-amz-bucket-region", s.region)
+		return s.headBucket(w, q)
+	case "PutBucket":
+		return s.putBucket(w, q)
+	case "DeleteBucket":
+		return s.deleteBucket(w, q)
+	case "ListObjectsV2":
+		return s.listObjectsS3(w, q, true)
+	case "ListObjects":
+		return s.listObjectsS3(w, q, false)
+	case "GetObject":
+		return s.getObject(w, q, false)
+	case "HeadObject":
+		return s.getObject(w, q, true)
+	case "PutObject":
+		return s.putObjectS3(w, q)
+	case "DeleteObject":
+		return s.deleteObject(w, q)
+	case "RestoreObject":
+		return s.restoreObject(w, q)
+	case "DeleteMultipleObjects":
+		return s.deleteMultipleObjects(w, q)
+	case "InitiateMultipartUpload":
+		if e := translateS3WriteHeader(q); e != nil {
+			return e
+		}
+		return s.initiateMultipartUpload(w, q)
+	case "UploadPart":
+		return s.uploadPart(w, q)
+	case "CompleteMultipartUpload":
+		return s.completeMultipartUpload(w, q)
+	case "AbortMultipartUpload":
+		return s.abortMultipartUpload(w, q)
+	case "ListParts":
+		return s.listParts(w, q)
+	}
+	return &ossError{status: 501, code: "NotImplemented", message: fmt.Sprintf("The emulator's S3 API does not implement %s (%s).", q.op, q.r.Method)}
+}
+
+// S3 storage classes for OSS's. S3 has no Cold Archive tiers: both map to
+// DEEP_ARCHIVE.
+var s3Classes = map[string]string{
+	"Standard": "STANDARD", "IA": "STANDARD_IA", "Archive": "GLACIER",
+	"ColdArchive": "DEEP_ARCHIVE", "DeepColdArchive": "DEEP_ARCHIVE",
+}
+
+func s3StorageClass(ossClass string) string {
+	if c, ok := s3Classes[ossClass]; ok {
+		return c
+	}
+	return "STANDARD"
+}
+
+// ossStorageClass maps an x-amz-storage-class value (or an OSS name) to
+// the OSS storage class stored.
+func ossStorageClass(v string) (string, bool) {
+	switch strings.ToUpper(v) {
+	case "STANDARD", "REDUCED_REDUNDANCY", "INTELLIGENT_TIERING":
+		return "Standard", true
+	case "STANDARD_IA", "ONEZONE_IA":
+		return "IA", true
+	case "GLACIER", "GLACIER_IR":
+		return "Archive", true
+	case "DEEP_ARCHIVE":
+		return "ColdArchive", true
+	}
+	c, ok := storageClasses[strings.ToLower(v)]
+	return c, ok
+}
+
+type s3ErrorXML struct {
+	XMLName           xml.Name `xml:"Error"`
+	Code              string   `xml:"Code"`
+	Message           string   `xml:"Message"`
+	Key               string   `xml:"Key,omitempty"`
+	BucketName        string   `xml:"BucketName,omitempty"`
+	UploadID          string   `xml:"UploadId,omitempty"`
+	AWSAccessKeyID    string   `xml:"AWSAccessKeyId,omitempty"`
+	SignatureProvided string   `xml:"SignatureProvided,omitempty"`
+	StringToSign      string   `xml:"StringToSign,omitempty"`
+	CanonicalRequest  string   `xml:"CanonicalRequest,omitempty"`
+	RequestTime       string   `xml:"RequestTime,omitempty"`
+	ServerTime        string   `xml:"ServerTime,omitempty"`
+	Header            string   `xml:"Header,omitempty"`
+	Method            string   `xml:"Method,omitempty"`
+	RequestID         string   `xml:"RequestId"`
+	HostID            string   `xml:"HostId"`
+}
+
+// writeS3Error answers an error in S3's format; a HEAD response has no body.
+func (s *Server) writeS3Error(w http.ResponseWriter, q *request, e *ossError) {
+	x := e.extra
+	doc := s3ErrorXML{Code: e.code, Message: e.message, Key: x.Key, BucketName: x.BucketName, UploadID: x.UploadID,
+		AWSAccessKeyID: x.OSSAccessKeyID, SignatureProvided: x.SignatureProvided, StringToSign: x.StringToSign,
+		CanonicalRequest: x.CanonicalRequest, RequestTime: x.RequestTime, ServerTime: x.ServerTime, Header: x.Header,
+		Method: x.Method, RequestID: q.id, HostID: base64.StdEncoding.EncodeToString([]byte(q.id))}
+	h := w.Header()
+	for k, v := range e.header {
+		h.Set(k, v)
+	}
+	if q.r.Method == http.MethodHead {
+		w.WriteHeader(e.status)
+		return
+	}
+	body, err := xml.Marshal(doc)
+	if err != nil {
+		body = []byte("<Error><Code>InternalError</Code></Error>")
+	}
+	body = append([]byte(xml.Header), body...)
+	h.Set("Content-Type", "application/xml")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(e.status)
+	_, _ = w.Write(body)
+}
+
+func (s *Server) listBucketsS3(w http.ResponseWriter, q *request) *ossError {
+	prefix := q.query.Get("prefix")
+	maxBuckets := 10000
+	if v := q.query.Get("max-buckets"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			return errInvalidArgument("max-buckets must be an integer from 1 to 10000.")
+		}
+		maxBuckets = n
+	}
+	after := ""
+	if tok := q.query.Get("continuation-token"); tok != "" {
+		var e *ossError
+		if after, e = decodeToken(tok); e != nil {
+			return e
+		}
+	}
+	type bucketXML struct {
+		Name         string `xml:"Name"`
+		CreationDate string `xml:"CreationDate"`
+		BucketRegion string `xml:"BucketRegion"`
+	}
+	type result struct {
+		XMLName           xml.Name    `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListAllMyBucketsResult"`
+		Owner             ownerXML    `xml:"Owner"`
+		Buckets           []bucketXML `xml:"Buckets>Bucket"`
+		ContinuationToken string      `xml:"ContinuationToken,omitempty"`
+		Prefix            string      `xml:"Prefix,omitempty"`
+	}
+	out := result{Owner: emulatorOwner, Prefix: prefix}
+	s.mu.Lock()
+	names := make([]string, 0, len(s.buckets))
+	for n := range s.buckets {
+		if strings.HasPrefix(n, prefix) && n > after {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for i, n := range names {
+		if i == maxBuckets {
+			out.ContinuationToken = encodeToken(names[i-1])
+			break
+		}
+		out.Buckets = append(out.Buckets, bucketXML{Name: n, CreationDate: isoTime(s.buckets[n].created), BucketRegion: s.region})
+	}
+	s.mu.Unlock()
+	writeXML(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) getBucketLocationS3(w http.ResponseWriter, q *request) *ossError {
+	if !s.bucketExists(q.bucket) {
+		return errNoSuchBucket(q.bucket)
+	}
+	type result struct {
+		XMLName  xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ LocationConstraint"`
+		Location string   `xml:",chardata"`
+	}
+	writeXML(w, http.StatusOK, result{Location: "oss-" + s.region})
+	return nil
+}
+
+type s3ContentsXML struct {
+	Key          string    `xml:"Key"`
+	LastModified string    `xml:"LastModified"`
+	ETag         string    `xml:"ETag"`
+	Size         int64     `xml:"Size"`
+	StorageClass string    `xml:"StorageClass"`
+	Owner        *ownerXML `xml:"Owner,omitempty"`
+}
+
+type s3ListResult struct {
+	XMLName xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListBucketResult"`
+	Name    string   `xml:"Name"`
+	Prefix  string   `xml:"Prefix"`
+	// V1
+	Marker     *string `xml:"Marker"`
+	NextMarker string  `xml:"NextMarker,omitempty"`
+	// V2
+	ContinuationToken     string `xml:"ContinuationToken,omitempty"`
+	NextContinuationToken string `xml:"NextContinuationToken,omitempty"`
+	StartAfter            string `xml:"StartAfter,omitempty"`
+	KeyCount              *int   `xml:"KeyCount"`
+
+	MaxKeys        int               `xml:"MaxKeys"`
+	Delimiter      string            `xml:"Delimiter,omitempty"`
+	EncodingType   string            `xml:"EncodingType,omitempty"`
+	IsTruncated    bool              `xml:"IsTruncated"`
+	Contents       []s3ContentsXML   `xml:"Contents"`
+	CommonPrefixes []commonPrefixXML `xml:"CommonPrefixes"`
+}
+
+// listObjectsS3 serves ListObjectsV2 (v2) and ListObjects. As S3 does,
+// max-keys defaults to 1000, larger values are clamped to 1000, and 0
+// lists nothing; with encoding-type=url Key, Prefix, Delimiter,
+// StartAfter, Marker and NextMarker are URL-encoded.
+func (s *Server) listObjectsS3(w http.ResponseWriter, q *request, v2 bool) *ossError {
+	v := q.query
+	maxKeys := 1000
+	if mk := v.Get("max-keys"); mk != "" {
+		n, err := strconv.Atoi(mk)
+		if err != nil || n < 0 {
+			return errInvalidArgument("Provided max-keys not an integer or within integer range.")
+		}
+		maxKeys = min(n, 1000)
+	}
+	urlEnc := v.Get("encoding-type") == "url"
+	if et := v.Get("encoding-type"); et != "" && !urlEnc {
+		return errInvalidArgument("Invalid Encoding Method specified in Request.")
+	}
+	prefix, delimiter := v.Get("prefix"), v.Get("delimiter")
+	out := s3ListResult{Name: q.bucket, Prefix: encodeIf(urlEnc, prefix), MaxKeys: maxKeys, Delimiter: encodeIf(urlEnc, delimiter)}
+	if urlEnc {
+		out.EncodingType = "url"
+	}
+	var after string
+	if v2 {
+		startAfter, token := v.Get("start-after"), v.Get("continuation-token")
+		after = startAfter
+		if token != "" {
+			var e *ossError
+			if after, e = decodeToken(token); e != nil {
+				return e
+			}
+		}
+		out.StartAfter, out.ContinuationToken = encodeIf(urlEnc, startAfter), token
+	} else {
+		after = v.Get("marker")
+		m := encodeIf(urlEnc, after)
+		out.Marker = &m
+	}
+	withOwner := !v2 || v.Get("fetch-owner") == "true"
+
+	s.mu.Lock()
+	b := s.buckets[q.bucket]
+	if b == nil {
+		s.mu.Unlock()
+		return errNoSuchBucket(q.bucket)
+	}
+	var entries []listEntry
+	if maxKeys > 0 {
+		entries, out.IsTruncated = walk(b, prefix, delimiter, after, maxKeys)
+	}
+	for _, en := range entries {
+		if en.obj == nil {
+			out.CommonPrefixes = append(out.CommonPrefixes, commonPrefixXML{Prefix: encodeIf(urlEnc, en.prefix)})
+			continue
+		}
+		c := s3ContentsXML{Key: encodeIf(urlEnc, en.key), LastModified: isoTime(en.obj.info.LastModified),
+			ETag: quote(en.obj.info.ETag), Size: en.obj.info.Size, StorageClass: s3StorageClass(en.obj.info.StorageClass)}
+		if withOwner {
+			owner := emulatorOwner
+			c.Owner = &owner
+		}
+		out.Contents = append(out.Contents, c)
+	}
+	s.mu.Unlock()
+	if v2 {
+		n := len(entries)
+		out.KeyCount = &n
+	}
+	if out.IsTruncated {
+		last := entries[len(entries)-1].name()
+		if v2 {
+			out.NextContinuationToken = encodeToken(last)
+		} else {
+			out.NextMarker = encodeIf(urlEnc, last)
+		}
+	}
+	writeXML(w, http.StatusOK, out)
+	return nil
+}
+
+// s3WriteHeader translates an S3 write request's headers into the OSS
+// headers objectMetaFromRequest reads: the content headers as they are
+// (less the aws-chunked transfer coding), x-amz-meta-* as x-oss-meta-*,
+// x-amz-storage-class mapped to OSS's classes, x-amz-tagging as
+// x-oss-tagging.
+func s3WriteHeader(h http.Header) (http.Header, *ossError) {
+	out := http.Header{}
+	for _, name := range contentHeaders {
+		if v := h.Get(name); v != "" {
+			out.Set(name, v)
+		}
+	}
+	if ce := out.Get("Content-Encoding"); ce != "" {
+		var kept []string
+		for _, c := range strings.Split(ce, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "aws-chunked") {
+				kept = append(kept, c)
+			}
+		}
+		out.Del("Content-Encoding")
+		if len(kept) > 0 {
+			out.Set("Content-Encoding", strings.Join(kept, ","))
+		}
+	}
+	for k, v := range h {
+		if name, ok := strings.CutPrefix(strings.ToLower(k), "x-amz-meta-"); ok && name != "" {
+			out.Set("x-oss-meta-"+name, v[0])
+		}
+	}
+	if sc := h.Get("x-amz-storage-class"); sc != "" {
+		class, ok := ossStorageClass(sc)
+		if !ok {
+			return nil, &ossError{status: 400, code: "InvalidStorageClass", message: "The storage class you specified is not valid."}
+		}
+		out.Set("x-oss-storage-class", class)
+	}
+	if t := h.Get("x-amz-tagging"); t != "" {
+		out.Set("x-oss-tagging", t)
+	}
+	return out, nil
+}
+
+// translateS3WriteHeader replaces the request's object headers by their
+// OSS equivalents (see s3WriteHeader), so that the OSS handlers store them.
+func translateS3WriteHeader(q *request) *ossError {
+	oh, e := s3WriteHeader(q.r.Header)
+	if e != nil {
+		return e
+	}
+	for _, name := range contentHeaders {
+		q.r.Header.Del(name)
+	}
+	for k, v := range oh {
+		q.r.Header[k] = v
+	}
+	return nil
+}
+
+// putObjectS3 serves an S3 PutObject: a plain body (checked against
+// x-amz-content-sha256 unless UNSIGNED-PAYLOAD) or an aws-chunked one
+// (STREAMING-* payloads, chunk signatures checked), with Content-MD5 and
+// x-amz-checksum-* (header or trailer) verified when sent. The object is
+// stored as an OSS PutObject would store it.
+func (s *Server) putObjectS3(w http.ResponseWriter, q *request) *ossError {
+	if e := validKey(q.key); e != nil {
+		return e
+	}
+	oh, e := s3WriteHeader(q.r.Header)
+	if e != nil {
+		return e
+	}
+	m, e := objectMetaFromRequest(oh)
+	if e != nil {
+		return e
+	}
+	if !s.bucketExists(q.bucket) {
+		return errNoSuchBucket(q.bucket)
+	}
+	b, e := readBody(q.r, 0)
+	if e != nil {
+		return e
+	}
+	o := s.newObject(q.key, b.data, b.md5, b.crc, "Normal", m)
+	if e := s.store(q, o, "ObjectCreated:PutObject"); e != nil {
+		return e
+	}
+	h := w.Header()
+	h.Set("ETag", quote(o.info.ETag))
+	h.Set("x-oss-hash-crc64ecma", strconv.FormatUint(o.info.CRC64, 10))
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
