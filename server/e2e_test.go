@@ -41,9 +41,9 @@ type bed struct {
 	cfgPath string
 	stop    func() error
 
-	// Extra configuration: top-level YAML, and lines added to the queue
-	// and workers sections.
-	extraConfig, queueConfig, workerConfig string
+	// Extra configuration: top-level YAML, and lines added to the queue,
+	// workers and task options sections.
+	extraConfig, queueConfig, workerConfig, taskOptions string
 }
 
 func freeAddr(t *testing.T) string {
@@ -62,7 +62,8 @@ func freeAddr(t *testing.T) string {
 func newBed(t *testing.T, s3srv *s3test.Server, concurrency int) *bed {
 	t.Helper()
 	b := &bed{s3: s3srv, dataDir: t.TempDir(), addr: freeAddr(t)}
-	b.emu = ossemu.New(ossemu.Options{Credentials: map[string]string{e2eAK: e2eSK}, Region: "cn-hangzhou"})
+	b.emu = ossemu.New(ossemu.Options{Credentials: map[string]string{e2eAK: e2eSK}, Region: "cn-hangzhou",
+		RestoreDelay: 500 * time.Millisecond})
 	var err error
 	if b.ossURL, err = b.emu.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
@@ -110,7 +111,9 @@ queue:
       endpoint: %s
 %s      access_key_id: ${S3_AK}
       secret_access_key: ${S3_SK}
-`, b.addr, b.dataDir, b.queueConfig, concurrency, b.workerConfig, b.extraConfig, b.ossURL, e2eSrc, b.s3.Region, e2eDst, b.s3.Endpoint, caLine)
+    options:
+      restore_poll: 200ms
+%s`, b.addr, b.dataDir, b.queueConfig, concurrency, b.workerConfig, b.extraConfig, b.ossURL, e2eSrc, b.s3.Region, e2eDst, b.s3.Endpoint, caLine, b.taskOptions)
 	b.cfgPath = filepath.Join(t.TempDir(), "oss2s3.yaml")
 	if err := os.WriteFile(b.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

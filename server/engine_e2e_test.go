@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aliyun/aliyun-oss-go-sdk/oss"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
@@ -188,4 +189,102 @@ func TestGiantObjectEndToEnd(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	assertNoOpenUploads(t, b)
+}
+
+// TestObjectKindsEndToEnd: symlinks (the target's bytes), appendable
+// objects (copied again after an append), archived objects (restored, then
+// copied), tags, and deletes propagated only for copies oss2s3 wrote.
+func TestObjectKindsEndToEnd(t *testing.T) {
+	t.Parallel()
+	b := newBed(t, s3test.StartVersity(t), 4)
+	b.taskOptions = "      deletes: propagate\n      archive: restore\n      copy_tags: true\n"
+	b.writeConfig(t, 4)
+	b.start(t)
+	bk := b.ossBucket(t)
+	ctx := context.Background()
+
+	target := sample{key: "kinds/target.txt", data: []byte("the target's bytes"), ctype: "text/plain"}
+	upload(t, bk, []sample{target})
+	// A link has its own content headers (OSS HeadObject documentation).
+	if err := bk.PutSymlink("kinds/link", target.key, oss.ContentType("text/plain")); err != nil {
+		t.Fatal(err)
+	}
+	next, err := bk.AppendObject("kinds/log", strings.NewReader("line 1\n"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bk.PutObject("kinds/cold.bin", strings.NewReader("archived bytes"), oss.ObjectStorageClass(oss.StorageArchive),
+		oss.ContentType("application/octet-stream")); err != nil {
+		t.Fatal(err)
+	}
+	if err := bk.PutObject("kinds/tagged.txt", strings.NewReader("tagged"), oss.ContentType("text/plain"),
+		oss.SetTagging(oss.Tagging{Tags: []oss.Tag{{Key: "team", Value: "media"}, {Key: "env", Value: "prod"}}})); err != nil {
+		t.Fatal(err)
+	}
+	waitInS3(t, b, []sample{
+		target,
+		{key: "kinds/link", data: target.data, ctype: "text/plain"},
+		{key: "kinds/cold.bin", data: []byte("archived bytes"), ctype: "application/octet-stream"},
+	})
+	waitBody(t, b, "kinds/log", "line 1\n")
+	waitBody(t, b, "kinds/tagged.txt", "tagged")
+	tags, err := b.s3.Client.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String(e2eDst), Key: aws.String("kinds/tagged.txt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, tg := range tags.TagSet {
+		got[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+	}
+	if got["team"] != "media" || got["env"] != "prod" {
+		t.Fatalf("tags %v", got)
+	}
+
+	// An append is a new version of the object: copied again.
+	if _, err := bk.AppendObject("kinds/log", strings.NewReader("line 2\n"), next); err != nil {
+		t.Fatal(err)
+	}
+	waitBody(t, b, "kinds/log", "line 1\nline 2\n")
+
+	// Deletes: our copy goes; an object oss2s3 did not write stays.
+	if _, err := b.s3.Client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(e2eDst), Key: aws.String("kinds/foreign.txt"),
+		Body: strings.NewReader("not ours")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bk.DeleteObject(target.key); err != nil {
+		t.Fatal(err)
+	}
+	b.emu.DeleteObject(e2eSrc, "kinds/foreign.txt") // fires ObjectRemoved for a key we never copied
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.HasPrefix(checkS3(ctx, b, target), "not in S3") {
+		if time.Now().After(deadline) {
+			t.Fatal("the copy of a deleted object was not deleted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitMetric(t, b.addr, `oss2s3_objects_total{result="deleted",task="e2e"} 1`)
+	waitMetric(t, b.addr, `oss2s3_objects_total{result="deferred",task="e2e"}`)
+	if _, err := b.s3.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(e2eDst), Key: aws.String("kinds/foreign.txt")}); err != nil {
+		t.Fatalf("an object oss2s3 did not write was deleted: %v", err)
+	}
+}
+
+func waitBody(t *testing.T, b *bed, key, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := b.s3.Client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(e2eDst), Key: aws.String(key)})
+		if err == nil {
+			var got bytes.Buffer
+			_, _ = got.ReadFrom(out.Body)
+			out.Body.Close()
+			if got.String() == want {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: S3 never held %q (%v)", key, want, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

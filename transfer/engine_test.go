@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"hash/crc64"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -209,6 +210,24 @@ func TestCopyEngine(t *testing.T) {
 		waitFor(t, "the copy after the restore", func() bool { return restore.count(metrics.CopyCopied) == 1 })
 		if restore.src.restores.Load() != 1 || restore.count(metrics.CopyDeferred) != 1 {
 			t.Fatalf("restores %d, deferred %v", restore.src.restores.Load(), restore.count(metrics.CopyDeferred))
+		}
+	})
+
+	t.Run("SourceWithoutACRCGetsTheComputedOneRecorded", func(t *testing.T) {
+		t.Parallel()
+		b := startWorkers(t, transfer.QueueConfig{})
+		data := []byte("made by CopyObject")
+		b.src.put("nocrc", data, nil)
+		b.src.put("withcrc", data, nil)
+		b.src.edit("nocrc", func(i *transfer.ObjectInfo) { i.HasCRC64, i.CRC64 = false, 0 })
+		publish(t, b.q, job("t", "nocrc", ""), job("t", "withcrc", ""))
+		waitFor(t, "the copies", func() bool { return b.count(metrics.CopyCopied) == 2 })
+		got, ok := b.dst.recordedCRC("copy/nocrc")
+		if want := crc64.Checksum(data, crc64.MakeTable(crc64.ECMA)); !ok || got != want {
+			t.Fatalf("recorded crc %d (%v), want %d", got, ok, want)
+		}
+		if _, ok := b.dst.recordedCRC("copy/withcrc"); ok {
+			t.Fatal("recorded a CRC for a source that has its own")
 		}
 	})
 

@@ -114,6 +114,7 @@ type memDest struct {
 	objects   map[string][]byte
 	info      map[string]transfer.ObjectInfo
 	uploads   map[string]*memUpload
+	crcs      map[string]uint64
 	nextID    int
 	aborted   int
 	putErr    func(key string) error
@@ -256,6 +257,23 @@ func (d *memDest) AbortUpload(_ context.Context, key, id string) error {
 	delete(d.uploads, id)
 	d.aborted++
 	return nil
+}
+
+func (d *memDest) RecordCRC64(_ context.Context, key string, crc uint64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.crcs == nil {
+		d.crcs = map[string]uint64{}
+	}
+	d.crcs[key] = crc
+	return nil
+}
+
+func (d *memDest) recordedCRC(key string) (uint64, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c, ok := d.crcs[key]
+	return c, ok
 }
 
 func (d *memDest) openUploads() int {

@@ -89,6 +89,13 @@ type Destination interface {
 	Multipart
 }
 
+// CRCRecorder is a Destination that can note on a copy, after the fact,
+// the CRC-64 oss2s3 computed while copying a source that published none
+// (objects made by CopyObject or UploadPartCopy may have none).
+type CRCRecorder interface {
+	RecordCRC64(ctx context.Context, key string, crc uint64) error
+}
+
 // Multipart is a destination's multipart upload API. Uploads are named by
 // id so that another worker (after a crash) can continue one.
 type Multipart interface {

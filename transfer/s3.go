@@ -163,6 +163,32 @@ func (d *S3Destination) Put(ctx context.Context, key string, body io.Reader, siz
 	return nil
 }
 
+// TagCRC64 is the object tag that records a CRC-64 oss2s3 computed itself.
+const TagCRC64 = "oss2s3-crc64"
+
+var _ CRCRecorder = (*S3Destination)(nil)
+
+// RecordCRC64 implements CRCRecorder with an object tag (tags, unlike
+// metadata, can be changed without rewriting the object).
+func (d *S3Destination) RecordCRC64(ctx context.Context, key string, crc uint64) error {
+	cur, err := d.client.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String(d.cfg.Bucket), Key: aws.String(key)})
+	if err != nil {
+		return classifyS3("get tagging", key, err)
+	}
+	tags := []types.Tag{{Key: aws.String(TagCRC64), Value: aws.String(strconv.FormatUint(crc, 10))}}
+	for _, t := range cur.TagSet {
+		if aws.ToString(t.Key) != TagCRC64 {
+			tags = append(tags, t)
+		}
+	}
+	_, err = d.client.PutObjectTagging(ctx, &s3.PutObjectTaggingInput{Bucket: aws.String(d.cfg.Bucket), Key: aws.String(key),
+		Tagging: &types.Tagging{TagSet: tags}})
+	if err != nil {
+		return classifyS3("put tagging", key, err)
+	}
+	return nil
+}
+
 // CreateUpload implements Multipart.
 func (d *S3Destination) CreateUpload(ctx context.Context, key string, w *WriteInfo) (string, error) {
 	h := d.headers(w)

@@ -287,6 +287,13 @@ func (w *Workers) converge(ctx context.Context, rt *TaskRuntime, job Job, log *s
 	if err != nil {
 		return outcome{}, err
 	}
+	if !info.HasCRC64 {
+		if r, ok := rt.Destination.(CRCRecorder); ok {
+			if err := r.RecordCRC64(ctx, dstKey, res.CRC64); err != nil {
+				log.Warn("source has no CRC-64; recording the computed one failed", "crc64", res.CRC64, "err", err)
+			}
+		}
+	}
 	return outcome{result: metrics.CopyCopied, copy: res}, nil
 }
 
