@@ -14,19 +14,16 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/oss2s3/oss2s3/handlers/intake"
 	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer"
 )
 
 // Publisher durably queues jobs; it returns only when every job is stored.
-type Publisher interface {
-	Publish(ctx context.Context, jobs []transfer.Job) (transfer.PublishResult, error)
-}
+type Publisher = intake.Publisher
 
 // Router names the tasks that want an object.
-type Router interface {
-	Route(bucket, key string) []string
-}
+type Router = intake.Router
 
 // DeadLetterQueue is where failed jobs are parked, for the admin API.
 type DeadLetterQueue interface {
@@ -39,9 +36,19 @@ type Checker interface {
 	Ready(ctx context.Context) error
 }
 
+// WebhookSource is a sender with its own secrets, allowed to report events
+// of Buckets only (all buckets when empty): a leaked secret of one Function
+// Compute function cannot inject events for another bucket.
+type WebhookSource struct {
+	Name    string
+	Secrets []string
+	Buckets []string
+}
+
 // Config is the gateway's HTTP behaviour.
 type Config struct {
-	WebhookSecrets []string      // HMAC secrets accepted on /v1/events/oss; several at once for rotation
+	WebhookSecrets []string // HMAC secrets accepted on /v1/events/oss from any sender; several at once for rotation
+	WebhookSources []WebhookSource
 	MaxBodyBytes   int64         // larger bodies get 413
 	Tolerance      time.Duration // how old (or new) a signature's timestamp may be
 	RetryAfter     time.Duration // what a 503 asks the sender to wait
@@ -71,7 +78,7 @@ func New(log *slog.Logger, m *metrics.Metrics, gatherer prometheus.Gatherer, pub
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(log)
 	e.Use(observe(m))
-	addRoutes(e, log, m, gatherer, pub, router, ready, dlq, cfg.withDefaults())
+	addRoutes(e, log, m, gatherer, intake.New(pub, router, m, log), ready, dlq, cfg.withDefaults())
 	return e
 }
 

@@ -8,23 +8,54 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/oss2s3/oss2s3/handlers/intake"
 	"github.com/oss2s3/oss2s3/handlers/ossevent"
 	"github.com/oss2s3/oss2s3/handlers/signature"
 	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer"
 )
 
-// EventsAccepted is the body of a 202: what happened to the document's records.
-type EventsAccepted struct {
-	Queued    int `json:"queued"`    // new jobs stored in JetStream
-	Duplicate int `json:"duplicate"` // jobs JetStream already held (a re-sent event)
-	Ignored   int `json:"ignored"`   // records that are not a change of an object (e.g. UploadPart)
-	Unrouted  int `json:"unrouted"`  // records no task wants
+// EventsAccepted is the body of a 202: what happened to the records.
+type EventsAccepted = intake.Result
+
+// authenticate checks the signature against the shared secrets, then each
+// source's; it returns the source whose secret signed the request (nil for
+// a shared secret).
+func authenticate(header string, body []byte, cfg Config) (*WebhookSource, error) {
+	now := time.Now()
+	err := signature.ErrNoSecrets
+	if len(cfg.WebhookSecrets) > 0 {
+		if err = signature.Verify(header, body, cfg.WebhookSecrets, now, cfg.Tolerance); err == nil {
+			return nil, nil
+		}
+	}
+	for i := range cfg.WebhookSources {
+		serr := signature.Verify(header, body, cfg.WebhookSources[i].Secrets, now, cfg.Tolerance)
+		if serr == nil {
+			return &cfg.WebhookSources[i], nil
+		}
+		if errors.Is(err, signature.ErrNoSecrets) {
+			err = serr
+		}
+	}
+	return nil, err
+}
+
+// unavailable answers 503 with Retry-After: JetStream could not store the
+// jobs, so nothing is accepted and the sender should try again later.
+func unavailable(c echo.Context, cfg Config, err error) error {
+	c.Response().Header().Set("Retry-After", strconv.Itoa(int(cfg.RetryAfter.Seconds())))
+	msg := "work queue unavailable, retry later"
+	if !errors.Is(err, transfer.ErrQueueUnavailable) {
+		msg = "could not queue events, retry later"
+	}
+	return echo.NewHTTPError(http.StatusServiceUnavailable, msg)
 }
 
 // handleOSSEvents receives the OSS trigger document ({"events":[...]}),
@@ -32,7 +63,7 @@ type EventsAccepted struct {
 // stored every job the document makes; any other answer means nothing new
 // was accepted and the sender should fix the request (4xx) or send it
 // again later (503).
-func handleOSSEvents(log *slog.Logger, m *metrics.Metrics, pub Publisher, router Router, cfg Config) echo.HandlerFunc {
+func handleOSSEvents(log *slog.Logger, m *metrics.Metrics, in *intake.Intake, cfg Config) echo.HandlerFunc {
 	reject := func(c echo.Context, code int, n int, reason string) error {
 		m.EventsReceived.WithLabelValues(metrics.SourceOSSWebhook, metrics.EventRejected).Add(float64(max(n, 1)))
 		log.Info("oss event document rejected", "status", code, "reason", reason, "remote", c.RealIP())
@@ -52,58 +83,27 @@ func handleOSSEvents(log *slog.Logger, m *metrics.Metrics, pub Publisher, router
 		if int64(len(body)) > cfg.MaxBodyBytes {
 			return reject(c, http.StatusRequestEntityTooLarge, 0, fmt.Sprintf("body is larger than %d bytes", cfg.MaxBodyBytes))
 		}
-		if err := signature.Verify(req.Header.Get(signature.Header), body, cfg.WebhookSecrets, time.Now(), cfg.Tolerance); err != nil {
+		sender, err := authenticate(req.Header.Get(signature.Header), body, cfg)
+		if err != nil {
 			return reject(c, http.StatusUnauthorized, 0, err.Error())
 		}
 		doc, err := ossevent.Parse(body)
 		if err != nil {
 			return reject(c, http.StatusBadRequest, 0, err.Error())
 		}
-
-		var res EventsAccepted
-		var jobs []transfer.Job
-		for i := range doc.Events {
-			r := &doc.Events[i]
-			kind := ossevent.KindOf(r.EventName)
-			if kind == ossevent.KindIgnore {
-				res.Ignored++
-				continue
-			}
-			tasks := router.Route(r.OSS.Bucket.Name, r.OSS.Object.Key)
-			if len(tasks) == 0 {
-				res.Unrouted++
-				continue
-			}
-			for _, task := range tasks {
-				jobs = append(jobs, transfer.Job{
-					Task: task, Bucket: r.OSS.Bucket.Name, Key: r.OSS.Object.Key, ETag: r.ETag(),
-					Size: r.OSS.Object.Size, Event: r.EventName, Kind: string(kind),
-					Origin: metrics.SourceOSSWebhook, EventTime: r.Time(),
-				})
+		if sender != nil && len(sender.Buckets) > 0 {
+			for i, r := range doc.Events {
+				if !slices.Contains(sender.Buckets, r.OSS.Bucket.Name) {
+					return reject(c, http.StatusForbidden, 0, fmt.Sprintf("events[%d]: source %q may not report bucket %q", i, sender.Name, r.OSS.Bucket.Name))
+				}
 			}
 		}
-		m.EventsReceived.WithLabelValues(metrics.SourceOSSWebhook, metrics.EventIgnored).Add(float64(res.Ignored))
-		m.EventsReceived.WithLabelValues(metrics.SourceOSSWebhook, metrics.EventUnrouted).Add(float64(res.Unrouted))
-		if len(jobs) > 0 {
-			ctx, cancel := context.WithTimeout(req.Context(), cfg.PublishTimeout)
-			defer cancel()
-			pr, err := pub.Publish(ctx, jobs)
-			if err != nil {
-				m.EventsReceived.WithLabelValues(metrics.SourceOSSWebhook, metrics.EventFailed).Add(float64(len(jobs)))
-				log.Warn("could not queue oss events", "jobs", len(jobs), "err", err)
-				c.Response().Header().Set("Retry-After", strconv.Itoa(int(cfg.RetryAfter.Seconds())))
-				msg := "work queue unavailable, retry later"
-				if !errors.Is(err, transfer.ErrQueueUnavailable) {
-					msg = "could not queue events, retry later"
-				}
-				return echo.NewHTTPError(http.StatusServiceUnavailable, msg)
-			}
-			res.Queued, res.Duplicate = pr.Queued, pr.Duplicate
-			for task, n := range pr.QueuedByTask {
-				m.JobsQueued.WithLabelValues(task).Add(float64(n))
-			}
-			m.EventsReceived.WithLabelValues(metrics.SourceOSSWebhook, metrics.EventQueued).Add(float64(pr.Queued))
-			m.EventsReceived.WithLabelValues(metrics.SourceOSSWebhook, metrics.EventDuplicate).Add(float64(pr.Duplicate))
+
+		ctx, cancel := context.WithTimeout(req.Context(), cfg.PublishTimeout)
+		defer cancel()
+		res, err := in.Accept(ctx, metrics.SourceOSSWebhook, doc.Events)
+		if err != nil {
+			return unavailable(c, cfg, err)
 		}
 		log.Debug("oss events accepted", "queued", res.Queued, "duplicate", res.Duplicate, "ignored", res.Ignored, "unrouted", res.Unrouted)
 		return c.JSON(http.StatusAccepted, res)

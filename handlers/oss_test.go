@@ -22,8 +22,9 @@ import (
 )
 
 const (
-	secret     = "0123456789abcdef-current"
-	adminToken = "admin-token-0123456789"
+	secret       = "0123456789abcdef-current"
+	adminToken   = "admin-token-0123456789"
+	sourceSecret = "secret-of-the-fc-function-for-src2"
 )
 
 type bundle struct {
@@ -48,6 +49,7 @@ func setup(t *testing.T, qcfg transfer.QueueConfig) *bundle {
 	reg := prometheus.NewRegistry()
 	h := handlers.New(log, metrics.New(reg, []string{"photos", "all"}), reg, q, transfer.NewRouter(tasks), q, q, handlers.Config{
 		WebhookSecrets: []string{"0123456789abcdef-previous", secret}, MaxBodyBytes: 64 << 10, AdminTokens: []string{adminToken},
+		WebhookSources: []handlers.WebhookSource{{Name: "fc-src2", Secrets: []string{sourceSecret}, Buckets: []string{"src2"}}},
 	})
 	return &bundle{q: q, handler: h}
 }
@@ -198,5 +200,25 @@ func TestHealthAndMetrics(t *testing.T) {
 	b.handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("readyz with JetStream closed: %d", rec.Code)
+	}
+}
+
+func TestOSSEventsPerSourceSecrets(t *testing.T) {
+	t.Parallel()
+	b := setup(t, transfer.QueueConfig{})
+	signAs := func(secret string, body []byte) func(*http.Request) {
+		return func(r *http.Request) { r.Header.Set(signature.Header, signature.Sign(secret, time.Now(), body)) }
+	}
+	own := doc(record("ObjectCreated:PutObject", "src2", "k", "AA"))
+	if rec := b.post(t, own, signAs(sourceSecret, own)); rec.Code != http.StatusAccepted {
+		t.Fatalf("a source reporting its own bucket: %d %s", rec.Code, rec.Body)
+	}
+	other := doc(record("ObjectCreated:PutObject", "src2", "k2", "AA"), record("ObjectCreated:PutObject", "src", "photos/x", "BB"))
+	rec := b.post(t, other, signAs(sourceSecret, other))
+	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), `events[1]: source \"fc-src2\" may not report bucket \"src\"`) {
+		t.Fatalf("a source reporting another bucket: %d %s", rec.Code, rec.Body)
+	}
+	if n := b.depth(t); n != 1 {
+		t.Fatalf("stream holds %d jobs, want only the first document's", n)
 	}
 }

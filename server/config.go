@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -60,8 +61,17 @@ type QueueConfig struct {
 // WebhookConfig authenticates /v1/events/oss.
 type WebhookConfig struct {
 	Secrets      []string          `yaml:"secrets"`
+	Sources      []WebhookSource   `yaml:"sources"`
 	MaxBodyBytes transfer.ByteSize `yaml:"max_body_bytes"`
 	Tolerance    time.Duration     `yaml:"tolerance"`
+}
+
+// WebhookSource is one sender with secrets of its own, allowed to report
+// events of some buckets only.
+type WebhookSource struct {
+	Name    string   `yaml:"name"`
+	Secrets []string `yaml:"secrets"`
+	Buckets []string `yaml:"buckets"` // empty: any bucket
 }
 
 // AdminConfig authenticates the admin API (/v1/dlq, ...).
@@ -146,10 +156,18 @@ func parseConfig(name string, data []byte, getenv func(string) string) (*Config,
 	if err := doc.Decode(&cfg); err != nil {
 		cerr.Problems = append(cerr.Problems, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
+	for i := range cfg.Tasks {
+		if err := loadPrefixFile(&cfg.Tasks[i].Source, filepath.Dir(name)); err != nil {
+			cerr.Problems = append(cerr.Problems, fmt.Sprintf("tasks[%d].source.prefix_file: %v", i, err))
+		}
+	}
 	// An empty secret or token is a rotation slot left unused (${OLD:-}).
 	empty := func(s string) bool { return s == "" }
 	cfg.Webhook.Secrets = slices.DeleteFunc(cfg.Webhook.Secrets, empty)
 	cfg.Admin.Tokens = slices.DeleteFunc(cfg.Admin.Tokens, empty)
+	for i := range cfg.Webhook.Sources {
+		cfg.Webhook.Sources[i].Secrets = slices.DeleteFunc(cfg.Webhook.Sources[i].Secrets, empty)
+	}
 	if len(cerr.Problems) == 0 {
 		cerr.Problems = cfg.validate()
 	}
@@ -157,6 +175,36 @@ func parseConfig(name string, data []byte, getenv func(string) string) (*Config,
 		return nil, cerr
 	}
 	return &cfg, nil
+}
+
+// loadPrefixFile adds the prefixes listed in src.PrefixFile (one a line;
+// blank lines and lines starting with # are skipped) to src.Prefixes. A
+// relative path is relative to the configuration file.
+func loadPrefixFile(src *transfer.SourceConfig, dir string) error {
+	if src.PrefixFile == "" {
+		return nil
+	}
+	path := src.PrefixFile
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimRight(line, "\r")
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		src.Prefixes = append(src.Prefixes, line)
+		n++
+	}
+	if n == 0 {
+		return fmt.Errorf("%s lists no prefixes", path)
+	}
+	return nil
 }
 
 var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
@@ -315,13 +363,28 @@ func (c *Config) validate() []string {
 	if q.RetryBase <= 0 || q.RetryMax < q.RetryBase {
 		bad("queue.retry_base", "%s (retry_max %s): want 0 < retry_base <= retry_max", q.RetryBase, q.RetryMax)
 	}
-	if len(c.Webhook.Secrets) == 0 {
-		bad("webhook.secrets", "at least one secret is required: /v1/events/oss accepts only signed requests")
+	if len(c.Webhook.Secrets) == 0 && len(c.Webhook.Sources) == 0 {
+		bad("webhook.secrets", "at least one secret (or webhook.sources) is required: /v1/events/oss accepts only signed requests")
 	}
-	for i, s := range c.Webhook.Secrets {
-		if len(s) < 16 {
-			bad(fmt.Sprintf("webhook.secrets[%d]", i), "is %d characters; use at least 16 (e.g. openssl rand -hex 32)", len(s))
+	checkSecrets := func(path string, secrets []string) {
+		for i, s := range secrets {
+			if len(s) < 16 {
+				bad(fmt.Sprintf("%s[%d]", path, i), "is %d characters; use at least 16 (e.g. openssl rand -hex 32)", len(s))
+			}
 		}
+	}
+	checkSecrets("webhook.secrets", c.Webhook.Secrets)
+	sourceNames := map[string]bool{}
+	for i, src := range c.Webhook.Sources {
+		p := fmt.Sprintf("webhook.sources[%d]", i)
+		if !taskName.MatchString(src.Name) || sourceNames[src.Name] {
+			bad(p+".name", "%q: want a unique name of letters, digits, '-' or '_'", src.Name)
+		}
+		sourceNames[src.Name] = true
+		if len(src.Secrets) == 0 {
+			bad(p+".secrets", "at least one secret is required")
+		}
+		checkSecrets(p+".secrets", src.Secrets)
 	}
 	for i, s := range c.Admin.Tokens {
 		if len(s) < 16 {
@@ -396,6 +459,11 @@ func validateTask(t *transfer.Task, path string, names map[string]int, i int, ba
 	for j, pr := range s.Prefixes {
 		if pr == "" {
 			bad(fmt.Sprintf("%s.prefixes[%d]", sp, j), "is empty; leave prefixes out to copy the whole bucket")
+		}
+	}
+	for j, sf := range s.Suffixes {
+		if sf == "" {
+			bad(fmt.Sprintf("%s.suffixes[%d]", sp, j), "is empty; leave suffixes out to take every key")
 		}
 	}
 	d := t.Destination

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -204,4 +206,31 @@ func walkYAMLFields(t reflect.Type, path string, visit func(string)) {
 
 func lastSegment(path string) string {
 	return path[strings.LastIndex(path, ".")+1:]
+}
+
+func TestPrefixFileAddsItsPrefixes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var lines []string
+	for i := range 3000 {
+		lines = append(lines, fmt.Sprintf("data/%05d/", i))
+	}
+	_ = os.WriteFile(filepath.Join(dir, "prefixes.txt"), []byte("# prefixes\n\n"+strings.Join(lines, "\n")+"\n"), 0o600)
+	cfgText := strings.Replace(validConfig, "prefixes: [2024/, 2025/]", "prefixes: [2024/]\n      prefix_file: prefixes.txt", 1)
+	cfg, err := parseConfig(filepath.Join(dir, "c.yaml"), []byte(cfgText), env(map[string]string{
+		"WEBHOOK_SECRET": "a-secret-of-enough-length", "OSS_AK": "ak", "OSS_SK": "sk",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Tasks[0].Source.Prefixes
+	if len(p) != 3001 || p[0] != "2024/" || p[3000] != "data/02999/" {
+		t.Fatalf("%d prefixes, first %q last %q", len(p), p[0], p[len(p)-1])
+	}
+	_, err = parseConfig(filepath.Join(dir, "c.yaml"), []byte(strings.Replace(cfgText, "prefixes.txt", "missing.txt", 1)), env(map[string]string{
+		"WEBHOOK_SECRET": "a-secret-of-enough-length", "OSS_AK": "ak", "OSS_SK": "sk",
+	}))
+	if err == nil || !strings.Contains(err.Error(), "tasks[0].source.prefix_file") {
+		t.Fatalf("missing prefix file: %v", err)
+	}
 }

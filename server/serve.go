@@ -48,6 +48,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	return a.serve(ctx, ln)
 }
 
+func webhookSources(in []WebhookSource) []handlers.WebhookSource {
+	out := make([]handlers.WebhookSource, len(in))
+	for i, s := range in {
+		out[i] = handlers.WebhookSource(s)
+	}
+	return out
+}
+
 func hostname() string {
 	h, err := os.Hostname()
 	if err != nil {
@@ -113,7 +121,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 	a.queue = q
 	a.handler = handlers.New(log, m, reg, q, transfer.NewRouter(taskList), q, q, handlers.Config{
 		WebhookSecrets: cfg.Webhook.Secrets, MaxBodyBytes: int64(cfg.Webhook.MaxBodyBytes), Tolerance: cfg.Webhook.Tolerance,
-		AdminTokens: cfg.Admin.Tokens,
+		AdminTokens: cfg.Admin.Tokens, WebhookSources: webhookSources(cfg.Webhook.Sources),
 	})
 	if w := cfg.Workers; *w.Concurrency > 0 {
 		owner := fmt.Sprintf("%s-%d-%s", hostname(), os.Getpid(), randomHex(4))

@@ -20,6 +20,8 @@ type SourceConfig struct {
 	Region           string   `yaml:"region"`
 	Bucket           string   `yaml:"bucket"`
 	Prefixes         []string `yaml:"prefixes"`
+	PrefixFile       string   `yaml:"prefix_file"` // a file with one prefix a line, added to Prefixes
+	Suffixes         []string `yaml:"suffixes"`    // e.g. [".jpg", ".png"]; empty: every key
 	AccessKeyID      string   `yaml:"access_key_id"`
 	AccessKeySecret  string   `yaml:"access_key_secret"`
 	SecurityToken    string   `yaml:"security_token"`
@@ -79,38 +81,77 @@ func (t *Task) DestinationKey(key string) string {
 	return t.Destination.Prefix + key
 }
 
-// Wants reports whether key (in the task's source bucket) belongs to the task.
-func (t *Task) Wants(bucket, key string) bool {
-	if bucket != t.Source.Bucket {
-		return false
-	}
-	if len(t.Source.Prefixes) == 0 {
+func matchAny(key string, patterns []string, match func(string, string) bool) bool {
+	if len(patterns) == 0 {
 		return true
 	}
-	for _, p := range t.Source.Prefixes {
-		if strings.HasPrefix(key, p) {
+	for _, p := range patterns {
+		if match(key, p) {
 			return true
 		}
 	}
 	return false
 }
 
-// Router sends an event to the tasks that want its key.
+// Router sends an event to the tasks that want its key. A task may have
+// thousands of prefixes, so each task's prefixes are kept in sets by length:
+// a key is looked up once per distinct prefix length, not once per prefix.
 type Router struct {
-	tasks []*Task
+	routes []route
+}
+
+type route struct {
+	task     *Task
+	prefixes prefixSet
+}
+
+type prefixSet struct {
+	lens  []int
+	byLen map[int]map[string]struct{}
+}
+
+func newPrefixSet(prefixes []string) prefixSet {
+	ps := prefixSet{byLen: map[int]map[string]struct{}{}}
+	for _, p := range prefixes {
+		if ps.byLen[len(p)] == nil {
+			ps.byLen[len(p)] = map[string]struct{}{}
+			ps.lens = append(ps.lens, len(p))
+		}
+		ps.byLen[len(p)][p] = struct{}{}
+	}
+	return ps
+}
+
+func (ps prefixSet) match(key string) bool {
+	if len(ps.lens) == 0 {
+		return true
+	}
+	for _, n := range ps.lens {
+		if n <= len(key) {
+			if _, ok := ps.byLen[n][key[:n]]; ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // NewRouter builds a router over tasks.
 func NewRouter(tasks []*Task) *Router {
-	return &Router{tasks: tasks}
+	r := &Router{}
+	for _, t := range tasks {
+		r.routes = append(r.routes, route{task: t, prefixes: newPrefixSet(t.Source.Prefixes)})
+	}
+	return r
 }
 
 // Route returns the names of every task that wants bucket/key; an object can
 // belong to several tasks (one bucket copied to two destinations).
 func (r *Router) Route(bucket, key string) []string {
 	var names []string
-	for _, t := range r.tasks {
-		if t.Wants(bucket, key) {
+	for _, rt := range r.routes {
+		t := rt.task
+		if bucket == t.Source.Bucket && rt.prefixes.match(key) && matchAny(key, t.Source.Suffixes, strings.HasSuffix) {
 			names = append(names, t.Name)
 		}
 	}

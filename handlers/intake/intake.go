@@ -1,0 +1,102 @@
+// Package intake turns OSS event records, however they arrived (webhook,
+// EventBridge, MNS, SQS), into copy jobs: it applies the event table, routes
+// each record to the tasks that want it, and publishes the jobs durably.
+package intake
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/oss2s3/oss2s3/handlers/ossevent"
+	"github.com/oss2s3/oss2s3/metrics"
+	"github.com/oss2s3/oss2s3/transfer"
+)
+
+// Publisher durably queues jobs; it returns only when every job is stored.
+type Publisher interface {
+	Publish(ctx context.Context, jobs []transfer.Job) (transfer.PublishResult, error)
+}
+
+// Router names the tasks that want an object.
+type Router interface {
+	Route(bucket, key string) []string
+}
+
+// Result counts what happened to a batch of records.
+type Result struct {
+	Queued    int `json:"queued"`    // new jobs stored in JetStream
+	Duplicate int `json:"duplicate"` // jobs JetStream already held (the same event sent again, or by another path)
+	Ignored   int `json:"ignored"`   // records that are not a change of an object (e.g. UploadPart)
+	Unrouted  int `json:"unrouted"`  // records no task wants
+}
+
+// Intake is shared by every way events arrive.
+type Intake struct {
+	pub    Publisher
+	router Router
+	m      *metrics.Metrics
+	log    *slog.Logger
+}
+
+// New returns an Intake.
+func New(pub Publisher, router Router, m *metrics.Metrics, log *slog.Logger) *Intake {
+	return &Intake{pub: pub, router: router, m: m, log: log}
+}
+
+// Jobs turns records into jobs, counting the ignored and unrouted ones.
+func (in *Intake) Jobs(source string, records []ossevent.Record) ([]transfer.Job, Result) {
+	var res Result
+	var jobs []transfer.Job
+	for i := range records {
+		r := &records[i]
+		kind := ossevent.KindOf(r.EventName)
+		if kind == ossevent.KindIgnore {
+			res.Ignored++
+			continue
+		}
+		tasks := in.router.Route(r.OSS.Bucket.Name, r.OSS.Object.Key)
+		if len(tasks) == 0 {
+			res.Unrouted++
+			continue
+		}
+		for _, task := range tasks {
+			jobs = append(jobs, transfer.Job{
+				Task: task, Bucket: r.OSS.Bucket.Name, Key: r.OSS.Object.Key, ETag: r.ETag(),
+				Size: r.OSS.Object.Size, Event: r.EventName, Kind: string(kind),
+				Origin: source, EventTime: r.Time(),
+			})
+		}
+	}
+	return jobs, res
+}
+
+// Accept queues the jobs of records and returns only once JetStream has
+// stored all of them. On error nothing is to be considered accepted: the
+// sender must send the records again (the repeats of jobs that did get in
+// are recognised as duplicates).
+func (in *Intake) Accept(ctx context.Context, source string, records []ossevent.Record) (Result, error) {
+	jobs, res := in.Jobs(source, records)
+	return in.Publish(ctx, source, jobs, res)
+}
+
+// Publish queues jobs made by Jobs and counts the outcome in res.
+func (in *Intake) Publish(ctx context.Context, source string, jobs []transfer.Job, res Result) (Result, error) {
+	in.m.EventsReceived.WithLabelValues(source, metrics.EventIgnored).Add(float64(res.Ignored))
+	in.m.EventsReceived.WithLabelValues(source, metrics.EventUnrouted).Add(float64(res.Unrouted))
+	if len(jobs) == 0 {
+		return res, nil
+	}
+	pr, err := in.pub.Publish(ctx, jobs)
+	if err != nil {
+		in.m.EventsReceived.WithLabelValues(source, metrics.EventFailed).Add(float64(len(jobs)))
+		in.log.Warn("could not queue events", "source", source, "jobs", len(jobs), "err", err)
+		return res, err
+	}
+	res.Queued, res.Duplicate = pr.Queued, pr.Duplicate
+	for task, n := range pr.QueuedByTask {
+		in.m.JobsQueued.WithLabelValues(task).Add(float64(n))
+	}
+	in.m.EventsReceived.WithLabelValues(source, metrics.EventQueued).Add(float64(pr.Queued))
+	in.m.EventsReceived.WithLabelValues(source, metrics.EventDuplicate).Add(float64(pr.Duplicate))
+	return res, nil
+}

@@ -1,0 +1,54 @@
+package transfer_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/oss2s3/oss2s3/transfer"
+)
+
+func TestRouter(t *testing.T) {
+	t.Parallel()
+	r := transfer.NewRouter([]*transfer.Task{
+		{Name: "photos", Source: transfer.SourceConfig{Bucket: "b", Prefixes: []string{"photos/", "img/"}, Suffixes: []string{".jpg", ".png"}}},
+		{Name: "all-of-b", Source: transfer.SourceConfig{Bucket: "b"}},
+		{Name: "logs", Source: transfer.SourceConfig{Bucket: "c", Prefixes: []string{"logs/"}}},
+		{Name: "many", Source: transfer.SourceConfig{Bucket: "e", Prefixes: manyPrefixes(1000)}},
+	})
+	for _, tc := range []struct {
+		bucket, key string
+		want        []string
+	}{
+		{"b", "photos/cat.jpg", []string{"photos", "all-of-b"}},
+		{"b", "img/x.png", []string{"photos", "all-of-b"}},
+		{"b", "photos/readme.txt", []string{"all-of-b"}},
+		{"b", "docs/cat.jpg", []string{"all-of-b"}},
+		{"c", "logs/a", []string{"logs"}},
+		{"c", "other/a", nil},
+		{"d", "logs/a", nil},
+		{"e", "p/0999/x", []string{"many"}},
+		{"e", "p/1000/x", nil},
+	} {
+		if got := r.Route(tc.bucket, tc.key); !slices.Equal(got, tc.want) {
+			t.Errorf("Route(%s, %s) = %v, want %v", tc.bucket, tc.key, got, tc.want)
+		}
+	}
+}
+
+func manyPrefixes(n int) []string {
+	p := make([]string, n)
+	for i := range p {
+		p[i] = fmt.Sprintf("p/%04d/", i)
+	}
+	return p
+}
+
+func BenchmarkRouteWithThousandsOfPrefixes(b *testing.B) {
+	r := transfer.NewRouter([]*transfer.Task{{Name: "many", Source: transfer.SourceConfig{Bucket: "e", Prefixes: manyPrefixes(5000)}}})
+	for b.Loop() {
+		if r.Route("e", "p/4999/some/key.jpg") == nil {
+			b.Fatal("not routed")
+		}
+	}
+}
