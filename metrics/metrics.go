@@ -13,8 +13,14 @@ const namespace = "oss2s3"
 
 // Event sources, the values of the "source" label.
 const (
-	SourceOSSWebhook = "oss_webhook"
+	SourceOSSWebhook  = "oss_webhook"
+	SourceEventBridge = "eventbridge"
+	SourceMNS         = "mns"
+	SourceSQS         = "sqs"
 )
+
+// Sources lists every value of the "source" label.
+var Sources = []string{SourceOSSWebhook, SourceEventBridge, SourceMNS, SourceSQS}
 
 // Event results, the values of the "result" label of EventsReceived.
 const (
@@ -94,8 +100,10 @@ func New(reg prometheus.Registerer, tasks []string) *Metrics {
 	}
 	reg.MustRegister(m.EventsReceived, m.JobsQueued, m.ObjectsCopied, m.BytesCopied,
 		m.CopyDuration, m.JobsInFlight, m.HTTPRequests, m.HTTPDuration)
-	for _, r := range []string{EventQueued, EventDuplicate, EventIgnored, EventUnrouted, EventRejected, EventFailed} {
-		m.EventsReceived.WithLabelValues(SourceOSSWebhook, r)
+	for _, src := range Sources {
+		for _, r := range []string{EventQueued, EventDuplicate, EventIgnored, EventUnrouted, EventRejected, EventFailed} {
+			m.EventsReceived.WithLabelValues(src, r)
+		}
 	}
 	for _, t := range tasks {
 		m.JobsQueued.WithLabelValues(t)

@@ -15,21 +15,23 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/oss2s3/oss2s3/handlers/sqsingest"
 	"github.com/oss2s3/oss2s3/transfer"
 )
 
 // Config is the one configuration file (deploy/config.example.yaml documents
 // every field).
 type Config struct {
-	Listen  string          `yaml:"listen"`
-	DataDir string          `yaml:"data_dir"`
-	Log     LogConfig       `yaml:"log"`
-	NATS    NATSConfig      `yaml:"nats"`
-	Queue   QueueConfig     `yaml:"queue"`
-	Webhook WebhookConfig   `yaml:"webhook"`
-	Workers WorkersConfig   `yaml:"workers"`
-	Admin   AdminConfig     `yaml:"admin"`
-	Tasks   []transfer.Task `yaml:"tasks"`
+	Listen  string             `yaml:"listen"`
+	DataDir string             `yaml:"data_dir"`
+	Log     LogConfig          `yaml:"log"`
+	NATS    NATSConfig         `yaml:"nats"`
+	Queue   QueueConfig        `yaml:"queue"`
+	Webhook WebhookConfig      `yaml:"webhook"`
+	Workers WorkersConfig      `yaml:"workers"`
+	Admin   AdminConfig        `yaml:"admin"`
+	SQS     []sqsingest.Config `yaml:"sqs"`
+	Tasks   []transfer.Task    `yaml:"tasks"`
 }
 
 // LogConfig sets the log level and format.
@@ -417,6 +419,31 @@ func (c *Config) validate() []string {
 	names := map[string]int{}
 	for i := range c.Tasks {
 		validateTask(&c.Tasks[i], fmt.Sprintf("tasks[%d]", i), names, i, bad)
+	}
+	queues := map[string]bool{}
+	for i, q := range c.SQS {
+		qp := fmt.Sprintf("sqs[%d]", i)
+		if !taskName.MatchString(q.Name) || queues[q.Name] {
+			bad(qp+".name", "%q: want a unique name of letters, digits, '-' or '_'", q.Name)
+		}
+		queues[q.Name] = true
+		validURL(q.QueueURL, qp+".queue_url", true, bad)
+		validURL(q.Endpoint, qp+".endpoint", false, bad)
+		if q.Region == "" {
+			bad(qp+".region", "required (e.g. us-west-2)")
+		}
+		if _, ok := names[q.Task]; q.Task != "" && !ok {
+			bad(qp+".task", "%q is not the name of a task", q.Task)
+		}
+		if q.WaitSeconds < 0 || q.WaitSeconds > 20 {
+			bad(qp+".wait_seconds", "%d: want 1 to 20", q.WaitSeconds)
+		}
+		if q.Pollers < 0 || q.Pollers > 64 {
+			bad(qp+".pollers", "%d: want 1 to 64", q.Pollers)
+		}
+		if (q.AccessKeyID == "") != (q.SecretAccessKey == "") {
+			bad(qp, "give both access_key_id and secret_access_key, or neither")
+		}
 	}
 	return p
 }

@@ -17,6 +17,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/oss2s3/oss2s3/handlers"
+	"github.com/oss2s3/oss2s3/handlers/intake"
+	"github.com/oss2s3/oss2s3/handlers/sqsingest"
 	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer"
 )
@@ -81,6 +83,7 @@ type app struct {
 	queue   *transfer.Queue
 	handler http.Handler
 	workers *transfer.Workers // nil when workers.concurrency is 0
+	sqs     []*sqsingest.Ingester
 	tasks   map[string]*transfer.TaskRuntime
 }
 
@@ -119,7 +122,21 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.queue = q
-	a.handler = handlers.New(log, m, reg, q, transfer.NewRouter(taskList), q, q, handlers.Config{
+	router := transfer.NewRouter(taskList)
+	in := intake.New(q, router, m, log)
+	for _, sc := range cfg.SQS {
+		var task *transfer.Task
+		if rt := a.tasks[sc.Task]; rt != nil {
+			task = rt.Task
+		}
+		g, err := sqsingest.New(ctx, sc, task, in, m, log)
+		if err != nil {
+			q.Close()
+			return nil, err
+		}
+		a.sqs = append(a.sqs, g)
+	}
+	a.handler = handlers.New(log, m, reg, q, router, q, q, handlers.Config{
 		WebhookSecrets: cfg.Webhook.Secrets, MaxBodyBytes: int64(cfg.Webhook.MaxBodyBytes), Tolerance: cfg.Webhook.Tolerance,
 		AdminTokens: cfg.Admin.Tokens, WebhookSources: webhookSources(cfg.Webhook.Sources),
 	})
@@ -163,6 +180,9 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
+	for _, in := range a.sqs {
+		g.Go(func() error { return in.Run(gctx) })
+	}
 	if a.workers != nil {
 		g.Go(func() error { return a.workers.Run(gctx) })
 	} else {
