@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/oss2s3/oss2s3/handlers/cloudevents"
 	"github.com/oss2s3/oss2s3/handlers/intake"
 	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer"
@@ -54,6 +55,7 @@ type Config struct {
 	RetryAfter     time.Duration // what a 503 asks the sender to wait
 	PublishTimeout time.Duration // how long to wait for JetStream to store a document's jobs
 	AdminTokens    []string      // bearer tokens for /v1/dlq...; none: the admin API is off
+	EventBridge    cloudevents.Auth
 }
 
 func (c Config) withDefaults() Config {

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -23,6 +21,27 @@ import (
 
 // EventsAccepted is the body of a 202: what happened to the records.
 type EventsAccepted = intake.Result
+
+// rejecter answers a refused request with its status and reason, logs it
+// and counts it for source.
+func rejecter(log *slog.Logger, m *metrics.Metrics, source string) func(c echo.Context, code int, n int, reason string) error {
+	return func(c echo.Context, code int, n int, reason string) error {
+		m.EventsReceived.WithLabelValues(source, metrics.EventRejected).Add(float64(max(n, 1)))
+		log.Info("event request rejected", "source", source, "status", code, "reason", reason, "remote", c.RealIP())
+		return echo.NewHTTPError(code, reason)
+	}
+}
+
+// accept queues records and answers 202 with the counts, or 503.
+func accept(c echo.Context, in *intake.Intake, source string, records []ossevent.Record, cfg Config) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), cfg.PublishTimeout)
+	defer cancel()
+	res, err := in.Accept(ctx, source, records)
+	if err != nil {
+		return unavailable(c, cfg, err)
+	}
+	return c.JSON(http.StatusAccepted, res)
+}
 
 // authenticate checks the signature against the shared secrets, then each
 // source's; it returns the source whose secret signed the request (nil for
@@ -64,24 +83,12 @@ func unavailable(c echo.Context, cfg Config, err error) error {
 // was accepted and the sender should fix the request (4xx) or send it
 // again later (503).
 func handleOSSEvents(log *slog.Logger, m *metrics.Metrics, in *intake.Intake, cfg Config) echo.HandlerFunc {
-	reject := func(c echo.Context, code int, n int, reason string) error {
-		m.EventsReceived.WithLabelValues(metrics.SourceOSSWebhook, metrics.EventRejected).Add(float64(max(n, 1)))
-		log.Info("oss event document rejected", "status", code, "reason", reason, "remote", c.RealIP())
-		return echo.NewHTTPError(code, reason)
-	}
+	reject := rejecter(log, m, metrics.SourceOSSWebhook)
 	return func(c echo.Context) error {
 		req := c.Request()
-		if ct := req.Header.Get(echo.HeaderContentType); ct != "" {
-			if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != echo.MIMEApplicationJSON {
-				return reject(c, http.StatusUnsupportedMediaType, 0, fmt.Sprintf("content type %q: want application/json", ct))
-			}
-		}
-		body, err := io.ReadAll(io.LimitReader(req.Body, cfg.MaxBodyBytes+1))
-		if err != nil {
-			return reject(c, http.StatusBadRequest, 0, "reading body: "+err.Error())
-		}
-		if int64(len(body)) > cfg.MaxBodyBytes {
-			return reject(c, http.StatusRequestEntityTooLarge, 0, fmt.Sprintf("body is larger than %d bytes", cfg.MaxBodyBytes))
+		body, herr := readBody(c, cfg, echo.MIMEApplicationJSON)
+		if herr != nil {
+			return reject(c, herr.Code, 0, herr.Message.(string))
 		}
 		sender, err := authenticate(req.Header.Get(signature.Header), body, cfg)
 		if err != nil {
@@ -98,14 +105,6 @@ func handleOSSEvents(log *slog.Logger, m *metrics.Metrics, in *intake.Intake, cf
 				}
 			}
 		}
-
-		ctx, cancel := context.WithTimeout(req.Context(), cfg.PublishTimeout)
-		defer cancel()
-		res, err := in.Accept(ctx, metrics.SourceOSSWebhook, doc.Events)
-		if err != nil {
-			return unavailable(c, cfg, err)
-		}
-		log.Debug("oss events accepted", "queued", res.Queued, "duplicate", res.Duplicate, "ignored", res.Ignored, "unrouted", res.Unrouted)
-		return c.JSON(http.StatusAccepted, res)
+		return accept(c, in, metrics.SourceOSSWebhook, doc.Events, cfg)
 	}
 }

@@ -18,6 +18,7 @@ func addRoutes(e *echo.Echo, log *slog.Logger, m *metrics.Metrics, gatherer prom
 	e.GET("/readyz", handleReadyz(ready))
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
 	e.POST("/v1/events/oss", handleOSSEvents(log, m, in, cfg))
+	e.POST("/v1/events/eventbridge", handleEventBridge(log, m, in, cfg))
 
 	admin := e.Group("/v1", requireAdmin(cfg.AdminTokens))
 	admin.GET("/dlq", handleDLQList(dlq))

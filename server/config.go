@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/oss2s3/oss2s3/handlers/cloudevents"
 	"github.com/oss2s3/oss2s3/handlers/sqsingest"
 	"github.com/oss2s3/oss2s3/transfer"
 )
@@ -22,16 +23,17 @@ import (
 // Config is the one configuration file (deploy/config.example.yaml documents
 // every field).
 type Config struct {
-	Listen  string             `yaml:"listen"`
-	DataDir string             `yaml:"data_dir"`
-	Log     LogConfig          `yaml:"log"`
-	NATS    NATSConfig         `yaml:"nats"`
-	Queue   QueueConfig        `yaml:"queue"`
-	Webhook WebhookConfig      `yaml:"webhook"`
-	Workers WorkersConfig      `yaml:"workers"`
-	Admin   AdminConfig        `yaml:"admin"`
-	SQS     []sqsingest.Config `yaml:"sqs"`
-	Tasks   []transfer.Task    `yaml:"tasks"`
+	Listen      string             `yaml:"listen"`
+	DataDir     string             `yaml:"data_dir"`
+	Log         LogConfig          `yaml:"log"`
+	NATS        NATSConfig         `yaml:"nats"`
+	Queue       QueueConfig        `yaml:"queue"`
+	Webhook     WebhookConfig      `yaml:"webhook"`
+	Workers     WorkersConfig      `yaml:"workers"`
+	Admin       AdminConfig        `yaml:"admin"`
+	EventBridge EventBridgeConfig  `yaml:"eventbridge"`
+	SQS         []sqsingest.Config `yaml:"sqs"`
+	Tasks       []transfer.Task    `yaml:"tasks"`
 }
 
 // LogConfig sets the log level and format.
@@ -76,6 +78,18 @@ type WebhookSource struct {
 	Buckets []string `yaml:"buckets"` // empty: any bucket
 }
 
+// EventBridgeConfig authenticates POST /v1/events/eventbridge as the
+// EventBridge connection is set up: an API key in a header, or basic auth.
+type EventBridgeConfig struct {
+	APIKeyHeader string              `yaml:"api_key_header"`
+	APIKeys      []string            `yaml:"api_keys"`
+	BasicUsers   map[string][]string `yaml:"basic_users"`
+}
+
+func (e EventBridgeConfig) auth() cloudevents.Auth {
+	return cloudevents.Auth{Header: e.APIKeyHeader, APIKeys: e.APIKeys, BasicUsers: e.BasicUsers}
+}
+
 // AdminConfig authenticates the admin API (/v1/dlq, ...).
 type AdminConfig struct {
 	Tokens []string `yaml:"tokens"` // bearer tokens; none: the admin API answers 403
@@ -95,7 +109,7 @@ type WorkersConfig struct {
 
 // defaultConfig holds every default in one place.
 func defaultConfig() Config {
-	four := 4
+	sixteen := 16
 	return Config{
 		Listen:  ":8080",
 		DataDir: "oss2s3-data",
@@ -108,8 +122,8 @@ func defaultConfig() Config {
 		},
 		Webhook: WebhookConfig{MaxBodyBytes: transfer.MiB, Tolerance: 5 * time.Minute},
 		Workers: WorkersConfig{
-			Concurrency: &four, PartSize: 8 * transfer.MiB, MultipartThreshold: 16 * transfer.MiB,
-			PartsInFlight: 4, GiantThreshold: transfer.GiB, MemoryBudget: 256 * transfer.MiB, JobTimeout: 6 * time.Hour, ShutdownGrace: 30 * time.Second,
+			Concurrency: &sixteen, PartSize: 8 * transfer.MiB, MultipartThreshold: 16 * transfer.MiB,
+			PartsInFlight: 4, GiantThreshold: transfer.GiB, MemoryBudget: 64 * transfer.MiB, JobTimeout: 6 * time.Hour, ShutdownGrace: 30 * time.Second,
 		},
 	}
 }
@@ -167,6 +181,7 @@ func parseConfig(name string, data []byte, getenv func(string) string) (*Config,
 	empty := func(s string) bool { return s == "" }
 	cfg.Webhook.Secrets = slices.DeleteFunc(cfg.Webhook.Secrets, empty)
 	cfg.Admin.Tokens = slices.DeleteFunc(cfg.Admin.Tokens, empty)
+	cfg.EventBridge.APIKeys = slices.DeleteFunc(cfg.EventBridge.APIKeys, empty)
 	for i := range cfg.Webhook.Sources {
 		cfg.Webhook.Sources[i].Secrets = slices.DeleteFunc(cfg.Webhook.Sources[i].Secrets, empty)
 	}
@@ -376,6 +391,15 @@ func (c *Config) validate() []string {
 		}
 	}
 	checkSecrets("webhook.secrets", c.Webhook.Secrets)
+	if eb := c.EventBridge; len(eb.APIKeys) > 0 || len(eb.BasicUsers) > 0 {
+		if err := eb.auth().Validate(); err != nil {
+			bad("eventbridge", "%v", err)
+		}
+		checkSecrets("eventbridge.api_keys", eb.APIKeys)
+		for user, pws := range eb.BasicUsers {
+			checkSecrets("eventbridge.basic_users."+user, pws)
+		}
+	}
 	sourceNames := map[string]bool{}
 	for i, src := range c.Webhook.Sources {
 		p := fmt.Sprintf("webhook.sources[%d]", i)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +39,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	log := newLogger(stderr, cfg.Log)
+	if getenv("GOMEMLIMIT") == "" {
+		// Part buffers are bounded by memory_budget; tell the GC, so the
+		// heap does not grow to twice that before it collects.
+		debug.SetMemoryLimit(int64(cfg.Workers.MemoryBudget) + memoryHeadroom)
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -57,6 +63,10 @@ func webhookSources(in []WebhookSource) []handlers.WebhookSource {
 	}
 	return out
 }
+
+// memoryHeadroom is what the process needs besides part buffers (runtime,
+// HTTP, TLS, JetStream client), for the soft memory limit.
+const memoryHeadroom = 64 << 20
 
 func hostname() string {
 	h, err := os.Hostname()
@@ -139,6 +149,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 	a.handler = handlers.New(log, m, reg, q, router, q, q, handlers.Config{
 		WebhookSecrets: cfg.Webhook.Secrets, MaxBodyBytes: int64(cfg.Webhook.MaxBodyBytes), Tolerance: cfg.Webhook.Tolerance,
 		AdminTokens: cfg.Admin.Tokens, WebhookSources: webhookSources(cfg.Webhook.Sources),
+		EventBridge: cfg.EventBridge.auth(),
 	})
 	if w := cfg.Workers; *w.Concurrency > 0 {
 		owner := fmt.Sprintf("%s-%d-%s", hostname(), os.Getpid(), randomHex(4))

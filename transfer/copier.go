@@ -144,6 +144,22 @@ func (c *Copier) single(ctx context.Context, o Object) (*CopyResult, error) {
 		return nil, err
 	}
 	defer body.Close()
+	return c.put(ctx, o, body)
+}
+
+// CopyBody copies a small object whose body is already open (a GET that
+// also gave o.Info): one PUT, verified as Copy verifies.
+func (c *Copier) CopyBody(ctx context.Context, o Object, body io.Reader) (*CopyResult, error) {
+	start := c.now()
+	res, err := c.put(ctx, o, body)
+	if err != nil {
+		return nil, err
+	}
+	res.Duration = c.now().Sub(start)
+	return res, nil
+}
+
+func (c *Copier) put(ctx context.Context, o Object, body io.Reader) (*CopyResult, error) {
 	v := newVerifier(body, o.Info)
 	if err := o.Dst.Put(ctx, o.DstKey, v, o.Info.Size, o.Write); err != nil {
 		if v.err != nil {

@@ -32,6 +32,36 @@ func removeJob(key string) transfer.Job {
 func TestCopyEngine(t *testing.T) {
 	t.Parallel()
 
+	t.Run("SmallObjectCostsOneGETAndNoHEADOfTheSource", func(t *testing.T) {
+		t.Parallel()
+		b := startWorkers(t, transfer.QueueConfig{})
+		b.src.put("small", []byte("tiny"), map[string]string{"k": "v"})
+		publish(t, b.q, job("t", "small", ""))
+		waitFor(t, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
+		if h, g := b.src.heads.Load(), b.src.gets.Load(); h != 0 || g != 1 {
+			t.Fatalf("%d HEADs and %d GETs of the source, want 0 and 1", h, g)
+		}
+		if got, _ := b.dst.object("copy/small"); string(got) != "tiny" || b.dst.info["copy/small"].Meta["k"] != "v" {
+			t.Fatalf("copy %q %v", got, b.dst.info["copy/small"].Meta)
+		}
+	})
+
+	t.Run("CompareFalseCopiesEvenWhenTheDestinationHoldsTheVersion", func(t *testing.T) {
+		t.Parallel()
+		no := false
+		b := startWorkers(t, transfer.QueueConfig{}, bedOptions{task: transfer.TaskOptions{Compare: &no}})
+		b.src.put("k", []byte("v1"), nil)
+		publish(t, b.q, job("t", "k", "e1"))
+		waitFor(t, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
+		j := job("t", "k", "e1")
+		j.Nonce = "again"
+		publish(t, b.q, j)
+		waitFor(t, "the second copy", func() bool { return b.count(metrics.CopyCopied) == 2 })
+		if b.count(metrics.CopySkipped) != 0 {
+			t.Fatal("skipped with compare: false")
+		}
+	})
+
 	t.Run("DestinationThatHoldsTheSourceVersionIsSkipped", func(t *testing.T) {
 		t.Parallel()
 		b := startWorkers(t, transfer.QueueConfig{})

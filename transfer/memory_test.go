@@ -24,6 +24,7 @@ type memSource struct {
 	corrupt  func(key string, b []byte) []byte
 	getErr   func(key string) error
 	gets     atomic.Int32
+	heads    atomic.Int32
 	restores atomic.Int32
 }
 
@@ -59,6 +60,22 @@ func (s *memSource) del(key string) {
 	delete(s.info, key)
 }
 
+// Open implements transfer.Opener: a GET that also gives the headers.
+func (s *memSource) Open(ctx context.Context, key string) (*transfer.ObjectInfo, io.ReadCloser, error) {
+	s.mu.Lock()
+	info, ok := s.info[key]
+	s.mu.Unlock()
+	if !ok {
+		s.gets.Add(1)
+		return nil, nil, fmt.Errorf("get %q: %w", key, transfer.ErrNotFound)
+	}
+	body, err := s.Get(ctx, key, info.ETag, 0, -1)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &info, body, nil
+}
+
 // Restore implements transfer.Restorer: the restore finishes at once, but
 // is only seen by the next Head.
 func (s *memSource) Restore(_ context.Context, key string) error {
@@ -70,6 +87,7 @@ func (s *memSource) Restore(_ context.Context, key string) error {
 }
 
 func (s *memSource) Head(_ context.Context, key string) (*transfer.ObjectInfo, error) {
+	s.heads.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	info, ok := s.info[key]

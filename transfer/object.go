@@ -68,6 +68,12 @@ type Source interface {
 	Get(ctx context.Context, key, etag string, offset, length int64) (io.ReadCloser, error)
 }
 
+// Opener is a Source that can GET an object with its headers in one
+// request (for small objects: no HEAD first).
+type Opener interface {
+	Open(ctx context.Context, key string) (*ObjectInfo, io.ReadCloser, error)
+}
+
 // Restorer is a Source that can restore archived objects.
 type Restorer interface {
 	Restore(ctx context.Context, key string) error

@@ -64,7 +64,13 @@ type TaskOptions struct {
 	Archive       string        `yaml:"archive"`        // "skip" (default) or "restore"
 	RestorePoll   time.Duration `yaml:"restore_poll"`   // how often to look at a restore in progress
 	CopyTags      bool          `yaml:"copy_tags"`      // copy OSS object tags to S3 object tags
+	// Compare: skip an object the destination already holds (the default);
+	// false copies every time, as DTH's "compare data: no" does.
+	Compare *bool `yaml:"compare"`
 }
+
+// Compares reports whether the task skips objects the destination holds.
+func (o TaskOptions) Compares() bool { return o.Compare == nil || *o.Compare }
 
 // Option values.
 const (

@@ -238,6 +238,12 @@ func (w *Workers) copyConfig(rt *TaskRuntime) CopyConfig {
 func (w *Workers) converge(ctx context.Context, rt *TaskRuntime, job Job, log *slog.Logger) (outcome, error) {
 	task, opts := rt.Task, rt.Task.Options
 	key := job.Key
+	cfg := w.copyConfig(rt)
+	if op, ok := rt.Source.(Opener); ok && job.Kind == KindConverge && job.Size < int64(cfg.MultipartThreshold) {
+		if out, handled, err := w.convergeSmall(ctx, rt, op, key, cfg, log); handled {
+			return out, err
+		}
+	}
 	info, err := rt.Source.Head(ctx, key)
 	if errors.Is(err, ErrNotFound) && strings.ContainsAny(key, "%+") {
 		// REFERENCE.md 2: be defensive about how the event encoded the key.
@@ -263,12 +269,14 @@ func (w *Workers) converge(ctx context.Context, rt *TaskRuntime, job Job, log *s
 	if info.NeedsRestore() {
 		return w.archived(ctx, rt, job, info, log)
 	}
-	cur, err := rt.Destination.Head(ctx, dstKey)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return outcome{}, err
-	}
-	if err == nil && HoldsVersion(cur, info) {
-		return outcome{result: metrics.CopySkipped, why: "destination already holds this source version"}, nil
+	if opts.Compares() {
+		cur, err := rt.Destination.Head(ctx, dstKey)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return outcome{}, err
+		}
+		if err == nil && HoldsVersion(cur, info) {
+			return outcome{result: metrics.CopySkipped, why: "destination already holds this source version"}, nil
+		}
 	}
 	write := &WriteInfo{Source: info, StorageClass: task.Destination.StorageClassMap[info.StorageClass]}
 	if opts.CopyTags && info.TagCount > 0 {
@@ -279,7 +287,6 @@ func (w *Workers) converge(ctx context.Context, rt *TaskRuntime, job Job, log *s
 		}
 	}
 	o := Object{Task: task.Name, Src: rt.Source, Dst: rt.Destination, Info: info, DstKey: dstKey, Write: write}
-	cfg := w.copyConfig(rt)
 	if info.Size >= int64(cfg.GiantThreshold) && w.copier.ckpt != nil {
 		return w.startGiant(ctx, o, job, cfg, log)
 	}
@@ -287,14 +294,73 @@ func (w *Workers) converge(ctx context.Context, rt *TaskRuntime, job Job, log *s
 	if err != nil {
 		return outcome{}, err
 	}
-	if !info.HasCRC64 {
+	return w.copied(ctx, rt, o, res, log), nil
+}
+
+// copied finishes a successful copy: where the source published no CRC-64,
+// the one computed on the way is recorded on the copy.
+func (w *Workers) copied(ctx context.Context, rt *TaskRuntime, o Object, res *CopyResult, log *slog.Logger) outcome {
+	if !o.Info.HasCRC64 {
 		if r, ok := rt.Destination.(CRCRecorder); ok {
-			if err := r.RecordCRC64(ctx, dstKey, res.CRC64); err != nil {
+			if err := r.RecordCRC64(ctx, o.DstKey, res.CRC64); err != nil {
 				log.Warn("source has no CRC-64; recording the computed one failed", "crc64", res.CRC64, "err", err)
 			}
 		}
 	}
-	return outcome{result: metrics.CopyCopied, copy: res}, nil
+	return outcome{result: metrics.CopyCopied, copy: res}
+}
+
+// convergeSmall is the path of a small object: one GET gives its headers
+// and its bytes (while the destination is asked, at the same time, whether
+// it holds the version already), and one PUT writes it. Anything unusual
+// (an error, a big or archived object, tags to copy) is left to the full
+// path: handled is false.
+func (w *Workers) convergeSmall(ctx context.Context, rt *TaskRuntime, op Opener, key string, cfg CopyConfig, log *slog.Logger) (out outcome, handled bool, err error) {
+	task, opts := rt.Task, rt.Task.Options
+	dstKey := task.DestinationKey(key)
+	type head struct {
+		info *ObjectInfo
+		err  error
+	}
+	var dst chan head
+	if opts.Compares() {
+		dst = make(chan head, 1)
+		go func() {
+			i, e := rt.Destination.Head(ctx, dstKey)
+			dst <- head{i, e}
+		}()
+	}
+	info, body, err := op.Open(ctx, key)
+	if err != nil {
+		if dst != nil {
+			<-dst
+		}
+		return outcome{}, false, nil
+	}
+	defer body.Close()
+	if info.Size >= int64(cfg.MultipartThreshold) || info.NeedsRestore() || (opts.CopyTags && info.TagCount > 0) ||
+		(info.ObjectType == ObjectTypeSymlink && opts.Symlinks == SymlinksSkip) {
+		if dst != nil {
+			<-dst
+		}
+		return outcome{}, false, nil
+	}
+	if dst != nil {
+		h := <-dst
+		if h.err != nil && !errors.Is(h.err, ErrNotFound) {
+			return outcome{}, true, h.err
+		}
+		if h.err == nil && HoldsVersion(h.info, info) {
+			return outcome{result: metrics.CopySkipped, why: "destination already holds this source version"}, true, nil
+		}
+	}
+	o := Object{Task: task.Name, Src: rt.Source, Dst: rt.Destination, Info: info, DstKey: dstKey,
+		Write: &WriteInfo{Source: info, StorageClass: task.Destination.StorageClassMap[info.StorageClass]}}
+	res, err := w.copier.CopyBody(ctx, o, body)
+	if err != nil {
+		return outcome{}, true, err
+	}
+	return w.copied(ctx, rt, o, res, log), true, nil
 }
 
 // deleteCopy deletes the copy of a key deleted at the source, but only a

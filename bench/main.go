@@ -1,0 +1,52 @@
+// Command bench measures oss2s3 against its peer, rclone, on the same
+// loopback endpoints: the OSS emulator (internal/ossemu) as the source and
+// versitygw over TLS as the destination. `go run ./bench copy` prints the
+// figures of each case and, as its last line, the ratios BENCHMARKS.md
+// records.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `bench measures oss2s3 against rclone on loopback endpoints.
+
+Usage:
+  go run ./bench copy [flags]   large objects, small objects and peak RSS (go run ./bench copy -h)
+`
+
+// run is the whole program; main only gives it the process's environment.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no benchmark named")
+	}
+	switch cmd, rest := args[1], args[2:]; cmd {
+	case "copy":
+		return runCopy(ctx, rest, getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown benchmark %q", cmd)
+	}
+}

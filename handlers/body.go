@@ -1,0 +1,48 @@
+package handlers
+
+import (
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+
+	"github.com/labstack/echo/v4"
+)
+
+// readBody reads a webhook body of one of the allowed media types (any
+// type when the request names none) up to cfg.MaxBodyBytes.
+func readBody(c echo.Context, cfg Config, allowed ...string) ([]byte, *echo.HTTPError) {
+	req := c.Request()
+	if ct := req.Header.Get(echo.HeaderContentType); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || !slices.Contains(allowed, mt) {
+			return nil, echo.NewHTTPError(http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q: want %s", ct, joinOr(allowed)))
+		}
+	}
+	if req.ContentLength > cfg.MaxBodyBytes {
+		return nil, echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", cfg.MaxBodyBytes))
+	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, cfg.MaxBodyBytes+1))
+	if err != nil {
+		return nil, echo.NewHTTPError(http.StatusBadRequest, "reading body: "+err.Error())
+	}
+	if int64(len(body)) > cfg.MaxBodyBytes {
+		return nil, echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", cfg.MaxBodyBytes))
+	}
+	return body, nil
+}
+
+func joinOr(s []string) string {
+	switch len(s) {
+	case 0:
+		return ""
+	case 1:
+		return s[0]
+	}
+	out := s[0]
+	for _, v := range s[1 : len(s)-1] {
+		out += ", " + v
+	}
+	return out + " or " + s[len(s)-1]
+}

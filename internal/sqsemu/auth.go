@@ -1,0 +1,254 @@
+package sqsemu
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// AWS Signature Version 4 in the Authorization header, checked against
+// Options.Credentials. The credential scope must be
+// <day>/<region>/sqs/aws4_request; the region must be Options.Region when
+// that is set, any region otherwise. The payload hash is the SHA-256 of the
+// body (or the x-amz-content-sha256 header when a client sends one). The
+// request time may be off by at most 15 minutes from the wall clock (not
+// Options.Now: clients sign with the real time even when a test drives the
+// emulator's clock). A session token (x-amz-security-token) is accepted
+// without further check, as long as the signature covers it.
+//
+// Errors are those SQS answers over the JSON protocol: an unknown access
+// key is 403 InvalidClientTokenId (shape UnrecognizedClientException), a
+// wrong signature, service, region or an expired one is 403
+// SignatureDoesNotMatch (shape InvalidSignatureException), no signature at
+// all is 403 MissingAuthenticationToken.
+
+const (
+	sigV4Algorithm = "AWS4-HMAC-SHA256"
+	v4TimeFormat   = "20060102T150405Z"
+	v4DayFormat    = "20060102"
+	maxSkew        = 15 * time.Minute
+)
+
+// authenticate checks the signature of r, whose body is body. It returns
+// the access key that signed (or "" when signatures are not checked).
+func (s *Server) authenticate(r *http.Request, body []byte) (string, *apiError) {
+	if len(s.opts.Credentials) == 0 {
+		return accessKeyOf(r.Header.Get("Authorization")), nil
+	}
+	auth := r.Header.Get("Authorization")
+	if auth == "" {
+		if r.URL.Query().Has("X-Amz-Signature") {
+			return "", errSignature("The emulator accepts only signatures in the Authorization header.")
+		}
+		return "", errMissingAuthentication()
+	}
+	rest, ok := strings.CutPrefix(auth, sigV4Algorithm+" ")
+	if !ok {
+		return "", errIncompleteSignature("Authorization header requires the " + sigV4Algorithm + " algorithm.")
+	}
+	fields := map[string]string{}
+	for _, part := range strings.Split(rest, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		fields[k] = v
+	}
+	for _, k := range []string{"Credential", "SignedHeaders", "Signature"} {
+		if fields[k] == "" {
+			return "", errIncompleteSignature("Authorization header requires '" + k + "' parameter.")
+		}
+	}
+	scope := strings.Split(fields["Credential"], "/")
+	if len(scope) != 5 || scope[4] != "aws4_request" {
+		return "", errIncompleteSignature("Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term.")
+	}
+	ak, day, region, service := scope[0], scope[1], scope[2], scope[3]
+	secret, ok := s.opts.Credentials[ak]
+	if !ok || ak == "" {
+		return "", errInvalidClientTokenID()
+	}
+	if service != "sqs" {
+		return "", errSignature("Credential should be scoped to correct service: 'sqs'.")
+	}
+	if s.opts.Region != "" && region != s.opts.Region {
+		return "", errSignature("Credential should be scoped to a valid region, not '" + region + "'.")
+	}
+	amzDate := r.Header.Get("X-Amz-Date")
+	if amzDate == "" {
+		if t, err := http.ParseTime(r.Header.Get("Date")); err == nil {
+			amzDate = t.UTC().Format(v4TimeFormat)
+		}
+	}
+	t, err := time.Parse(v4TimeFormat, amzDate)
+	if err != nil {
+		return "", errIncompleteSignature("Authorization requires a valid X-Amz-Date or Date header.")
+	}
+	now := time.Now().UTC()
+	if d := now.Sub(t); d > maxSkew || d < -maxSkew {
+		return "", errSignature("Signature expired: " + amzDate + " is now earlier than " +
+			now.Add(-maxSkew).Format(v4TimeFormat) + " (" + now.Format(v4TimeFormat) + " - 15 min.)")
+	}
+	if t.Format(v4DayFormat) != day {
+		return "", errSignature("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '" + day + "' != '" + t.Format(v4DayFormat) + "'.")
+	}
+	signed := strings.Split(fields["SignedHeaders"], ";")
+	if !containsString(signed, "host") {
+		return "", errSignature("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+	}
+	bodySum := sha256.Sum256(body)
+	payload := hex.EncodeToString(bodySum[:])
+	if h := r.Header.Get("X-Amz-Content-Sha256"); h == "UNSIGNED-PAYLOAD" {
+		payload = h
+	} else if h != "" && h != payload {
+		return "", errSignature("The provided 'x-amz-content-sha256' header does not match what was computed.")
+	}
+	headers := canonicalHeaders(r, signed)
+	query := canonicalQuery(r.URL.Query())
+	credScope := day + "/" + region + "/" + service + "/aws4_request"
+	key := hmacSHA256([]byte("AWS4"+secret), day)
+	key = hmacSHA256(key, region)
+	key = hmacSHA256(key, service)
+	key = hmacSHA256(key, "aws4_request")
+	for _, uri := range canonicalURIs(r) {
+		canonical := r.Method + "\n" + uri + "\n" + query + "\n" + headers + "\n" + fields["SignedHeaders"] + "\n" + payload
+		sum := sha256.Sum256([]byte(canonical))
+		sts := sigV4Algorithm + "\n" + amzDate + "\n" + credScope + "\n" + hex.EncodeToString(sum[:])
+		want := hex.EncodeToString(hmacSHA256(key, sts))
+		if hmac.Equal([]byte(want), []byte(fields["Signature"])) {
+			return ak, nil
+		}
+	}
+	return "", errSignature("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
+}
+
+// accessKeyOf extracts the access key of an unchecked Authorization header,
+// for the SenderId attribute.
+func accessKeyOf(auth string) string {
+	_, cred, ok := strings.Cut(auth, "Credential=")
+	if !ok {
+		return ""
+	}
+	ak, _, _ := strings.Cut(cred, "/")
+	return ak
+}
+
+func containsString(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func hmacSHA256(key []byte, data string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(data))
+	return m.Sum(nil)
+}
+
+// canonicalURIs are the paths a client may have signed: the path as sent,
+// then the path escaped once more (SigV4 for services other than S3 escapes
+// the already escaped path).
+func canonicalURIs(r *http.Request) []string {
+	raw := r.URL.EscapedPath()
+	if p, _, _ := strings.Cut(r.RequestURI, "?"); strings.HasPrefix(p, "/") {
+		raw = p
+	}
+	if raw == "" {
+		raw = "/"
+	}
+	out := []string{raw}
+	if enc := uriEncode(raw, false); enc != raw {
+		out = append(out, enc)
+	}
+	if dec, err := url.PathUnescape(raw); err == nil {
+		if enc := uriEncode(dec, false); enc != raw && !containsString(out, enc) {
+			out = append(out, enc)
+		}
+	}
+	return out
+}
+
+// uriEncode percent-encodes every byte outside A-Z a-z 0-9 - _ . ~ (and
+// '/' unless encodeSlash) with upper-case hex.
+func uriEncode(s string, encodeSlash bool) string {
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_', c == '.', c == '~':
+			b.WriteByte(c)
+		case c == '/' && !encodeSlash:
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hexDigits[c>>4])
+			b.WriteByte(hexDigits[c&15])
+		}
+	}
+	return b.String()
+}
+
+// canonicalQuery encodes every name and value, sorts by name, then value.
+func canonicalQuery(params url.Values) string {
+	type pair struct{ k, v string }
+	var pairs []pair
+	for k, vs := range params {
+		for _, v := range vs {
+			pairs = append(pairs, pair{uriEncode(k, true), uriEncode(v, true)})
+		}
+	}
+	sort.Slice(pairs, func(i, j int) bool {
+		if pairs[i].k != pairs[j].k {
+			return pairs[i].k < pairs[j].k
+		}
+		return pairs[i].v < pairs[j].v
+	})
+	var b strings.Builder
+	for i, p := range pairs {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(p.k + "=" + p.v)
+	}
+	return b.String()
+}
+
+// canonicalHeaders renders the signed headers, in the order given, as
+// "name:value\n" with values trimmed, inner runs of spaces folded and
+// several values joined by commas.
+func canonicalHeaders(r *http.Request, names []string) string {
+	var b strings.Builder
+	for _, n := range names {
+		var vals []string
+		switch n {
+		case "host":
+			vals = []string{r.Host}
+		case "content-length":
+			vals = r.Header.Values("Content-Length")
+			if len(vals) == 0 && r.ContentLength >= 0 {
+				vals = []string{strconv.FormatInt(r.ContentLength, 10)}
+			}
+		case "transfer-encoding":
+			vals = r.TransferEncoding
+		default:
+			vals = r.Header.Values(n)
+		}
+		b.WriteString(n + ":")
+		for i, v := range vals {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strings.Join(strings.Fields(v), " "))
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}

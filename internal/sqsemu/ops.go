@@ -1,0 +1,721 @@
+package sqsemu
+
+import (
+	"encoding/base64"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// One handler per operation, in the order of the operations table. Each
+// decodes its input, takes s.mu for the state it touches and returns the
+// output to encode as JSON, or the error to answer.
+
+type empty struct{}
+
+func (s *Server) lookupLocked(queueURL string) (*queue, *apiError) {
+	if queueURL == "" {
+		return nil, errMissingParameter("QueueUrl")
+	}
+	name, ok := queueNameFromURL(queueURL)
+	if !ok {
+		return nil, modeled("InvalidAddress", "The address %s is not valid for this endpoint.", queueURL)
+	}
+	q := s.queues[name]
+	if q == nil {
+		return nil, errQueueDoesNotExist()
+	}
+	return q, nil
+}
+
+type queueURLOutput struct {
+	QueueURL string `json:"QueueUrl"`
+}
+
+func (s *Server) createQueue(c *call) (any, *apiError) {
+	var in struct {
+		QueueName  string            `json:"QueueName"`
+		Attributes map[string]string `json:"Attributes"`
+	}
+	if e := c.decode(&in); e != nil {
+		return nil, e
+	}
+	if in.QueueName == "" {
+		return nil, errMissingParameter("QueueName")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, e := s.createQueueLocked(in.QueueName, in.Attributes, false); e != nil {
+		return nil, e
+	}
+	return queueURLOutput{c.queueURL(in.QueueName)}, nil
+}
+
+func (s *Server) getQueueURL(c *call) (any, *apiError) {
+	var in struct {
+		QueueName string `json:"QueueName"`
+	}
+	if e := c.decode(&in); e != nil {
+		return nil, e
+	}
+	if in.QueueName == "" {
+		return nil, errMissingParameter("QueueName")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.queues[in.QueueName] == nil {
+		return nil, errQueueDoesNotExist()
+	}
+	return queueURLOutput{c.queueURL(in.QueueName)}, nil
+}
+
+// queueAttrNames are the names GetQueueAttributes knows.
+var queueAttrNames = map[string]bool{
+	"All": true, "ApproximateNumberOfMessages": true, "ApproximateNumberOfMessagesNotVisible": true,
+	"ApproximateNumberOfMessagesDelayed": true, "CreatedTimestamp": true, "LastModifiedTimestamp": true,
+	"QueueArn": true, "VisibilityTimeout": true, "MessageRetentionPeriod": true,
+	"ReceiveMessageWaitTimeSeconds": true, "DelaySeconds": true, "MaximumMessageSize": true,
+	"RedrivePolicy": true, "Policy": true, "RedriveAllowPolicy": true, "KmsMasterKeyId": true,
+	"KmsDataKeyReusePeriodSeconds": true, "SqsManagedSseEnabled": true, "FifoQueue": true,
+	"ContentBasedDeduplication": true, "DeduplicationScope": true, "FifoThroughputLimit": true,
+}
+
+func (s *Server) getQueueAttributes(c *call) (any, *apiError) {
+	var in struct {
+		QueueURL       string   `json:"QueueUrl"`
+		AttributeNames []string `json:"AttributeNames"`
+	}
+	if e := c.decode(&in); e != nil {
+		return nil, e
+	}
+	for _, n := range in.AttributeNames {
+		if !queueAttrNames[n] {
+			return nil, modeled("InvalidAttributeName", "Unknown Attribute %s.", n)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookupLocked(in.QueueURL)
+	if e != nil {
+		return nil, e
+	}
+	s.refresh(q, s.now())
+	all := q.attrs.render()
+	all["ApproximateNumberOfMessages"] = strconv.Itoa(q.visible.Len())
+	all["ApproximateNumberOfMessagesNotVisible"] = strconv.Itoa(q.inFlight)
+	all["ApproximateNumberOfMessagesDelayed"] = strconv.Itoa(q.delayed)
+	all["CreatedTimestamp"] = strconv.FormatInt(q.created.Unix(), 10)
+	all["LastModifiedTimestamp"] = strconv.FormatInt(q.modified.Unix(), 10)
+	all["QueueArn"] = q.arn
+	out := map[string]string{}
+	for _, n := range in.AttributeNames {
+		if n == "All" {
+			out = all
+			break
+		}
+		if v, ok := all[n]; ok {
+			out[n] = v
+		}
+	}
+	var res struct {
+		Attributes map[string]string `json:"Attributes,omitempty"`
+	}
+	if len(out) > 0 {
+		res.Attributes = out
+	}
+	return res, nil
+}
+
+func (s *Server) setQueueAttributes(c *call) (any, *apiError) {
+	var in struct {
+		QueueURL   string            `json:"QueueUrl"`
+		Attributes map[string]string `json:"Attributes"`
+	}
+	if e := c.decode(&in); e != nil {
+		return nil, e
+	}
+	for n := range in.Attributes {
+		if readOnlyAttrs[n] {
+			return nil, modeled("InvalidAttributeName", "Unknown Attribute %s.", n)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookupLocked(in.QueueURL)
+	if e != nil {
+		return nil, e
+	}
+	a, e := applyAttrs(q.attrs, in.Attributes, func(arn string) bool { return s.queues[arnQueueName(arn)] != nil })
+	if e != nil {
+		return nil, e
+	}
+	if a.retention != q.attrs.retention {
+		q.forceSweep = true
+	}
+	q.attrs = a
+	q.modified = s.now()
+	s.refresh(q, q.modified)
+	q.notify()
+	return empty{}, nil
+}
+
+func (s *Server) deleteQueue(c *call) (any, *apiError) {
+	var in struct {
+		QueueURL string `json:"QueueUrl"`
+	}
+	if e := c.decode(&in); e != nil {
+		return nil, e
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookupLocked(in.QueueURL)
+	if e != nil {
+		return nil, e
+	}
+	delete(s.queues, q.name)
+	q.notify()
+	return empty{}, nil
+}
+
+type queueListOutput struct {
+	QueueURLs []string `json:"QueueUrls,omitempty"`
+	NextToken string   `json:"NextToken,omitempty"`
+}
+
+// pageNames returns the page of sorted names after token.
+func pageNames(names []string, maxResults *int64, token string) ([]string, string, *apiError) {
+	sort.Strings(names)
+	if maxResults == nil {
+		if len(names) > 1000 {
+			names = names[:1000]
+		}
+		return names, "", nil
+	}
+	if *maxResults < 1 || *maxResults > 1000 {
+		return nil, "", errInvalidParameterValue("Value %d for parameter MaxResults is invalid. Reason: must be between 1 and 1000.", *maxResults)
+	}
+	if token != "" {
+		after, err := base64.RawURLEncoding.DecodeString(token)
+		if err != nil {
+			return nil, "", errInvalidParameterValue("Invalid NextToken value.")
+		}
+		i := sort.SearchStrings(names, string(after))
+		for i < len(names) && names[i] <= string(after) {
+			i++
+		}
+		names = names[i:]
+	}
+	next := ""
+	if len(names) > int(*maxResults) {
+		names = names[:*maxResults]
+		next = base64.RawURLEncoding.EncodeToString([]byte(names[len(names)-1]))
+	}
+	return names, next, nil
+}
+
+func (s *Server) listQueues(c *call) (any, *apiError) {
+	var in struct {
+		QueueNamePrefix string `json:"QueueNamePrefix"`
+		MaxResults      *int64 `json:"MaxResults"`
+		NextToken       string `json:"NextToken"`
+	}
+	if e := c.decode(&in); e != nil {
+		return nil, e
+	}
+	s.mu.Lock()
+	var names []string
+	for name := range s.queues {
+		if strings.HasPrefix(name, in.QueueNamePrefix) {
+			names = append(names, name)
+		}
+	}
+	s.mu.Unlock()
+	page, next, e := pageNames(names, in.MaxResults, in.NextToken)
+	if e != nil {
+		return nil, e
+	}
+	out := queueListOutput{NextToken: next}
+	for _, n := range page {
+		out.QueueURLs = append(out.QueueURLs, c.queueURL(n))
+	}
+	return out, nil
+}
+
+func (s *Server) listDeadLetterSourceQueues(c *call) (any, *apiError) {
+	var in struct {
+		QueueURL   string `json:"QueueUrl"`
+		MaxResults *int64 `json:"MaxResults"`
+		NextToken  string `json:"NextToken"`
+	}
+	if e := c.decode(&in); e != nil {
+		return nil, e
+	}
+	s.mu.Lock()
+	q, e := s.lookupLocked(in.QueueURL)
+	if e != nil {
+		s.mu.Unlock()
+		return nil, e
+	}
+	var names []string
+	for name, src := range s.queues {
+		if src.attrs.redrive != nil && arnQueueName(src.attrs.redrive.targetARN) == q.name {
+			names = append(names, name)
+		}
+	}
+	s.mu.Unlock()
+	page, next, e := pageNames(names, in.MaxResults, in.NextToken)
+	if e != nil {
+		return nil, e
+	}
+	var out struct {
+		QueueURLs []string `json:"queueUrls"`
+		NextToken string   `json:"NextToken,omitempty"`
+	}
+	out.QueueURLs, out.NextToken = []string{}, next
+	for _, n := range page {
+		out.QueueURLs = append(out.QueueURLs, c.queueURL(n))
+	}
+	return out, nil
+}
+
+func (s *Server) purgeQueue(c *call) (any, *apiError) {
+	var in struct {
+		QueueURL string `json:"QueueUrl"`
+	}
+	if e := c.decode(&in); e != nil {
+		return nil, e
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookupLocked(in.QueueURL)
+	if e != nil {
+		return nil, e
+	}
+	q.purge()
+	return empty{}, nil
+}
+
+// sendResult is SendMessage's output and a SendMessageBatch success entry.
+type sendResult struct {
+	ID                           string `json:"Id,omitempty"`
+	MessageID                    string `json:"MessageId"`
+	MD5OfMessageBody             string `json:"MD5OfMessageBody"`
+	MD5OfMessageAttributes       string `json:"MD5OfMessageAttributes,omitempty"`
+	MD5OfMessageSystemAttributes string `json:"MD5OfMessageSystemAttributes,omitempty"`
+}
+
+func sendResultOf(id string, m *message) sendResult {
+	return sendResult{ID: id, MessageID: m.id, MD5OfMessageBody: m.md5Body,
+		MD5OfMessageAttributes: attrsMD5(m.attrs), MD5OfMessageSystemAttributes: attrsMD5(m.sysAttrs)}
+}
+
+func (s *Server) sendMessage(c *call) (any, *apiError) {
+	var in struct {
+		QueueURL string `json:"QueueUrl"`
+		sendEntry
+	}
+	if e := c.decode(&in); e != nil {
+		return nil, e
+	}
+	if in.MessageBody == "" {
+		return nil, errMissingParameter("MessageBody")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookupLocked(in.QueueURL)
+	if e != nil {
+		return nil, e
+	}
+	m, e := s.sendLocked(q, in.sendEntry, c.sender)
+	if e != nil {
+		return nil, e
+	}
+	return sendResultOf("", m), nil
+}
+
+var batchIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}$`)
+
+// checkBatch validates the entry IDs of a batch request.
+func checkBatch(ids []string) *apiError {
+	switch {
+	case len(ids) == 0:
+		return modeled("EmptyBatchRequest", "There should be at least one entry in the request.")
+	case len(ids) > 10:
+		return modeled("TooManyEntriesInBatchRequest", "Maximum number of entries per request are 10. You have sent %d.", len(ids))
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if !batchIDRE.MatchString(id) {
+			return modeled("InvalidBatchEntryId", "A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long.")
+		}
+		if seen[id] {
+			return modeled("BatchEntryIdsNotDistinct", "Id %s repeated.", id)
+		}
+		seen[id] = true
+	}
+	return nil
+}
+
+type idResult struct {
+	ID string `json:"Id"`
+}
+
+func (s *Server) sendMessageBatch(c *call) (any, *apiError) {
+	var in struct {
+		QueueURL string      `json:"QueueUrl"`
+		Entries  []sendEntry `json:"Entries"`
+	}
+	if e := c.decode(&in); e != nil {
+		return nil, e
+	}
+	ids := make([]string, len(in.Entries))
+	for i, en := range in.Entries {
+		ids[i] = en.ID
+	}
+	if e := checkBatch(ids); e != nil {
+		return nil, e
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookupLocked(in.QueueURL)
+	if e != nil {
+		return nil, e
+	}
+	total := 0
+	for _, en := range in.Entries {
+		total += len(en.MessageBody)
+	}
+	if total > q.attrs.maxSize {
+		return nil, modeled("BatchRequestTooLong", "Batch requests cannot be longer than %d bytes. You have sent %d bytes.", q.attrs.maxSize, total)
+	}
+	out := struct {
+		Successful []sendResult `json:"Successful"`
+		Failed     []batchError `json:"Failed"`
+	}{Successful: []sendResult{}, Failed: []batchError{}}
+	for i, en := range in.Entries {
+		if i < c.failEntries {
+			out.Failed = append(out.Failed, entryError(en.ID, injectedEntryError()))
+			continue
+		}
+		m, e := s.sendLocked(q, en, c.sender)
+		if e != nil {
+			out.Failed = append(out.Failed, entryError(en.ID, e))
+			continue
+		}
+		out.Successful = append(out.Successful, sendResultOf(en.ID, m))
+	}
+	return out, nil
+}
+
+// receivedMessage is a message in ReceiveMessage's output.
+type receivedMessage struct {
+	MessageID              string             `json:"MessageId"`
+	ReceiptHandle          string             `json:"ReceiptHandle"`
+	MD5OfBody              string             `json:"MD5OfBody"`
+	Body                   string             `json:"Body"`
+	Attributes             map[string]string  `json:"Attributes,omitempty"`
+	MD5OfMessageAttributes string             `json:"MD5OfMessageAttributes,omitempty"`
+	MessageAttributes      map[string]msgAttr `json:"MessageAttributes,omitempty"`
+}
+
+const maxWait = 20 * time.Second
+
+func (s *Server) receiveMessage(c *call) (any, *apiError) {
+	var in struct {
+		QueueURL                    string   `json:"QueueUrl"`
+		AttributeNames              []string `json:"AttributeNames"`
+		MessageSystemAttributeNames []string `json:"MessageSystemAttributeNames"`
+		MessageAttributeNames       []string `json:"MessageAttributeNames"`
+		MaxNumberOfMessages         *int64   `json:"MaxNumberOfMessages"`
+		VisibilityTimeout           *int64   `json:"VisibilityTimeout"`
+		WaitTimeSeconds             *int64   `json:"WaitTimeSeconds"`
+	}
+	if e := c.decode(&in); e != nil {
+		return nil, e
+	}
+	maxMsgs := int64(1)
+	if in.MaxNumberOfMessages != nil {
+		maxMsgs = *in.MaxNumberOfMessages
+		if maxMsgs < 1 || maxMsgs > 10 {
+			return nil, errInvalidParameterValue("Value %d for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided.", maxMsgs)
+		}
+	}
+	if in.WaitTimeSeconds != nil && (*in.WaitTimeSeconds < 0 || *in.WaitTimeSeconds > 20) {
+		return nil, errInvalidParameterValue("Value %d for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided.", *in.WaitTimeSeconds)
+	}
+	if in.VisibilityTimeout != nil && (*in.VisibilityTimeout < 0 || *in.VisibilityTimeout > 43200) {
+		return nil, errInvalidParameterValue("Value %d for parameter VisibilityTimeout is invalid. Reason: Must be >= 0 and <= 43200, if provided.", *in.VisibilityTimeout)
+	}
+	sysNames := map[string]bool{}
+	for _, n := range append(in.AttributeNames, in.MessageSystemAttributeNames...) {
+		sysNames[n] = true
+	}
+
+	var deadline time.Time
+	for {
+		s.mu.Lock()
+		q, e := s.lookupLocked(in.QueueURL)
+		if e != nil {
+			s.mu.Unlock()
+			return nil, e
+		}
+		now := s.now()
+		s.refresh(q, now)
+		if deadline.IsZero() {
+			wait := q.attrs.wait
+			if in.WaitTimeSeconds != nil {
+				wait = time.Duration(*in.WaitTimeSeconds) * time.Second
+			}
+			deadline = time.Now().Add(min(wait, maxWait))
+		}
+		visibility := q.attrs.visibility
+		if in.VisibilityTimeout != nil {
+			visibility = time.Duration(*in.VisibilityTimeout) * time.Second
+		}
+		if msgs := s.receive(q, int(maxMsgs), visibility, now); len(msgs) > 0 {
+			out := make([]receivedMessage, len(msgs))
+			for i, m := range msgs {
+				out[i] = receivedOf(q, m, sysNames, in.MessageAttributeNames)
+			}
+			s.mu.Unlock()
+			return struct {
+				Messages []receivedMessage `json:"Messages"`
+			}{out}, nil
+		}
+		changed, next := q.changed, q.nextVisible()
+		s.mu.Unlock()
+
+		d := time.Until(deadline)
+		if d <= 0 {
+			return empty{}, nil
+		}
+		if !next.IsZero() {
+			d = min(d, max(next.Sub(now), time.Millisecond))
+		}
+		if s.opts.Now != nil {
+			// A test clock may jump at any time: look again often.
+			d = min(d, 20*time.Millisecond)
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-c.ctx.Done():
+		case <-s.done:
+		}
+		t.Stop()
+		if c.ctx.Err() != nil || s.isClosed() {
+			return empty{}, nil
+		}
+	}
+}
+
+func (s *Server) isClosed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func millis(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+
+// receivedOf renders a message just received, with the system attributes
+// named in sysNames and the message attributes matching attrPatterns.
+func receivedOf(q *queue, m *message, sysNames map[string]bool, attrPatterns []string) receivedMessage {
+	out := receivedMessage{MessageID: m.id, ReceiptHandle: receiptHandle(q, m), MD5OfBody: m.md5Body, Body: m.body}
+	all := sysNames["All"]
+	attrs := map[string]string{}
+	if all || sysNames["SenderId"] {
+		attrs["SenderId"] = m.senderID
+	}
+	if all || sysNames["SentTimestamp"] {
+		attrs["SentTimestamp"] = millis(m.sentAt)
+	}
+	if all || sysNames["ApproximateReceiveCount"] {
+		attrs["ApproximateReceiveCount"] = strconv.Itoa(m.receiveCount)
+	}
+	if all || sysNames["ApproximateFirstReceiveTimestamp"] {
+		attrs["ApproximateFirstReceiveTimestamp"] = millis(m.firstRecv)
+	}
+	if a, ok := m.sysAttrs["AWSTraceHeader"]; ok && (all || sysNames["AWSTraceHeader"]) && a.StringValue != nil {
+		attrs["AWSTraceHeader"] = *a.StringValue
+	}
+	if m.dlqSource != "" && (all || sysNames["DeadLetterQueueSourceArn"]) {
+		attrs["DeadLetterQueueSourceArn"] = m.dlqSource
+	}
+	if len(attrs) > 0 {
+		out.Attributes = attrs
+	}
+	if sel := selectAttrs(m.attrs, attrPatterns); sel != nil {
+		out.MessageAttributes = sel
+		out.MD5OfMessageAttributes = attrsMD5(sel)
+	}
+	return out
+}
+
+func (s *Server) deleteMessage(c *call) (any, *apiError) {
+	var in struct {
+		QueueURL      string `json:"QueueUrl"`
+		ReceiptHandle string `json:"ReceiptHandle"`
+	}
+	if e := c.decode(&in); e != nil {
+		return nil, e
+	}
+	if in.ReceiptHandle == "" {
+		return nil, errMissingParameter("ReceiptHandle")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookupLocked(in.QueueURL)
+	if e != nil {
+		return nil, e
+	}
+	if e := s.deleteByHandle(q, in.ReceiptHandle); e != nil {
+		return nil, e
+	}
+	return empty{}, nil
+}
+
+// deleteByHandle deletes the message a receipt handle names, as SQS does:
+// the latest handle of a live message deletes it (even when its visibility
+// timeout has ended, as long as nobody received it since); an older handle
+// of a message received again since succeeds without deleting; a handle of
+// a message already gone succeeds; a handle the emulator cannot have
+// issued (or of another queue) is ReceiptHandleIsInvalid.
+func (s *Server) deleteByHandle(q *queue, handle string) *apiError {
+	s.refresh(q, s.now())
+	m, st, e := lookupHandle(q, handle)
+	if e != nil {
+		return e
+	}
+	switch st {
+	case handleLatest:
+		q.remove(m)
+		q.stats.Deleted++
+	case handleStale:
+		q.stats.StaleDeletes++
+	}
+	return nil
+}
+
+type handleEntry struct {
+	ID                string `json:"Id"`
+	ReceiptHandle     string `json:"ReceiptHandle"`
+	VisibilityTimeout *int64 `json:"VisibilityTimeout"`
+}
+
+func (s *Server) deleteMessageBatch(c *call) (any, *apiError) {
+	var in struct {
+		QueueURL string        `json:"QueueUrl"`
+		Entries  []handleEntry `json:"Entries"`
+	}
+	if e := c.decode(&in); e != nil {
+		return nil, e
+	}
+	return s.handleBatch(c, in.QueueURL, in.Entries, func(q *queue, en handleEntry) *apiError {
+		if en.ReceiptHandle == "" {
+			return errMissingParameter("ReceiptHandle")
+		}
+		return s.deleteByHandle(q, en.ReceiptHandle)
+	})
+}
+
+// handleBatch serves DeleteMessageBatch and ChangeMessageVisibilityBatch.
+func (s *Server) handleBatch(c *call, queueURL string, entries []handleEntry, do func(*queue, handleEntry) *apiError) (any, *apiError) {
+	ids := make([]string, len(entries))
+	for i, en := range entries {
+		ids[i] = en.ID
+	}
+	if e := checkBatch(ids); e != nil {
+		return nil, e
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookupLocked(queueURL)
+	if e != nil {
+		return nil, e
+	}
+	out := struct {
+		Successful []idResult   `json:"Successful"`
+		Failed     []batchError `json:"Failed"`
+	}{Successful: []idResult{}, Failed: []batchError{}}
+	for i, en := range entries {
+		if i < c.failEntries {
+			out.Failed = append(out.Failed, entryError(en.ID, injectedEntryError()))
+			continue
+		}
+		if e := do(q, en); e != nil {
+			out.Failed = append(out.Failed, entryError(en.ID, e))
+			continue
+		}
+		out.Successful = append(out.Successful, idResult{en.ID})
+	}
+	return out, nil
+}
+
+func (s *Server) changeMessageVisibility(c *call) (any, *apiError) {
+	var in struct {
+		QueueURL          string `json:"QueueUrl"`
+		ReceiptHandle     string `json:"ReceiptHandle"`
+		VisibilityTimeout *int64 `json:"VisibilityTimeout"`
+	}
+	if e := c.decode(&in); e != nil {
+		return nil, e
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookupLocked(in.QueueURL)
+	if e != nil {
+		return nil, e
+	}
+	if e := s.changeVisibility(q, in.ReceiptHandle, in.VisibilityTimeout); e != nil {
+		return nil, e
+	}
+	return empty{}, nil
+}
+
+// changeVisibility restarts the visibility timeout of an in-flight message
+// from now; 0 makes it visible at once (or moves it to the dead-letter
+// queue if it has used up its receives).
+func (s *Server) changeVisibility(q *queue, handle string, timeout *int64) *apiError {
+	if handle == "" {
+		return errMissingParameter("ReceiptHandle")
+	}
+	if timeout == nil {
+		return errMissingParameter("VisibilityTimeout")
+	}
+	if *timeout < 0 || *timeout > 43200 {
+		return errInvalidParameterValue("Value %d for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200.", *timeout)
+	}
+	now := s.now()
+	s.refresh(q, now)
+	m, st, e := lookupHandle(q, handle)
+	if e != nil {
+		return e
+	}
+	if st != handleLatest {
+		return errInvalidParameterValue("Value %s for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change.", handle)
+	}
+	if m.state != stateInFlight {
+		return modeled("MessageNotInflight", "The message referred to isn't in flight.")
+	}
+	s.setVisibility(q, m, time.Duration(*timeout)*time.Second, now)
+	return nil
+}
+
+func (s *Server) changeMessageVisibilityBatch(c *call) (any, *apiError) {
+	var in struct {
+		QueueURL string        `json:"QueueUrl"`
+		Entries  []handleEntry `json:"Entries"`
+	}
+	if e := c.decode(&in); e != nil {
+		return nil, e
+	}
+	return s.handleBatch(c, in.QueueURL, in.Entries, func(q *queue, en handleEntry) *apiError {
+		return s.changeVisibility(q, en.ReceiptHandle, en.VisibilityTimeout)
+	})
+}
