@@ -83,7 +83,9 @@ func startVersity(ctx context.Context, bin, dir string, logs *logDir) (*versity,
 			return nil, err
 		}
 		p, err := startProcess(bin, []string{"--access", s3AccessKey, "--secret", s3SecretKey,
-			"--port", addr, "--cert", certFile, "--key", keyFile, "--quiet", "posix", root},
+			"--port", addr, "--cert", certFile, "--key", keyFile, "--quiet",
+			// Real S3 keeps connections alive; versitygw only when asked.
+			"--keep-alive", "posix", root},
 			versityEnv(), logs.path(fmt.Sprintf("versitygw-%d.log", attempt)))
 		if err != nil {
 			return nil, err

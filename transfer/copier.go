@@ -81,7 +81,9 @@ func PartSizeFor(configured ByteSize, size int64) int64 {
 type Copier struct {
 	budget     *semaphore.Weighted
 	budgetSize int64
-	pools      sync.Map // part size -> *sync.Pool of *[]byte
+	bufMu      sync.Mutex
+	bufSize    int64    // the size of the buffers in free
+	free       [][]byte // idle part buffers
 	ckpt       *Checkpoints
 	owner      string
 	now        func() time.Time
@@ -205,7 +207,7 @@ func (c *Copier) multipart(ctx context.Context, o Object, cfg CopyConfig) (*Copy
 	}
 	for _, n := range missing {
 		off, length := partRange(n, partSize, o.Info.Size)
-		weight := min(length, c.budgetSize)
+		weight := min(partSize, c.budgetSize) // the buffer is partSize, whatever the part's length
 		if err := c.budget.Acquire(gctx, weight); err != nil {
 			break // gctx is done; g.Wait says why
 		}
@@ -405,16 +407,32 @@ func (c *Copier) forget(ctx context.Context, cp *Checkpoint) {
 	}
 }
 
+// buffer returns a part buffer of size bytes. Buffers are reused through a
+// free list of one size (the common part size); there is no sync.Pool,
+// whose idle buffers would live on beside the budget until two GCs later.
+// With every buffer in use covered by the budget, buffers in use plus idle
+// never exceed it.
 func (c *Copier) buffer(size int64) []byte {
-	p, _ := c.pools.LoadOrStore(size, &sync.Pool{New: func() any { b := make([]byte, size); return &b }})
-	return *(p.(*sync.Pool).Get().(*[]byte))
+	c.bufMu.Lock()
+	if size == c.bufSize && len(c.free) > 0 {
+		b := c.free[len(c.free)-1]
+		c.free = c.free[:len(c.free)-1]
+		c.bufMu.Unlock()
+		return b
+	}
+	if size != c.bufSize {
+		c.free, c.bufSize = nil, size
+	}
+	c.bufMu.Unlock()
+	return make([]byte, size)
 }
 
 func (c *Copier) putBuffer(size int64, buf []byte) {
-	if p, ok := c.pools.Load(size); ok {
-		buf = buf[:cap(buf)]
-		p.(*sync.Pool).Put(&buf)
+	c.bufMu.Lock()
+	if size == c.bufSize {
+		c.free = append(c.free, buf[:cap(buf)])
 	}
+	c.bufMu.Unlock()
 }
 
 // verifier passes the source's bytes through, counting them and computing

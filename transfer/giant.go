@@ -70,7 +70,7 @@ func (c *Copier) CopyPart(ctx context.Context, task, key, etag, uploadID string,
 		res.Part = done
 	} else {
 		off, length := partRange(n, cp.PartSize, info.Size)
-		weight := min(length, c.budgetSize)
+		weight := min(cp.PartSize, c.budgetSize) // the buffer is PartSize, whatever the part's length
 		if err := c.budget.Acquire(ctx, weight); err != nil {
 			return nil, err
 		}

@@ -79,43 +79,45 @@ func (w *Workers) Run(ctx context.Context) error {
 	defer cancelJobs()
 	var wg sync.WaitGroup
 	w.log.Info("copy workers started", "concurrency", w.cfg.Concurrency)
+	// A streaming pull that keeps about one job per worker waiting in the
+	// client: a finished worker starts its next job without a round trip to
+	// the server (one pull per job halved the small-object rate).
+	it, err := w.q.consumer.Messages(jetstream.PullMaxMessages(w.cfg.Concurrency))
+	if err != nil {
+		return fmt.Errorf("consume jobs: %w", err)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-stopped:
+		}
+		it.Drain()
+	}()
 	for ctx.Err() == nil {
 		if err := slots.Acquire(ctx, 1); err != nil {
 			break
 		}
-		free := 1
-		for free < w.cfg.Concurrency && slots.TryAcquire(1) {
-			free++
-		}
-		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		batch, err := w.q.consumer.Fetch(free, jetstream.FetchContext(fctx))
+		msg, err := it.Next()
 		if err != nil {
-			cancel()
-			slots.Release(int64(free))
+			slots.Release(1)
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				break
+			}
 			if ctx.Err() == nil {
 				w.log.Warn("fetch jobs", "err", err)
 				sleepCtx(ctx, time.Second)
 			}
 			continue
 		}
-		got := 0
-		for msg := range batch.Messages() {
-			got++
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer slots.Release(1)
-				w.handle(jobCtx, msg)
-			}()
-		}
-		cancel()
-		slots.Release(int64(free - got))
-		if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) &&
-			!errors.Is(err, context.Canceled) && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
-			w.log.Warn("fetch jobs", "err", err)
-			sleepCtx(ctx, time.Second)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer slots.Release(1)
+			w.handle(jobCtx, msg)
+		}()
 	}
+	close(stopped)
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {

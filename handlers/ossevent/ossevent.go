@@ -133,13 +133,16 @@ func Parse(body []byte) (*Document, error) {
 	if !utf8.Valid(body) {
 		return nil, fmt.Errorf("body is not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	var doc Document
-	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("not an OSS event document: %w", err)
+	// A lone UTF-16 surrogate escape (\ud800) would decode to U+FFFD: a
+	// different key than the one that changed.
+	if i := loneSurrogate(body); i >= 0 {
+		return nil, fmt.Errorf("not an OSS event document: lone UTF-16 surrogate escape at byte %d", i)
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("not an OSS event document: trailing data after the JSON object")
+	// Unmarshal, not a Decoder: a Decoder stops after the first value and
+	// would not see a stray "]" or "}" after it.
+	var doc Document
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, fmt.Errorf("not an OSS event document: %w", err)
 	}
 	if doc.Events == nil {
 		return nil, fmt.Errorf(`missing "events" array`)
@@ -153,6 +156,55 @@ func Parse(body []byte) (*Document, error) {
 		}
 	}
 	return &doc, nil
+}
+
+// loneSurrogate returns the offset of a \uD800-\uDFFF escape that is not
+// part of a high-low pair, or -1.
+func loneSurrogate(b []byte) int {
+	for i := 0; i+6 <= len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		if b[i+1] != 'u' {
+			i++ // an escaped character, e.g. \\ or \"
+			continue
+		}
+		v, ok := hex4(b[i+2 : i+6])
+		if !ok {
+			continue
+		}
+		switch {
+		case v >= 0xD800 && v < 0xDC00: // high: a low must follow
+			if i+12 <= len(b) && b[i+6] == '\\' && b[i+7] == 'u' {
+				if w, ok := hex4(b[i+8 : i+12]); ok && w >= 0xDC00 && w < 0xE000 {
+					i += 11
+					continue
+				}
+			}
+			return i
+		case v >= 0xDC00 && v < 0xE000:
+			return i
+		}
+		i += 5
+	}
+	return -1
+}
+
+func hex4(b []byte) (uint16, bool) {
+	var v uint16
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			v = v<<4 | uint16(c-'0')
+		case c >= 'a' && c <= 'f':
+			v = v<<4 | uint16(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			v = v<<4 | uint16(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return v, true
 }
 
 // Validate checks the fields oss2s3 relies on.

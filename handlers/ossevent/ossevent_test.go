@@ -43,7 +43,10 @@ func TestParseRejects(t *testing.T) {
 		{"WrongShape", `{"events":{"a":1}}`, "not an OSS event document"},
 		{"MissingEvents", `{"records":[]}`, `missing "events"`},
 		{"EmptyEvents", `{"events":[]}`, `"events" is empty`},
-		{"TrailingData", `{"events":[` + rec("a") + `]} {}`, "trailing data"},
+		{"TrailingData", `{"events":[` + rec("a") + `]} {}`, "after top-level value"},
+		{"TrailingBracket", `{"events":[` + rec("a") + `]}]`, "after top-level value"},
+		{"LoneSurrogate", `{"events":[` + rec(`a\ud800b`) + `]}`, "lone UTF-16 surrogate"},
+		{"LoneLowSurrogate", `{"events":[` + rec(`a\udc00`) + `]}`, "lone UTF-16 surrogate"},
 		{"MissingKey", `{"events":[` + rec("") + `]}`, "events[0]: oss.object.key is missing"},
 		{"SecondRecordBad", `{"events":[` + rec("a") + `,{"eventName":"x","oss":{"object":{"key":"k"}}}]}`, "events[1]: oss.bucket.name is missing"},
 		{"KeyTooLong", `{"events":[` + rec(strings.Repeat("k", 1024)) + `]}`, "1024 bytes"},
@@ -58,6 +61,17 @@ func TestParseRejects(t *testing.T) {
 				t.Fatalf("Parse error = %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestParseKeepsSurrogatePairs(t *testing.T) {
+	t.Parallel()
+	doc, err := ossevent.Parse([]byte(`{"events":[{"eventName":"ObjectCreated:PutObject","oss":{"bucket":{"name":"b"},"object":{"key":"smile-\ud83d\ude42-\\u","size":1}}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := doc.Events[0].OSS.Object.Key; got != "smile-🙂-\\u" {
+		t.Fatalf("key %q", got)
 	}
 }
 

@@ -139,7 +139,7 @@ func (g *Ingester) handle(ctx context.Context, msgs []types.Message) error {
 	var res intake.Result
 	var done []types.DeleteMessageBatchRequestEntry
 	for i, msg := range msgs {
-		j, r, err := g.jobs(aws.ToString(msg.Body))
+		j, r, err := g.jobs(aws.ToString(msg.Body), aws.ToString(msg.MessageId))
 		if err != nil {
 			g.m.EventsReceived.WithLabelValues(metrics.SourceSQS, metrics.EventRejected).Inc()
 			g.log.Warn("sqs message not understood; left for the queue's redrive policy", "message_id", aws.ToString(msg.MessageId),
@@ -171,8 +171,8 @@ func (g *Ingester) handle(ctx context.Context, msgs []types.Message) error {
 
 // jobs understands the three message formats: the seed function's
 // {"key","size"}, an OSS trigger document, and S3-style event records (each
-// possibly wrapped in an SNS notification).
-func (g *Ingester) jobs(body string) ([]transfer.Job, intake.Result, error) {
+// possibly wrapped in an SNS notification). msgID is the SQS message's ID.
+func (g *Ingester) jobs(body, msgID string) ([]transfer.Job, intake.Result, error) {
 	if !utf8.ValidString(body) {
 		return nil, intake.Result{}, errors.New("message body is not valid UTF-8")
 	}
@@ -189,7 +189,7 @@ func (g *Ingester) jobs(body string) ([]transfer.Job, intake.Result, error) {
 	}
 	switch {
 	case probe.Type == "Notification" && probe.Message != nil:
-		return g.jobs(*probe.Message)
+		return g.jobs(*probe.Message, msgID)
 	case probe.Events != nil:
 		doc, err := ossevent.Parse([]byte(body))
 		if err != nil {
@@ -205,13 +205,17 @@ func (g *Ingester) jobs(body string) ([]transfer.Job, intake.Result, error) {
 		jobs, res := g.in.Jobs(metrics.SourceSQS, records)
 		return jobs, res, nil
 	case probe.Key != nil:
-		return g.dthJob(*probe.Key, probe.Size)
+		return g.dthJob(*probe.Key, probe.Size, msgID)
 	}
 	return nil, intake.Result{}, errors.New(`message is none of {"key","size"}, {"events":[...]} or {"Records":[...]}`)
 }
 
 // dthJob is the job of a {"key","size"} message for the configured task.
-func (g *Ingester) dthJob(key string, size *int64) ([]transfer.Job, intake.Result, error) {
+// Such a message names no version of the object (no ETag, no event time), so
+// its SQS message ID tells a redelivery of it (a duplicate) from a later
+// message about the same key (a new change, which must be queued again even
+// within the duplicate window).
+func (g *Ingester) dthJob(key string, size *int64, msgID string) ([]transfer.Job, intake.Result, error) {
 	if g.task == nil {
 		return nil, intake.Result{}, errors.New(`a {"key","size"} message, but the queue's configuration names no task`)
 	}
@@ -224,7 +228,7 @@ func (g *Ingester) dthJob(key string, size *int64) ([]transfer.Job, intake.Resul
 		return nil, intake.Result{}, err
 	}
 	return []transfer.Job{{Task: g.task.Name, Bucket: g.task.Source.Bucket, Key: key, Size: r.OSS.Object.Size,
-		Event: r.EventName, Kind: string(ossevent.KindConverge), Origin: metrics.SourceSQS}}, intake.Result{}, nil
+		Event: r.EventName, Kind: string(ossevent.KindConverge), Origin: metrics.SourceSQS, Nonce: "sqs:" + msgID}}, intake.Result{}, nil
 }
 
 // s3Record is the part of an S3 event notification record oss2s3 reads.

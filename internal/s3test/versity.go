@@ -99,6 +99,8 @@ func StartVersity(t testing.TB) *Server {
 		}
 		p, err := startVersity(bin, "--access", s.AccessKey, "--secret", s.SecretKey,
 			"--port", addr, "--cert", certFile, "--key", keyFile, "--quiet",
+			// Real S3 keeps connections alive; versitygw only when asked.
+			"--keep-alive",
 			"posix", "--sidecar", sidecar, root)
 		if err != nil {
 			t.Fatalf("s3test: %v", err)
