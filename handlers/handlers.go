@@ -16,6 +16,7 @@ import (
 
 	"github.com/oss2s3/oss2s3/handlers/cloudevents"
 	"github.com/oss2s3/oss2s3/handlers/intake"
+	"github.com/oss2s3/oss2s3/handlers/mns"
 	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer"
 )
@@ -56,6 +57,8 @@ type Config struct {
 	PublishTimeout time.Duration // how long to wait for JetStream to store a document's jobs
 	AdminTokens    []string      // bearer tokens for /v1/dlq...; none: the admin API is off
 	EventBridge    cloudevents.Auth
+	MNS            *mns.Verifier // nil: the MNS endpoint is off
+	MNSPathTokens  []string      // if set, MNS must post to /v1/events/mns/<one of them>
 }
 
 func (c Config) withDefaults() Config {

@@ -19,6 +19,8 @@ func addRoutes(e *echo.Echo, log *slog.Logger, m *metrics.Metrics, gatherer prom
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
 	e.POST("/v1/events/oss", handleOSSEvents(log, m, in, cfg))
 	e.POST("/v1/events/eventbridge", handleEventBridge(log, m, in, cfg))
+	e.POST("/v1/events/mns", handleMNS(log, m, in, cfg))
+	e.POST("/v1/events/mns/:token", handleMNS(log, m, in, cfg))
 
 	admin := e.Group("/v1", requireAdmin(cfg.AdminTokens))
 	admin.GET("/dlq", handleDLQList(dlq))

@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/oss2s3/oss2s3/handlers/cloudevents"
+	"github.com/oss2s3/oss2s3/handlers/mns"
 	"github.com/oss2s3/oss2s3/handlers/sqsingest"
 	"github.com/oss2s3/oss2s3/transfer"
 )
@@ -32,6 +33,7 @@ type Config struct {
 	Workers     WorkersConfig      `yaml:"workers"`
 	Admin       AdminConfig        `yaml:"admin"`
 	EventBridge EventBridgeConfig  `yaml:"eventbridge"`
+	MNS         MNSConfig          `yaml:"mns"`
 	SQS         []sqsingest.Config `yaml:"sqs"`
 	Tasks       []transfer.Task    `yaml:"tasks"`
 }
@@ -84,6 +86,13 @@ type EventBridgeConfig struct {
 	APIKeyHeader string              `yaml:"api_key_header"`
 	APIKeys      []string            `yaml:"api_keys"`
 	BasicUsers   map[string][]string `yaml:"basic_users"`
+}
+
+// MNSConfig turns on POST /v1/events/mns (an MNS HTTP push subscription).
+type MNSConfig struct {
+	Enabled         bool     `yaml:"enabled"`
+	CertHostPattern string   `yaml:"cert_host_pattern"` // regexp for the signing certificate's host; "": Aliyun's MNS hosts
+	PathTokens      []string `yaml:"path_tokens"`       // require /v1/events/mns/<token>
 }
 
 func (e EventBridgeConfig) auth() cloudevents.Auth {
@@ -182,6 +191,7 @@ func parseConfig(name string, data []byte, getenv func(string) string) (*Config,
 	cfg.Webhook.Secrets = slices.DeleteFunc(cfg.Webhook.Secrets, empty)
 	cfg.Admin.Tokens = slices.DeleteFunc(cfg.Admin.Tokens, empty)
 	cfg.EventBridge.APIKeys = slices.DeleteFunc(cfg.EventBridge.APIKeys, empty)
+	cfg.MNS.PathTokens = slices.DeleteFunc(cfg.MNS.PathTokens, empty)
 	for i := range cfg.Webhook.Sources {
 		cfg.Webhook.Sources[i].Secrets = slices.DeleteFunc(cfg.Webhook.Sources[i].Secrets, empty)
 	}
@@ -391,6 +401,10 @@ func (c *Config) validate() []string {
 		}
 	}
 	checkSecrets("webhook.secrets", c.Webhook.Secrets)
+	checkSecrets("mns.path_tokens", c.MNS.PathTokens)
+	if _, err := mns.HostPattern(c.MNS.CertHostPattern); err != nil {
+		bad("mns.cert_host_pattern", "%v", err)
+	}
 	if eb := c.EventBridge; len(eb.APIKeys) > 0 || len(eb.BasicUsers) > 0 {
 		if err := eb.auth().Validate(); err != nil {
 			bad("eventbridge", "%v", err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/oss2s3/oss2s3/handlers"
 	"github.com/oss2s3/oss2s3/handlers/intake"
+	"github.com/oss2s3/oss2s3/handlers/mns"
 	"github.com/oss2s3/oss2s3/handlers/sqsingest"
 	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer"
@@ -159,10 +160,15 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 		}
 		a.sqs = append(a.sqs, g)
 	}
+	var mnsVerifier *mns.Verifier
+	if cfg.MNS.Enabled {
+		allowed, _ := mns.HostPattern(cfg.MNS.CertHostPattern) // validated with the configuration
+		mnsVerifier = &mns.Verifier{AllowedHost: allowed}
+	}
 	a.handler = handlers.New(log, m, reg, q, router, q, q, handlers.Config{
 		WebhookSecrets: cfg.Webhook.Secrets, MaxBodyBytes: int64(cfg.Webhook.MaxBodyBytes), Tolerance: cfg.Webhook.Tolerance,
 		AdminTokens: cfg.Admin.Tokens, WebhookSources: webhookSources(cfg.Webhook.Sources),
-		EventBridge: cfg.EventBridge.auth(),
+		EventBridge: cfg.EventBridge.auth(), MNS: mnsVerifier, MNSPathTokens: cfg.MNS.PathTokens,
 	})
 	if w := cfg.Workers; *w.Concurrency > 0 {
 		owner := fmt.Sprintf("%s-%d-%s", hostname(), os.Getpid(), randomHex(4))

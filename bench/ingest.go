@@ -1,0 +1,281 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ingestOptions are the flags of `bench ingest`.
+type ingestOptions struct {
+	duration       time.Duration
+	warmup         time.Duration
+	concurrency    []int
+	runs           int
+	bareBatch      int
+	barePublishers int
+	maxJobs        int64
+	dupWindow      time.Duration
+	cpuprofile     string
+	dir            string
+	keep           bool
+}
+
+func parseIngestFlags(args []string, stderr io.Writer) (ingestOptions, error) {
+	var o ingestOptions
+	fs := flag.NewFlagSet("bench ingest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: go run ./bench ingest [flags]\n\n"+
+			"Sends signed single-record OSS event documents to POST /v1/events/oss of a real oss2s3\n"+
+			"(gateway only: workers.concurrency 0, embedded JetStream on a fresh data_dir) from a load\n"+
+			"generator in this process, then publishes the same jobs straight to JetStream (a bare\n"+
+			"embedded nats-server, same stream shape, async publish in batches, every ack awaited), and\n"+
+			"prints, as its last line:\n"+
+			"  ingest events_per_s=N p99_ms=P ratio_vs_bare=R\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time of each run (after the warm-up)")
+	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before the measured time of each run (not counted)")
+	conc := fs.String("concurrency", "16,32,64", "comma-separated numbers of concurrent client requests (one keep-alive connection each); each is a run, the best counts")
+	fs.IntVar(&o.runs, "runs", 2, "rounds: each round runs the bare publish loop and oss2s3 at every concurrency; the best of each counts")
+	fs.IntVar(&o.bareBatch, "bare-batch", 256, "jobs per async publish batch of the bare JetStream loop (all acks awaited before the next batch)")
+	fs.IntVar(&o.barePublishers, "bare-publishers", 2, "goroutines running the bare publish loop at once, each with its own batches")
+	fs.Int64Var(&o.maxJobs, "max-jobs", 100_000_000, "queue.max_jobs of oss2s3 and MaxMsgs of the bare stream (never reached)")
+	fs.DurationVar(&o.dupWindow, "duplicate-window", 2*time.Minute, "queue.duplicate_window of oss2s3 and of the bare stream (oss2s3's default is 2m)")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "directory to write CPU profiles to: oss2s3-<run>.pprof of each oss2s3 process (OSS2S3_CPUPROFILE) and bare-<run>.pprof of this process during each bare run")
+	fs.StringVar(&o.dir, "dir", "", "where to make the run's directory (JetStream stores, logs, configurations); default $TMPDIR; must be a real disk")
+	fs.BoolVar(&o.keep, "keep", false, "keep the run's directory (logs, configurations, stores) at the end")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	for _, s := range strings.Split(*conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return o, fmt.Errorf("-concurrency: %q is not a positive number", s)
+		}
+		if !slices.Contains(o.concurrency, n) {
+			o.concurrency = append(o.concurrency, n)
+		}
+	}
+	switch {
+	case o.duration < 100*time.Millisecond:
+		return o, errors.New("-duration must be at least 100ms")
+	case o.warmup < 0:
+		return o, errors.New("-warmup must not be negative")
+	case o.runs < 1:
+		return o, errors.New("-runs must be at least 1")
+	case o.bareBatch < 1 || o.barePublishers < 1:
+		return o, errors.New("-bare-batch and -bare-publishers must be at least 1")
+	case o.maxJobs < 1:
+		return o, errors.New("-max-jobs must be at least 1")
+	case o.dupWindow < time.Second:
+		return o, errors.New("-duplicate-window must be at least 1s (oss2s3's minimum)")
+	}
+	return o, nil
+}
+
+// ingestBed is what every ingest run shares.
+type ingestBed struct {
+	opts     ingestOptions
+	progress io.Writer
+	started  time.Time
+	dir      string
+	logs     *logDir
+	oss2s3   string
+	revision string
+}
+
+func (b *ingestBed) logf(format string, args ...any) {
+	fmt.Fprintf(b.progress, "bench %6.1fs: %s\n", time.Since(b.started).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func runIngest(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
+	opts, err := parseIngestFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	b := &ingestBed{opts: opts, progress: stderr, started: time.Now()}
+	goenv, err := goEnv(ctx, "GOMOD")
+	if err != nil {
+		return err
+	}
+	if goenv["GOMOD"] == "" || goenv["GOMOD"] == os.DevNull {
+		return errors.New("run from inside the oss2s3 module (go run ./bench ingest)")
+	}
+	parent := opts.dir
+	if parent == "" {
+		parent = getenv("TMPDIR")
+	}
+	if b.dir, err = os.MkdirTemp(parent, "oss2s3-ingest-"); err != nil {
+		return err
+	}
+	defer func() {
+		if opts.keep {
+			b.logf("kept %s", b.dir)
+			return
+		}
+		if rmErr := os.RemoveAll(b.dir); rmErr != nil {
+			err = errors.Join(err, fmt.Errorf("remove %s: %w", b.dir, rmErr))
+		}
+	}()
+	if mem, err := memoryFS(b.dir); err != nil {
+		return err
+	} else if mem {
+		return fmt.Errorf("%s is on tmpfs/ramfs: JetStream's file store must write to a real disk (use -dir or TMPDIR)", b.dir)
+	}
+	b.logs = &logDir{dir: filepath.Join(b.dir, "logs")}
+	if err := os.MkdirAll(b.logs.dir, 0o755); err != nil {
+		return err
+	}
+	if opts.cpuprofile != "" {
+		if err := os.MkdirAll(opts.cpuprofile, 0o755); err != nil {
+			return err
+		}
+	}
+	root := filepath.Dir(goenv["GOMOD"])
+	b.logf("building oss2s3 (go build ./server)")
+	b.revision = treeRevision(ctx, root)
+	if b.oss2s3, err = buildOSS2S3(ctx, root, b.dir); err != nil {
+		return err
+	}
+	b.header(stdout)
+
+	// Rounds alternate the order (bare first, then oss2s3 by rising
+	// concurrency; the next round the other way round), so that a slow
+	// moment of the shared machine does not land on one contender only.
+	type step struct {
+		bare bool
+		conc int
+	}
+	var order []step
+	order = append(order, step{bare: true})
+	for _, c := range opts.concurrency {
+		order = append(order, step{conc: c})
+	}
+	hooks := map[int][]*loadResult{}
+	var bares []*bareResult
+	for r := 1; r <= opts.runs; r++ {
+		steps := slices.Clone(order)
+		if r%2 == 0 {
+			slices.Reverse(steps)
+		}
+		for _, s := range steps {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if s.bare {
+				name := fmt.Sprintf("bare-r%d", r)
+				b.logf("round %d/%d: bare JetStream publish loop (%d publisher(s), batches of %d)", r, opts.runs, opts.barePublishers, opts.bareBatch)
+				res, err := b.bareRun(ctx, name)
+				if err != nil {
+					return fmt.Errorf("bare run %d: %w", r, err)
+				}
+				fmt.Fprintf(stdout, "run %d bare:      %s\n", r, res.summary())
+				bares = append(bares, res)
+				continue
+			}
+			name := fmt.Sprintf("oss2s3-r%d-c%d", r, s.conc)
+			b.logf("round %d/%d: oss2s3, %d concurrent requests", r, opts.runs, s.conc)
+			res, err := b.oss2s3Run(ctx, name, s.conc)
+			if err != nil {
+				return fmt.Errorf("oss2s3 run %d at concurrency %d: %w", r, s.conc, err)
+			}
+			fmt.Fprintf(stdout, "run %d oss2s3 c=%-3d %s\n", r, s.conc, res.summary())
+			hooks[s.conc] = append(hooks[s.conc], res)
+		}
+	}
+	b.logf("done")
+
+	var best *loadResult
+	fmt.Fprintf(stdout, "\nsummary (best of %d run(s) each; events/s = 202 answers with queued=1 per second of measured time)\n", opts.runs)
+	for _, c := range opts.concurrency {
+		rb := bestLoad(hooks[c])
+		fmt.Fprintf(stdout, "  oss2s3 c=%-3d %8.0f events/s  p50 %.2f ms  p99 %.2f ms  (runs: %s)\n", c, rb.rate(), ms(rb.p(0.50)), ms(rb.p(0.99)), loadRates(hooks[c]))
+		if best == nil || rb.rate() > best.rate() {
+			best = rb
+		}
+	}
+	bb := bestBare(bares)
+	fmt.Fprintf(stdout, "  bare JetStream %6.0f jobs/s  (runs: %s; %d publisher(s) x batches of %d, all acks awaited)\n", bb.rate(), bareRates(bares), opts.barePublishers, opts.bareBatch)
+	fmt.Fprintf(stdout, "  best oss2s3: c=%d, %.0f events/s, p50 %.2f ms, p99 %.2f ms; %.2fx bare (goal: >= 10000 events/s, p99 <= 20 ms, >= 0.60x bare)\n",
+		best.conc, best.rate(), ms(best.p(0.50)), ms(best.p(0.99)), ratio(best.rate(), bb.rate()))
+	fmt.Fprintln(stdout, ingestLine(best.rate(), ms(best.p(0.99)), ratio(best.rate(), bb.rate())))
+	return nil
+}
+
+func ingestLine(eventsPerSec, p99ms, vsBare float64) string {
+	return fmt.Sprintf("ingest events_per_s=%.0f p99_ms=%.2f ratio_vs_bare=%.2f", eventsPerSec, p99ms, vsBare)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func (b *ingestBed) header(w io.Writer) {
+	o := b.opts
+	fmt.Fprintf(w, "oss2s3 ingest benchmark, %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(w, "machine: %s, %d CPUs, %.1f GiB RAM, %s/%s, %s; the load generator and the server share it\n",
+		cpuModel(), runtime.NumCPU(), float64(memTotal())/(1<<30), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	fmt.Fprintf(w, "oss2s3: `oss2s3 serve` built from this tree (%s), fresh data_dir per run under %s, embedded JetStream (file store), workers.concurrency 0, log.level warn, queue.max_jobs %d, duplicate_window %v\n",
+		b.revision, b.dir, o.maxJobs, o.dupWindow)
+	fmt.Fprintf(w, "load: signed single-record OSS documents (ObjectCreated:PutObject, distinct key each) to POST /v1/events/oss over keep-alive connections, concurrency %s; %v warm-up, then %v measured; only 202 with queued=1 counts\n",
+		joinInts(o.concurrency), o.warmup, o.duration)
+	fmt.Fprintf(w, "bare: nats-server (v2, embedded in the benchmark process, in-process connection, as oss2s3 embeds it), file store, the job stream's shape (WorkQueue, DiscardNew, same duplicate window, oss2s3.jobs.>, durable consumer), the same JSON jobs with Nats-Msg-Id; %d publisher(s) x async batches of %d, all acks awaited\n",
+		o.barePublishers, o.bareBatch)
+	fmt.Fprintf(w, "rounds: %d (each: bare and every concurrency, order alternating)\n\n", o.runs)
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
+}
+
+func bestLoad(rs []*loadResult) *loadResult {
+	var best *loadResult
+	for _, r := range rs {
+		if best == nil || r.rate() > best.rate() {
+			best = r
+		}
+	}
+	return best
+}
+
+func bestBare(rs []*bareResult) *bareResult {
+	var best *bareResult
+	for _, r := range rs {
+		if best == nil || r.rate() > best.rate() {
+			best = r
+		}
+	}
+	return best
+}
+
+func loadRates(rs []*loadResult) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = fmt.Sprintf("%.0f", r.rate())
+	}
+	return strings.Join(s, ", ")
+}
+
+func bareRates(rs []*bareResult) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = fmt.Sprintf("%.0f", r.rate())
+	}
+	return strings.Join(s, ", ")
+}
