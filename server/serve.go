@@ -80,7 +80,7 @@ func webhookSources(in []WebhookSource) []handlers.WebhookSource {
 
 // memoryHeadroom is what the process needs besides part buffers (runtime,
 // HTTP, TLS, JetStream client), for the soft memory limit.
-const memoryHeadroom = 64 << 20
+const memoryHeadroom = 32 << 20
 
 func hostname() string {
 	h, err := os.Hostname()
