@@ -49,10 +49,10 @@ func parseIngestFlags(args []string, stderr io.Writer) (ingestOptions, error) {
 	conc := fs.String("concurrency", "16,32,64", "comma-separated numbers of concurrent client requests (one keep-alive connection each); each is a run, the best counts")
 	fs.IntVar(&o.runs, "runs", 2, "rounds: each round runs the bare publish loop and oss2s3 at every concurrency; the best of each counts")
 	fs.IntVar(&o.bareBatch, "bare-batch", 256, "jobs per async publish batch of the bare JetStream loop (all acks awaited before the next batch)")
-	fs.IntVar(&o.barePublishers, "bare-publishers", 2, "goroutines running the bare publish loop at once, each with its own batches")
+	fs.IntVar(&o.barePublishers, "bare-publishers", 4, "goroutines running the bare publish loop at once, each with its own batches")
 	fs.Int64Var(&o.maxJobs, "max-jobs", 100_000_000, "queue.max_jobs of oss2s3 and MaxMsgs of the bare stream (never reached)")
 	fs.DurationVar(&o.dupWindow, "duplicate-window", 2*time.Minute, "queue.duplicate_window of oss2s3 and of the bare stream (oss2s3's default is 2m)")
-	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "directory to write CPU profiles to: oss2s3-<run>.pprof of each oss2s3 process (OSS2S3_CPUPROFILE) and bare-<run>.pprof of this process during each bare run")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "directory to write CPU profiles to: oss2s3-<run>.pprof of each oss2s3 process (OSS2S3_CPUPROFILE, whole life), loadgen-oss2s3-<run>.pprof of this process (the load generator) meanwhile, bare-<run>.pprof of this process during each bare run")
 	fs.StringVar(&o.dir, "dir", "", "where to make the run's directory (JetStream stores, logs, configurations); default $TMPDIR; must be a real disk")
 	fs.BoolVar(&o.keep, "keep", false, "keep the run's directory (logs, configurations, stores) at the end")
 	if err := fs.Parse(args); err != nil {
@@ -165,7 +165,7 @@ func runIngest(ctx context.Context, args []string, getenv func(string) string, s
 	for _, c := range opts.concurrency {
 		order = append(order, step{conc: c})
 	}
-	hooks := map[int][]*loadResult{}
+	loads := map[int][]*loadResult{}
 	var bares []*bareResult
 	for r := 1; r <= opts.runs; r++ {
 		steps := slices.Clone(order)
@@ -194,7 +194,7 @@ func runIngest(ctx context.Context, args []string, getenv func(string) string, s
 				return fmt.Errorf("oss2s3 run %d at concurrency %d: %w", r, s.conc, err)
 			}
 			fmt.Fprintf(stdout, "run %d oss2s3 c=%-3d %s\n", r, s.conc, res.summary())
-			hooks[s.conc] = append(hooks[s.conc], res)
+			loads[s.conc] = append(loads[s.conc], res)
 		}
 	}
 	b.logf("done")
@@ -202,8 +202,8 @@ func runIngest(ctx context.Context, args []string, getenv func(string) string, s
 	var best *loadResult
 	fmt.Fprintf(stdout, "\nsummary (best of %d run(s) each; events/s = 202 answers with queued=1 per second of measured time)\n", opts.runs)
 	for _, c := range opts.concurrency {
-		rb := bestLoad(hooks[c])
-		fmt.Fprintf(stdout, "  oss2s3 c=%-3d %8.0f events/s  p50 %.2f ms  p99 %.2f ms  (runs: %s)\n", c, rb.rate(), ms(rb.p(0.50)), ms(rb.p(0.99)), loadRates(hooks[c]))
+		rb := bestLoad(loads[c])
+		fmt.Fprintf(stdout, "  oss2s3 c=%-3d %8.0f events/s  p50 %.2f ms  p99 %.2f ms  (runs: %s)\n", c, rb.rate(), ms(rb.p(0.50)), ms(rb.p(0.99)), loadRates(loads[c]))
 		if best == nil || rb.rate() > best.rate() {
 			best = rb
 		}

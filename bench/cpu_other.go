@@ -1,0 +1,14 @@
+//go:build !linux
+
+package main
+
+import (
+	"errors"
+	"time"
+)
+
+func procCPU(int) (time.Duration, error) {
+	return 0, errors.New("process CPU time is read from /proc: Linux only")
+}
+
+func selfCPU() time.Duration { return 0 }

@@ -1,0 +1,493 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/oss2s3/oss2s3/handlers/ossevent"
+	"github.com/oss2s3/oss2s3/handlers/signature"
+	"github.com/oss2s3/oss2s3/metrics"
+	"github.com/oss2s3/oss2s3/transfer"
+)
+
+const (
+	// ingestBucket is the source bucket of every event; the one task's
+	// source bucket, so every record is routed to it.
+	ingestBucket = "src-ingest"
+	ingestEvent  = "ObjectCreated:PutObject"
+	ingestSize   = 1024
+	// unreachable is the task's OSS and S3 endpoint: with no workers,
+	// oss2s3 never talks to either.
+	unreachable = "http://127.0.0.1:9"
+)
+
+// ingestYAML is oss2s3's configuration for an ingest run: gateway only.
+func ingestYAML(listen, dataDir, natsListen string, maxJobs int64, dupWindow time.Duration) string {
+	return fmt.Sprintf(`listen: %s
+data_dir: %s
+log: {level: warn, format: text}
+nats: {embedded_listen: "%s"}
+queue: {max_jobs: %d, duplicate_window: %s}
+webhook:
+  secrets: ["${BENCH_WEBHOOK_SECRET}"]
+workers: {concurrency: 0}
+tasks:
+  - name: %s
+    source:
+      endpoint: %s
+      region: %s
+      bucket: %s
+      access_key_id: ${BENCH_OSS_AK}
+      access_key_secret: ${BENCH_OSS_SK}
+    destination:
+      region: %s
+      bucket: dst-ingest
+      endpoint: %s
+      access_key_id: ${BENCH_S3_AK}
+      secret_access_key: ${BENCH_S3_SK}
+`, listen, dataDir, natsListen, maxJobs, dupWindow, benchTask, unreachable, ossRegion, ingestBucket, s3Region, unreachable)
+}
+
+// ingestServer is one gateway-only oss2s3 process.
+type ingestServer struct {
+	addr     string // HTTP
+	natsAddr string // the embedded JetStream's client port, to count the stream
+	proc     *process
+}
+
+func (b *ingestBed) startIngestServer(ctx context.Context, name, profile string) (*ingestServer, error) {
+	dataDir := filepath.Join(b.dir, name)
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	natsAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cfgPath := dataDir + ".yaml"
+	if err := os.WriteFile(cfgPath, []byte(ingestYAML(addr, dataDir, natsAddr, b.opts.maxJobs, b.opts.dupWindow)), 0o600); err != nil {
+		return nil, err
+	}
+	env := append(os.Environ(),
+		"BENCH_WEBHOOK_SECRET="+webhookSecret,
+		"BENCH_OSS_AK="+ossAccessKey, "BENCH_OSS_SK="+ossSecretKey,
+		"BENCH_S3_AK="+s3AccessKey, "BENCH_S3_SK="+s3SecretKey)
+	if profile != "" {
+		env = append(env, "OSS2S3_CPUPROFILE="+profile)
+	}
+	p, err := startProcess(b.oss2s3, []string{"serve", "--config", cfgPath}, env, b.logs.path(name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	s := &ingestServer{addr: addr, natsAddr: natsAddr, proc: p}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		switch {
+		case p.exited():
+			return nil, fmt.Errorf("oss2s3 exited before it was ready: %v; log:\n%s", p.err, p.tail())
+		case ctx.Err() != nil:
+			p.stop(5 * time.Second)
+			return nil, ctx.Err()
+		case time.Now().After(deadline):
+			p.stop(5 * time.Second)
+			return nil, fmt.Errorf("oss2s3 not ready in 30s; log:\n%s", p.tail())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// loadResult is one oss2s3 run at one concurrency.
+type loadResult struct {
+	conc     int
+	window   time.Duration   // measured time
+	lats     []time.Duration // sorted: accepted requests that finished in the window
+	errs     int             // failed requests that finished in the window
+	accepted int             // every accepted request of the run (warm-up and tail too)
+	failed   int
+	reasons  map[string]int // why requests failed, all phases
+	// CPU time used during the window by the oss2s3 process and by this
+	// process (the load generator).
+	cpuServer, cpuClient time.Duration
+	peakRSS              int64
+	// Checks after the run.
+	streamMsgs, metricQueued, metricJobs int
+}
+
+func (r *loadResult) rate() float64 { return float64(len(r.lats)) / r.window.Seconds() }
+
+func (r *loadResult) p(q float64) time.Duration { return percentile(r.lats, q) }
+
+func (r *loadResult) summary() string {
+	n := float64(len(r.lats))
+	s := fmt.Sprintf("%7.0f events/s (%d in %.2fs)  latency p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms  errors %d; cpu: oss2s3 %.0f%% (%.0f µs/event), load generator %.0f%% (%.0f µs/event); oss2s3 peak RSS %d MiB; stream %d jobs = accepted %d = metrics %d",
+		r.rate(), len(r.lats), r.window.Seconds(), ms(r.p(0.5)), ms(r.p(0.9)), ms(r.p(0.99)), ms(r.p(0.999)), ms(r.p(1)), r.errs,
+		100*r.cpuServer.Seconds()/r.window.Seconds(), perEvent(r.cpuServer, n),
+		100*r.cpuClient.Seconds()/r.window.Seconds(), perEvent(r.cpuClient, n), mib(r.peakRSS), r.streamMsgs, r.accepted, r.metricQueued)
+	if r.failed > 0 {
+		s += fmt.Sprintf("; %d failed request(s) in all: %s", r.failed, formatReasons(r.reasons))
+	}
+	return s
+}
+
+func perEvent(d time.Duration, n float64) float64 {
+	if n == 0 {
+		return 0
+	}
+	return float64(d.Microseconds()) / n
+}
+
+func formatReasons(m map[string]int) string {
+	keys := slices.Sorted(maps.Keys(m))
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%dx %s", m[k], k))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// percentile is the nearest-rank q-quantile of sorted (q=1: the maximum).
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.999999999) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// oss2s3Run starts a fresh gateway-only oss2s3, loads it with conc
+// concurrent signed single-record requests, and checks that its job stream
+// holds exactly the accepted events.
+func (b *ingestBed) oss2s3Run(ctx context.Context, name string, conc int) (*loadResult, error) {
+	profile := ""
+	if b.opts.cpuprofile != "" {
+		profile = filepath.Join(b.opts.cpuprofile, name+".pprof")
+	}
+	srv, err := b.startIngestServer(ctx, name, profile)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		srv.proc.stop(15 * time.Second)
+		if !b.opts.keep {
+			os.RemoveAll(filepath.Join(b.dir, name))
+		}
+	}()
+	if profile != "" {
+		// This process is the load generator: where its time goes says
+		// how much of the machine the client side takes.
+		stop, err := startSelfProfile(filepath.Join(b.opts.cpuprofile, "loadgen-"+name+".pprof"))
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+	}
+	res, err := generateLoad(ctx, "http://"+srv.addr+"/v1/events/oss", name, conc, b.opts.warmup, b.opts.duration, srv.proc.pid())
+	if err != nil {
+		return nil, err
+	}
+	if res.peakRSS, err = peakRSS(srv.proc.pid()); err != nil {
+		res.peakRSS = 0
+	}
+	if err := srv.check(ctx, res); err != nil {
+		return nil, err
+	}
+	if srv.proc.exited() {
+		return nil, fmt.Errorf("oss2s3 exited during the run: %v; log:\n%s", srv.proc.err, srv.proc.tail())
+	}
+	if err := srv.proc.stop(15 * time.Second); err != nil {
+		return nil, fmt.Errorf("oss2s3 stop: %w; log:\n%s", err, srv.proc.tail())
+	}
+	if profile != "" {
+		if st, err := os.Stat(profile); err != nil || st.Size() == 0 {
+			return nil, fmt.Errorf("oss2s3 wrote no CPU profile to %s (%v)", profile, err)
+		}
+		b.logf("CPU profiles: oss2s3 %s, load generator %s", profile, filepath.Join(b.opts.cpuprofile, "loadgen-"+name+".pprof"))
+	}
+	return res, nil
+}
+
+// check compares the accepted count with oss2s3's job stream and metrics.
+func (s *ingestServer) check(ctx context.Context, res *loadResult) error {
+	msgs, err := streamMsgs(ctx, "nats://"+s.natsAddr, transfer.JobStream)
+	if err != nil {
+		return fmt.Errorf("count oss2s3's job stream: %w", err)
+	}
+	res.streamMsgs = int(msgs)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.addr+"/metrics", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	queued, ok1, err := parseCounter(bytes.NewReader(body), "oss2s3_events_received_total", map[string]string{"source": metrics.SourceOSSWebhook, "result": metrics.EventQueued})
+	if err != nil {
+		return err
+	}
+	jobs, ok2, err := parseCounter(bytes.NewReader(body), "oss2s3_jobs_queued_total", map[string]string{"task": benchTask})
+	if err != nil {
+		return err
+	}
+	if !ok1 || !ok2 {
+		return fmt.Errorf("/metrics has no oss2s3_events_received_total{source=%q,result=%q} or oss2s3_jobs_queued_total{task=%q}", metrics.SourceOSSWebhook, metrics.EventQueued, benchTask)
+	}
+	res.metricQueued, res.metricJobs = int(queued), int(jobs)
+	if res.streamMsgs != res.accepted || res.metricQueued != res.accepted || res.metricJobs != res.accepted {
+		return fmt.Errorf("accepted %d events (202, queued=1), but the job stream holds %d jobs, events_received_total{queued} is %d and jobs_queued_total is %d (%d failed request(s): %s)",
+			res.accepted, res.streamMsgs, res.metricQueued, res.metricJobs, res.failed, formatReasons(res.reasons))
+	}
+	return nil
+}
+
+// streamMsgs counts the messages of a stream on the server at url.
+func streamMsgs(ctx context.Context, url, stream string) (uint64, error) {
+	nc, err := nats.Connect(url, nats.Name("bench-check"))
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, err
+	}
+	return countStream(ctx, js, stream)
+}
+
+func countStream(ctx context.Context, js jetstream.JetStream, stream string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
+}
+
+// parseCounter reads the value of the series name{labels...} (the labels
+// given must match; others may be present) from a Prometheus text
+// exposition.
+func parseCounter(r io.Reader, name string, want map[string]string) (float64, bool, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), name+"{")
+		if !ok {
+			continue
+		}
+		labels, value, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		got := map[string]string{}
+		for _, m := range labelRE.FindAllStringSubmatch(labels, -1) {
+			got[m[1]] = m[2]
+		}
+		match := true
+		for k, v := range want {
+			if got[k] != v {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.Fields(value)[0], 64)
+		if err != nil {
+			return 0, false, fmt.Errorf("metrics: %q: %w", sc.Text(), err)
+		}
+		return v, true, nil
+	}
+	return 0, false, sc.Err()
+}
+
+// sample is one finished request (or bare publish batch).
+type sample struct {
+	end time.Duration // since the run's start
+	lat time.Duration
+	n   int // accepted events (0: failed)
+}
+
+// generateLoad runs conc client goroutines, each posting one signed
+// single-record document at a time over its keep-alive connection, for
+// warmup and then duration. Requests that finish within the measured time
+// count; serverPID's CPU time and this process's are read at its edges.
+func generateLoad(ctx context.Context, url, run string, conc int, warmup, duration time.Duration, serverPID int) (*loadResult, error) {
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        conc,
+		MaxIdleConnsPerHost: conc,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+
+	var stop atomic.Bool
+	base := time.Now()
+	outs := make([]workerOut, conc)
+	var wg sync.WaitGroup
+	for w := range conc {
+		wg.Go(func() { loadWorker(ctx, client, url, run, w, base, &stop, &outs[w]) })
+	}
+	sleep := func(d time.Duration) {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+		}
+	}
+	sleep(warmup)
+	srv0, _ := procCPU(serverPID)
+	cli0 := selfCPU()
+	mStart := time.Since(base)
+	sleep(duration)
+	mEnd := time.Since(base)
+	srv1, _ := procCPU(serverPID)
+	cli1 := selfCPU()
+	stop.Store(true)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	res := &loadResult{conc: conc, window: mEnd - mStart, reasons: map[string]int{}, cpuServer: srv1 - srv0, cpuClient: cli1 - cli0}
+	for i := range outs {
+		o := &outs[i]
+		res.accepted += o.accepted
+		res.failed += o.failed
+		for k, v := range o.reasons {
+			res.reasons[k] += v
+		}
+		for _, s := range o.samples {
+			if s.end < mStart || s.end >= mEnd {
+				continue
+			}
+			if s.n == 1 {
+				res.lats = append(res.lats, s.lat)
+			} else {
+				res.errs++
+			}
+		}
+	}
+	slices.Sort(res.lats)
+	return res, nil
+}
+
+type workerOut struct {
+	samples  []sample
+	accepted int
+	failed   int
+	reasons  map[string]int
+}
+
+func loadWorker(ctx context.Context, client *http.Client, url, run string, w int, base time.Time, stop *atomic.Bool, out *workerOut) {
+	out.reasons = map[string]int{}
+	out.samples = make([]sample, 0, 8192)
+	var buf bytes.Buffer
+	for seq := 0; !stop.Load() && ctx.Err() == nil; seq++ {
+		key := fmt.Sprintf("ingest/%s/w%03d/%09d", run, w, seq)
+		etag := fmt.Sprintf("%08X%024X", w, seq) // an MD5-shaped hint; the key alone makes each job distinct
+		doc := ossevent.Document{Events: []ossevent.Record{ossevent.NewRecord(ingestEvent, ossRegion, ingestBucket, key, etag, ingestSize, "text/plain", time.Now())}}
+		body, err := json.Marshal(doc)
+		if err != nil {
+			out.reasons["encode: "+err.Error()]++
+			out.failed++
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			out.reasons["request: "+err.Error()]++
+			out.failed++
+			continue
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(signature.Header, signature.Sign(webhookSecret, time.Now(), body))
+		t0 := time.Now()
+		resp, err := client.Do(req)
+		var reason string
+		if err != nil {
+			reason = "transport: " + err.Error()
+		} else {
+			buf.Reset()
+			_, rerr := io.Copy(&buf, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			reason = acceptedReason(resp.StatusCode, buf.Bytes(), rerr)
+		}
+		t1 := time.Now()
+		s := sample{end: t1.Sub(base), lat: t1.Sub(t0)}
+		if reason == "" {
+			s.n = 1
+			out.accepted++
+		} else {
+			if ctx.Err() != nil {
+				return
+			}
+			out.failed++
+			out.reasons[reason]++
+		}
+		out.samples = append(out.samples, s)
+	}
+}
+
+// acceptedReason returns "" for a 202 whose JSON says queued=1, or why the
+// answer does not count.
+func acceptedReason(code int, body []byte, readErr error) string {
+	if readErr != nil {
+		return fmt.Sprintf("HTTP %d, reading the body: %v", code, readErr)
+	}
+	if code != http.StatusAccepted {
+		msg := strings.TrimSpace(string(body))
+		if len(msg) > 200 {
+			msg = msg[:200] + "..."
+		}
+		return fmt.Sprintf("HTTP %d: %s", code, msg)
+	}
+	var r struct {
+		Queued *int `json:"queued"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil || r.Queued == nil {
+		return fmt.Sprintf("HTTP 202 without a queued count: %.200s", body)
+	}
+	if *r.Queued != 1 {
+		return fmt.Sprintf("HTTP 202 with queued=%d: %.200s", *r.Queued, body)
+	}
+	return ""
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseIngestFlags(t *testing.T) {
+	t.Parallel()
+	o, err := parseIngestFlags([]string{"-duration", "3s", "-concurrency", "8, 64,8", "-runs", "1"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.duration != 3*time.Second || o.warmup != 2*time.Second || o.runs != 1 || !slices.Equal(o.concurrency, []int{8, 64}) {
+		t.Errorf("got %+v", o)
+	}
+	if d, err := parseIngestFlags(nil, io.Discard); err != nil || !slices.Equal(d.concurrency, []int{16, 32, 64}) || d.duration != 10*time.Second {
+		t.Errorf("defaults: %+v, %v", d, err)
+	}
+	for _, bad := range [][]string{{"-concurrency", "0"}, {"-concurrency", "x"}, {"-runs", "0"}, {"-duration", "1ms"},
+		{"-bare-batch", "0"}, {"-duplicate-window", "10ms"}, {"extra"}} {
+		if _, err := parseIngestFlags(bad, io.Discard); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestIngestLine(t *testing.T) {
+	t.Parallel()
+	if got, want := ingestLine(12345.6, 7.891, 0.6549), "ingest events_per_s=12346 p99_ms=7.89 ratio_vs_bare=0.65"; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestPercentileIsNearestRank(t *testing.T) {
+	t.Parallel()
+	var xs []time.Duration
+	for i := 1; i <= 1000; i++ {
+		xs = append(xs, time.Duration(i))
+	}
+	for q, want := range map[float64]time.Duration{0.5: 500, 0.99: 990, 0.999: 999, 1: 1000, 0: 1} {
+		if got := percentile(xs, q); got != want {
+			t.Errorf("p%v = %d, want %d", q, got, want)
+		}
+	}
+	if percentile(nil, 0.99) != 0 || percentile([]time.Duration{7}, 0.99) != 7 {
+		t.Error("empty or single")
+	}
+}
+
+func TestAcceptedReason(t *testing.T) {
+	t.Parallel()
+	ok := `{"queued":1,"duplicate":0,"ignored":0,"unrouted":0}`
+	if r := acceptedReason(http.StatusAccepted, []byte(ok), nil); r != "" {
+		t.Errorf("accepted: %q", r)
+	}
+	for _, tc := range []struct {
+		code int
+		body string
+	}{
+		{http.StatusAccepted, `{"queued":0,"duplicate":1}`},
+		{http.StatusAccepted, `{"unrouted":1}`},
+		{http.StatusAccepted, `not json`},
+		{http.StatusServiceUnavailable, `{"message":"work queue unavailable, retry later"}`},
+		{http.StatusOK, ok},
+	} {
+		if r := acceptedReason(tc.code, []byte(tc.body), nil); r == "" {
+			t.Errorf("%d %s counted as accepted", tc.code, tc.body)
+		}
+	}
+}
+
+func TestParseCounterMatchesLabels(t *testing.T) {
+	t.Parallel()
+	const text = `# TYPE oss2s3_events_received_total counter
+oss2s3_events_received_total{result="duplicate",source="oss_webhook"} 3
+oss2s3_events_received_total{result="queued",source="mns"} 5
+oss2s3_events_received_total{result="queued",source="oss_webhook"} 123456
+oss2s3_jobs_queued_total{task="bench"} 1.23456e+06
+`
+	v, ok, err := parseCounter(strings.NewReader(text), "oss2s3_events_received_total", map[string]string{"source": "oss_webhook", "result": "queued"})
+	if err != nil || !ok || v != 123456 {
+		t.Errorf("events: %v %v %v", v, ok, err)
+	}
+	v, ok, err = parseCounter(strings.NewReader(text), "oss2s3_jobs_queued_total", map[string]string{"task": "bench"})
+	if err != nil || !ok || v != 1234560 {
+		t.Errorf("jobs: %v %v %v", v, ok, err)
+	}
+	if _, ok, _ := parseCounter(strings.NewReader(text), "oss2s3_jobs_queued_total", map[string]string{"task": "other"}); ok {
+		t.Error("other task found")
+	}
+}
+
+func TestIngestYAMLIsGatewayOnly(t *testing.T) {
+	t.Parallel()
+	y := ingestYAML("127.0.0.1:1", "/d", "127.0.0.1:2", 100, 2*time.Minute)
+	for _, want := range []string{"workers: {concurrency: 0}", "max_jobs: 100", "duplicate_window: 2m0s", "level: warn", "bucket: " + ingestBucket, `embedded_listen: "127.0.0.1:2"`} {
+		if !strings.Contains(y, want) {
+			t.Errorf("configuration lacks %q:\n%s", want, y)
+		}
+	}
+}
