@@ -50,6 +50,7 @@ type copyOptions struct {
 	rcloneLarge    [][]string
 	rcloneSmall    [][]string
 	oss2s3Workers  string
+	oss2s3Options  string
 	verifySmall    int
 	timeout        time.Duration
 	dir            string
@@ -79,6 +80,7 @@ func parseCopyFlags(args []string, stderr io.Writer) (copyOptions, error) {
 	streams := fs.String("ceiling-streams", "8,16", "comma-separated stream counts the ceiling is measured at; the best counts")
 	rl := fs.String("rclone-large", defaultRcloneLarge, "rclone flags for the large case; variants separated by ';'")
 	rs := fs.String("rclone-small", defaultRcloneSmall, "rclone flags for the small case; variants separated by ';'")
+	fs.StringVar(&o.oss2s3Options, "oss2s3-task-options", "", "YAML flow mapping for the task's options in the large and small cases, e.g. '{compare: false}' (rclone's --no-check-dest); empty keeps the defaults (the rss case always does)")
 	fs.StringVar(&o.oss2s3Workers, "oss2s3-workers", "", "YAML flow mapping for oss2s3's workers section in the large and small cases, e.g. '{concurrency: 16}'; empty keeps the defaults (the rss case always does)")
 	fs.IntVar(&o.verifySmall, "verify-small", 100, "small objects whose bytes are checked after each copy (all are checked by listing)")
 	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "longest one copy run may take")
@@ -263,6 +265,9 @@ func (b *bed) header(w io.Writer, versityBin string) {
 	if o.oss2s3Workers != "" {
 		workers = "workers: " + o.oss2s3Workers
 	}
+	if o.oss2s3Options != "" {
+		workers += ", task options: " + o.oss2s3Options
+	}
 	fmt.Fprintf(w, "oss2s3: `oss2s3 serve` built from this tree (%s), fresh data_dir per run, %s; timed from the first signed event POST (%d records per document) until oss2s3_objects_total{result=\"copied\"|\"skipped\"} reaches the object count\n", b.revision, workers, eventsPerDocument)
 	fmt.Fprintf(w, "each timed figure is the best of %d run(s); every copy is checked (listing: keys and sizes; bytes: CRC-64 of a full GET of a sample)\n", o.runs)
 }
@@ -321,13 +326,13 @@ func (t tally) best() float64 {
 	return slices.Max(t.rates)
 }
 
-func (b *bed) oss2s3Contender(workers string) contender {
+func (b *bed) oss2s3Contender(workers, options string) contender {
 	name := "oss2s3 (default settings)"
-	if workers != "" {
-		name = "oss2s3 (workers: " + workers + ")"
+	if workers != "" || options != "" {
+		name = "oss2s3 (workers: " + workers + ", task options: " + options + ")"
 	}
 	return contender{name: name, id: "oss2s3", copy: func(ctx context.Context, run, src string, objs []srcObject, dst string) (time.Duration, int64, error) {
-		return b.copyWithOSS2S3(ctx, run, src, objs, dst, workers)
+		return b.copyWithOSS2S3(ctx, run, src, objs, dst, workers, options)
 	}}
 }
 
@@ -348,10 +353,10 @@ func (b *bed) rcloneContenders(vs [][]string) []contender {
 // copyWithOSS2S3 starts a fresh oss2s3, posts one event per object and
 // waits until every object is copied; it returns the time from the first
 // event to the last copy, and the process's peak RSS.
-func (b *bed) copyWithOSS2S3(ctx context.Context, run, src string, objs []srcObject, dst, workers string) (time.Duration, int64, error) {
+func (b *bed) copyWithOSS2S3(ctx context.Context, run, src string, objs []srcObject, dst, workers, options string) (time.Duration, int64, error) {
 	cfg := oss2s3Config{
 		DataDir: filepath.Join(b.dir, run), OSSURL: b.ossURL, SrcBucket: src,
-		S3URL: b.s3.Endpoint, CAFile: b.s3.CAFile, DstBucket: dst, Workers: workers,
+		S3URL: b.s3.Endpoint, CAFile: b.s3.CAFile, DstBucket: dst, Workers: workers, TaskOptions: options,
 	}
 	defer os.RemoveAll(cfg.DataDir)
 	srv, err := startOSS2S3(ctx, b.oss2s3, cfg, b.logs.path(run+".log"))
@@ -490,7 +495,7 @@ func (b *bed) largeCase(ctx context.Context, w io.Writer) (*largeResult, error) 
 		}
 	}
 
-	cs := append([]contender{b.oss2s3Contender(o.oss2s3Workers)}, b.rcloneContenders(o.rcloneLarge)...)
+	cs := append([]contender{b.oss2s3Contender(o.oss2s3Workers, o.oss2s3Options)}, b.rcloneContenders(o.rcloneLarge)...)
 	ts, err := b.race(ctx, "large", src, objs, cs, 1, mbps, "MB/s")
 	if err != nil {
 		return nil, err
@@ -519,7 +524,7 @@ func (b *bed) smallCase(ctx context.Context, w io.Writer) (*smallResult, error) 
 		}
 	}()
 	perSec := func(d time.Duration) float64 { return float64(len(objs)) / d.Seconds() }
-	cs := append([]contender{b.oss2s3Contender(o.oss2s3Workers)}, b.rcloneContenders(o.rcloneSmall)...)
+	cs := append([]contender{b.oss2s3Contender(o.oss2s3Workers, o.oss2s3Options)}, b.rcloneContenders(o.rcloneSmall)...)
 	ts, err := b.race(ctx, "small", src, objs, cs, o.verifySmall, perSec, "objects/s")
 	if err != nil {
 		return nil, err
@@ -546,7 +551,7 @@ func (b *bed) rssCase(ctx context.Context, w io.Writer) (int64, error) {
 		return 0, err
 	}
 	b.logf("rss: oss2s3 (default settings) copying it")
-	elapsed, rss, err := b.copyWithOSS2S3(ctx, dst, src, objs, dst, "")
+	elapsed, rss, err := b.copyWithOSS2S3(ctx, dst, src, objs, dst, "", "")
 	if err != nil {
 		return 0, err
 	}

@@ -81,12 +81,19 @@ type oss2s3Config struct {
 	// Workers is a YAML flow mapping for the workers section, e.g.
 	// "{concurrency: 16}"; empty keeps every default.
 	Workers string
+	// TaskOptions is a YAML flow mapping for the task's options, e.g.
+	// "{compare: false}"; empty keeps every default.
+	TaskOptions string
 }
 
 func (c oss2s3Config) yaml(listen string) string {
 	workers := ""
 	if strings.TrimSpace(c.Workers) != "" {
 		workers = "workers: " + c.Workers + "\n"
+	}
+	options := ""
+	if strings.TrimSpace(c.TaskOptions) != "" {
+		options = "    options: " + c.TaskOptions + "\n"
 	}
 	return fmt.Sprintf(`listen: %s
 data_dir: %s
@@ -108,7 +115,7 @@ webhook:
       ca_file: %s
       access_key_id: ${BENCH_S3_AK}
       secret_access_key: ${BENCH_S3_SK}
-`, listen, c.DataDir, workers, benchTask, c.OSSURL, ossRegion, c.SrcBucket, s3Region, c.DstBucket, c.S3URL, c.CAFile)
+`, listen, c.DataDir, workers, benchTask, c.OSSURL, ossRegion, c.SrcBucket, s3Region, c.DstBucket, c.S3URL, c.CAFile) + options
 }
 
 // startOSS2S3 writes the configuration and starts `oss2s3 serve`, returning
