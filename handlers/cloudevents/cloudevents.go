@@ -138,7 +138,7 @@ func decodeTop(body []byte) (json.RawMessage, error) {
 	}
 	// encoding/json turns a lone UTF-16 surrogate escape ("\ud800") into
 	// U+FFFD, which is valid UTF-8 but not what was sent.
-	if off := loneSurrogate(body); off >= 0 {
+	if off := ossevent.LoneSurrogate(body); off >= 0 {
 		return nil, fmt.Errorf("body has an invalid \\u escape at byte %d: a lone UTF-16 surrogate", off)
 	}
 	raw = bytes.TrimSpace(raw)
@@ -297,51 +297,4 @@ func jsonKind(v []byte) string {
 	default:
 		return "a number"
 	}
-}
-
-// loneSurrogate returns the offset of the first \u escape in a JSON text
-// that is a UTF-16 surrogate not part of a high+low pair, or -1. data must
-// be valid JSON, so a backslash is always inside a string and always starts
-// a complete escape.
-func loneSurrogate(data []byte) int {
-	for i := 0; i < len(data); i++ {
-		if data[i] != '\\' {
-			continue
-		}
-		if data[i+1] != 'u' {
-			i++ // skip the escaped character (it may be a backslash)
-			continue
-		}
-		r := hex4(data[i+2 : i+6])
-		switch {
-		case r >= 0xD800 && r <= 0xDBFF:
-			if i+12 <= len(data) && data[i+6] == '\\' && data[i+7] == 'u' {
-				if lo := hex4(data[i+8 : i+12]); lo >= 0xDC00 && lo <= 0xDFFF {
-					i += 11
-					continue
-				}
-			}
-			return i
-		case r >= 0xDC00 && r <= 0xDFFF:
-			return i
-		}
-		i += 5
-	}
-	return -1
-}
-
-func hex4(b []byte) rune {
-	var r rune
-	for _, c := range b {
-		r <<= 4
-		switch {
-		case c >= '0' && c <= '9':
-			r |= rune(c - '0')
-		case c >= 'a' && c <= 'f':
-			r |= rune(c - 'a' + 10)
-		case c >= 'A' && c <= 'F':
-			r |= rune(c - 'A' + 10)
-		}
-	}
-	return r
 }

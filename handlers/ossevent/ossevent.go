@@ -135,7 +135,7 @@ func Parse(body []byte) (*Document, error) {
 	}
 	// A lone UTF-16 surrogate escape (\ud800) would decode to U+FFFD: a
 	// different key than the one that changed.
-	if i := loneSurrogate(body); i >= 0 {
+	if i := LoneSurrogate(body); i >= 0 {
 		return nil, fmt.Errorf("not an OSS event document: lone UTF-16 surrogate escape at byte %d", i)
 	}
 	// Unmarshal, not a Decoder: a Decoder stops after the first value and
@@ -158,9 +158,11 @@ func Parse(body []byte) (*Document, error) {
 	return &doc, nil
 }
 
-// loneSurrogate returns the offset of a \uD800-\uDFFF escape that is not
-// part of a high-low pair, or -1.
-func loneSurrogate(b []byte) int {
+// LoneSurrogate returns the offset in a JSON text of a \uD800-\uDFFF
+// escape that is not part of a high-low pair, or -1. encoding/json turns
+// such an escape into U+FFFD, which in a key names another object; every
+// parser of events checks for it first.
+func LoneSurrogate(b []byte) int {
 	for i := 0; i+6 <= len(b); i++ {
 		if b[i] != '\\' {
 			continue
