@@ -24,6 +24,7 @@ import (
 
 	"github.com/oss2s3/oss2s3/handlers/ossevent"
 	"github.com/oss2s3/oss2s3/handlers/signature"
+	"github.com/oss2s3/oss2s3/internal/s3test"
 	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer"
 )
@@ -78,11 +79,11 @@ func (b *ingestBed) startIngestServer(ctx context.Context, name, profile string)
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	addr, err := s3test.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	natsAddr, err := freeAddr()
+	natsAddr, err := s3test.FreeAddr()
 	if err != nil {
 		return nil, err
 	}

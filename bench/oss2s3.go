@@ -21,6 +21,7 @@ import (
 
 	"github.com/oss2s3/oss2s3/handlers/ossevent"
 	"github.com/oss2s3/oss2s3/handlers/signature"
+	"github.com/oss2s3/oss2s3/internal/s3test"
 )
 
 const (
@@ -124,7 +125,7 @@ func startOSS2S3(ctx context.Context, bin string, c oss2s3Config, logPath string
 	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	addr, err := s3test.FreeAddr()
 	if err != nil {
 		return nil, err
 	}

@@ -1,39 +1,19 @@
 package main
 
 import (
-	"fmt"
 	"strconv"
-	"strings"
+
+	"github.com/oss2s3/oss2s3/transfer"
 )
 
 // byteSize is a flag value written as 1048576, "64MiB", "1GiB", "10KiB" or
 // "5MB", the way the oss2s3 configuration writes sizes.
 type byteSize int64
 
-var sizeUnits = []struct {
-	suffix string
-	mult   int64
-}{
-	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
-	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12},
-	{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"t", 1 << 40},
-	{"b", 1},
-}
-
+// parseSize reads a size the way the oss2s3 configuration does.
 func parseSize(s string) (int64, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	mult := int64(1)
-	for _, u := range sizeUnits {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseFloat(t, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("invalid size %q: want a number of bytes or a number with a unit such as 64MiB", s)
-	}
-	return int64(n * float64(mult)), nil
+	n, err := transfer.ParseByteSize(s)
+	return int64(n), err
 }
 
 func (b *byteSize) Set(s string) error {

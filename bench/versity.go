@@ -2,16 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/oss2s3/oss2s3/internal/s3test"
 )
 
 // versityInstall is the command that installs the destination server; it
@@ -52,7 +46,7 @@ func startVersity(ctx context.Context, bin, dir string, logs *logDir) (*versity,
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, err
 	}
-	caPEM, certPEM, keyPEM, err := newCerts(time.Now())
+	caPEM, certPEM, keyPEM, err := s3test.NewCerts(time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +68,7 @@ func startVersity(ctx context.Context, bin, dir string, logs *logDir) (*versity,
 	// dies before it answers, try another one.
 	var lastErr error
 	for attempt := range 3 {
-		addr, err := freeAddr()
+		addr, err := s3test.FreeAddr()
 		if err != nil {
 			return nil, err
 		}
@@ -86,7 +80,7 @@ func startVersity(ctx context.Context, bin, dir string, logs *logDir) (*versity,
 			"--port", addr, "--cert", certFile, "--key", keyFile, "--quiet",
 			// Real S3 keeps connections alive; versitygw only when asked.
 			"--keep-alive", "posix", root},
-			versityEnv(), logs.path(fmt.Sprintf("versitygw-%d.log", attempt)))
+			s3test.VersityEnv(), logs.path(fmt.Sprintf("versitygw-%d.log", attempt)))
 		if err != nil {
 			return nil, err
 		}
@@ -149,21 +143,6 @@ func (v *versity) dropBucket(name string) error {
 	return nil
 }
 
-// versityEnv is the caller's environment without the variables versitygw
-// reads as configuration, so the flags alone decide how it runs.
-func versityEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(k, "VGW_"), strings.HasPrefix(k, "ROOT_"), k == "LOGFILE", k == "WEBHOOK":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
-}
-
 // newS3Client builds the client as production does (LoadDefaultConfig +
 // NewFromConfig, so the SDK's default checksums apply) without reading the
 // shared config files or AWS_* variables that would change what it sends.
@@ -185,71 +164,4 @@ func newS3Client(ctx context.Context, endpoint string, hc *http.Client) (*s3.Cli
 		o.UsePathStyle = true
 		o.DisableLogOutputChecksumValidationSkipped = true
 	}), nil
-}
-
-// freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	addr := ln.Addr().String()
-	return addr, ln.Close()
-}
-
-// newCerts makes a CA and a server certificate for 127.0.0.1 and localhost
-// signed by it, valid for a day, as PEM.
-func newCerts(now time.Time) (caPEM, certPEM, keyPEM []byte, err error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("generate CA key: %w", err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "oss2s3 bench CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("create CA certificate: %w", err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("parse CA certificate: %w", err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("generate server key: %w", err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("create server certificate: %w", err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("marshal server key: %w", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-		nil
-}
-
-func serial() *big.Int {
-	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	return n.Add(n, big.NewInt(1))
 }

@@ -60,7 +60,7 @@ func StartVersity(t testing.TB) *Server {
 			t.Fatalf("s3test: %v", err)
 		}
 	}
-	caPEM, certPEM, keyPEM, err := newCerts(time.Now())
+	caPEM, certPEM, keyPEM, err := NewCerts(time.Now())
 	if err != nil {
 		t.Fatalf("s3test: %v", err)
 	}
@@ -87,7 +87,7 @@ func StartVersity(t testing.TB) *Server {
 	// dies before it answers, try another port.
 	var errs []error
 	for range 3 {
-		addr, err := freeAddr()
+		addr, err := FreeAddr()
 		if err != nil {
 			t.Fatalf("s3test: %v", err)
 		}
@@ -162,7 +162,7 @@ type versityProc struct {
 func startVersity(bin string, args ...string) (*versityProc, error) {
 	p := &versityProc{out: &capBuffer{max: 64 << 10}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = versityEnv()
+	p.cmd.Env = VersityEnv()
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
@@ -174,9 +174,9 @@ func startVersity(bin string, args ...string) (*versityProc, error) {
 	return p, nil
 }
 
-// versityEnv is the caller's environment without the variables versitygw
+// VersityEnv is the caller's environment without the variables versitygw
 // reads as configuration, so the flags alone decide how it runs.
-func versityEnv() []string {
+func VersityEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
@@ -256,8 +256,8 @@ func (b *capBuffer) String() string {
 	return string(b.buf)
 }
 
-// freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
-func freeAddr() (string, error) {
+// FreeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
+func FreeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("find a free port: %w", err)
@@ -266,9 +266,9 @@ func freeAddr() (string, error) {
 	return addr, ln.Close()
 }
 
-// newCerts makes a CA and a server certificate for 127.0.0.1, ::1 and
+// NewCerts makes a CA and a server certificate for 127.0.0.1, ::1 and
 // localhost signed by it, valid for a day, as PEM.
-func newCerts(now time.Time) (caPEM, certPEM, keyPEM []byte, err error) {
+func NewCerts(now time.Time) (caPEM, certPEM, keyPEM []byte, err error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("generate CA key: %w", err)
