@@ -87,16 +87,19 @@ func (in *Intake) Publish(ctx context.Context, source string, jobs []transfer.Jo
 		return res, nil
 	}
 	pr, err := in.pub.Publish(ctx, jobs)
-	if err != nil {
-		in.m.EventsReceived.WithLabelValues(source, metrics.EventFailed).Add(float64(len(jobs)))
-		in.log.Warn("could not queue events", "source", source, "jobs", len(jobs), "err", err)
-		return res, err
-	}
+	// Jobs stored before a failure are counted as queued: the sender will
+	// send them again, and then they count as duplicates.
 	res.Queued, res.Duplicate = pr.Queued, pr.Duplicate
 	for task, n := range pr.QueuedByTask {
 		in.m.JobsQueued.WithLabelValues(task).Add(float64(n))
 	}
 	in.m.EventsReceived.WithLabelValues(source, metrics.EventQueued).Add(float64(pr.Queued))
 	in.m.EventsReceived.WithLabelValues(source, metrics.EventDuplicate).Add(float64(pr.Duplicate))
+	if err != nil {
+		failed := len(jobs) - pr.Queued - pr.Duplicate
+		in.m.EventsReceived.WithLabelValues(source, metrics.EventFailed).Add(float64(failed))
+		in.log.Warn("could not queue events", "source", source, "jobs", len(jobs), "failed", failed, "err", err)
+		return res, err
+	}
 	return res, nil
 }
