@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/oss2s3/oss2s3/metrics"
 )
@@ -74,10 +73,8 @@ func NewWorkers(q *Queue, copier *Copier, tasks map[string]*TaskRuntime, cfg Wor
 // jobs in flight ShutdownGrace to finish and hands the rest back to the
 // queue (another replica, or this one after a restart, takes them).
 func (w *Workers) Run(ctx context.Context) error {
-	slots := semaphore.NewWeighted(int64(w.cfg.Concurrency))
 	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelJobs()
-	var wg sync.WaitGroup
 	w.log.Info("copy workers started", "concurrency", w.cfg.Concurrency)
 	// A streaming pull that keeps about one job per worker waiting in the
 	// client: a finished worker starts its next job without a round trip to
@@ -85,6 +82,20 @@ func (w *Workers) Run(ctx context.Context) error {
 	it, err := w.q.consumer.Messages(jetstream.PullMaxMessages(w.cfg.Concurrency))
 	if err != nil {
 		return fmt.Errorf("consume jobs: %w", err)
+	}
+	// Long-lived workers, not a goroutine per job: a job runs deep in the
+	// SDKs' stacks, and growing a fresh goroutine's stack for every small
+	// object cost about a tenth of the CPU.
+	jobs := make(chan jetstream.Msg)
+	var wg sync.WaitGroup
+	for range w.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for msg := range jobs {
+				w.handle(jobCtx, msg)
+			}
+		}()
 	}
 	stopped := make(chan struct{})
 	go func() {
@@ -95,12 +106,8 @@ func (w *Workers) Run(ctx context.Context) error {
 		it.Drain()
 	}()
 	for ctx.Err() == nil {
-		if err := slots.Acquire(ctx, 1); err != nil {
-			break
-		}
 		msg, err := it.Next()
 		if err != nil {
-			slots.Release(1)
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				break
 			}
@@ -110,14 +117,14 @@ func (w *Workers) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer slots.Release(1)
-			w.handle(jobCtx, msg)
-		}()
+		select {
+		case jobs <- msg:
+		case <-ctx.Done():
+			_ = msg.Nak() // taken but not started: straight back to the queue
+		}
 	}
 	close(stopped)
+	close(jobs)
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
