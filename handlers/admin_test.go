@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/oss2s3/oss2s3/handlers"
+	"github.com/oss2s3/oss2s3/handlers/intake"
 	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer"
 )
@@ -52,8 +53,9 @@ func adminHandler(t *testing.T, tokens []string) (http.Handler, *fakeDLQ) {
 		{Seq: 2, Job: transfer.Job{Task: "b", Key: "k2"}, Error: "timeout", Attempts: "5"},
 	}}
 	reg := prometheus.NewRegistry()
-	h := handlers.New(slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(reg, nil), reg, noPublish{},
-		transfer.NewRouter(nil), noPublish{}, dlq, handlers.Config{WebhookSecrets: []string{secret}, AdminTokens: tokens})
+	log, m := slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(reg, nil)
+	h := handlers.New(log, m, reg, intake.New(noPublish{}, transfer.NewRouter(nil), m, log), noPublish{}, dlq,
+		handlers.Config{WebhookSecrets: []string{secret}, AdminTokens: tokens})
 	return h, dlq
 }
 

@@ -27,6 +27,7 @@ import (
 
 	"github.com/oss2s3/oss2s3/handlers"
 	"github.com/oss2s3/oss2s3/handlers/cloudevents"
+	"github.com/oss2s3/oss2s3/handlers/intake"
 	"github.com/oss2s3/oss2s3/handlers/mns"
 	"github.com/oss2s3/oss2s3/handlers/signature"
 	"github.com/oss2s3/oss2s3/metrics"
@@ -77,7 +78,8 @@ func newGateway(t *testing.T) *gateway {
 	t.Cleanup(q.Close)
 	tasks := []*transfer.Task{{Name: "photos", Source: transfer.SourceConfig{Bucket: "src", Prefixes: []string{"photos/"}}}}
 	reg := prometheus.NewRegistry()
-	h := handlers.New(log, metrics.New(reg, []string{"photos"}), reg, q, transfer.NewRouter(tasks), q, q, handlers.Config{
+	m := metrics.New(reg, []string{"photos"})
+	h := handlers.New(log, m, reg, intake.New(q, transfer.NewRouter(tasks), m, log), q, q, handlers.Config{
 		WebhookSecrets: []string{secret}, MaxBodyBytes: 1 << 20,
 		WebhookSources: []handlers.WebhookSource{{Name: "fc-src2", Secrets: []string{sourceSecret}, Buckets: []string{"src2"}}},
 		EventBridge:    cloudevents.Auth{Header: ebHeader, APIKeys: []string{ebKey}, BasicUsers: map[string][]string{ebUser: {ebPassword}}},

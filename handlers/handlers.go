@@ -21,12 +21,6 @@ import (
 	"github.com/oss2s3/oss2s3/transfer"
 )
 
-// Publisher durably queues jobs; it returns only when every job is stored.
-type Publisher = intake.Publisher
-
-// Router names the tasks that want an object.
-type Router = intake.Router
-
 // DeadLetterQueue is where failed jobs are parked, for the admin API.
 type DeadLetterQueue interface {
 	DeadLetters(ctx context.Context, f transfer.DeadLetterFilter, limit int) ([]transfer.DeadLetter, error)
@@ -77,13 +71,14 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// New returns the gateway's handler with every route of routes.go.
-func New(log *slog.Logger, m *metrics.Metrics, gatherer prometheus.Gatherer, pub Publisher, router Router, ready Checker, dlq DeadLetterQueue, cfg Config) http.Handler {
+// New returns the gateway's handler with every route of routes.go. in is
+// the intake every event path shares (the SQS ingesters too).
+func New(log *slog.Logger, m *metrics.Metrics, gatherer prometheus.Gatherer, in *intake.Intake, ready Checker, dlq DeadLetterQueue, cfg Config) http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(log)
 	e.Use(observe(m))
-	addRoutes(e, log, m, gatherer, intake.New(pub, router, m, log), ready, dlq, cfg.withDefaults())
+	addRoutes(e, log, m, gatherer, in, ready, dlq, cfg.withDefaults())
 	return e
 }
 

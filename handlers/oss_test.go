@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/oss2s3/oss2s3/handlers"
+	"github.com/oss2s3/oss2s3/handlers/intake"
 	"github.com/oss2s3/oss2s3/handlers/ossevent"
 	"github.com/oss2s3/oss2s3/handlers/signature"
 	"github.com/oss2s3/oss2s3/metrics"
@@ -47,7 +48,8 @@ func setup(t *testing.T, qcfg transfer.QueueConfig) *bundle {
 		{Name: "all", Source: transfer.SourceConfig{Bucket: "src2"}},
 	}
 	reg := prometheus.NewRegistry()
-	h := handlers.New(log, metrics.New(reg, []string{"photos", "all"}), reg, q, transfer.NewRouter(tasks), q, q, handlers.Config{
+	m := metrics.New(reg, []string{"photos", "all"})
+	h := handlers.New(log, m, reg, intake.New(q, transfer.NewRouter(tasks), m, log), q, q, handlers.Config{
 		WebhookSecrets: []string{"0123456789abcdef-previous", secret}, MaxBodyBytes: 64 << 10, AdminTokens: []string{adminToken},
 		WebhookSources: []handlers.WebhookSource{{Name: "fc-src2", Secrets: []string{sourceSecret}, Buckets: []string{"src2"}}},
 	})

@@ -165,7 +165,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 		allowed, _ := mns.HostPattern(cfg.MNS.CertHostPattern) // validated with the configuration
 		mnsVerifier = &mns.Verifier{AllowedHost: allowed}
 	}
-	a.handler = handlers.New(log, m, reg, q, router, q, q, handlers.Config{
+	a.handler = handlers.New(log, m, reg, in, q, q, handlers.Config{
 		WebhookSecrets: cfg.Webhook.Secrets, MaxBodyBytes: int64(cfg.Webhook.MaxBodyBytes), Tolerance: cfg.Webhook.Tolerance,
 		AdminTokens: cfg.Admin.Tokens, WebhookSources: webhookSources(cfg.Webhook.Sources),
 		EventBridge: cfg.EventBridge.auth(), MNS: mnsVerifier, MNSPathTokens: cfg.MNS.PathTokens,
