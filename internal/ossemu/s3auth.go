@@ -14,10 +14,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/oss2s3/oss2s3/internal/sigv4"
 )
 
 // AWS Signature Version 4 for the S3 API, checked against
@@ -186,8 +187,8 @@ func (s *Server) verifySigV4(q *request, ak, secret, amzDate, day, region, signe
 	if !hasHost {
 		return nil, errAccessDenied("SignedHeaders must include host.")
 	}
-	headers := canonicalHeadersV4(q.r, names)
-	query := canonicalQueryV4(params)
+	headers := sigv4.CanonicalHeaders(q.r, names)
+	query := sigv4.CanonicalQuery(params)
 	scope := day + "/" + region + "/s3/aws4_request"
 	key := hmacSum(sha256.New, []byte("AWS4"+secret), day)
 	key = hmacSum(sha256.New, key, region)
@@ -225,92 +226,11 @@ func canonicalURIs(r *http.Request) []string {
 	}
 	out := []string{raw}
 	if dec, err := url.PathUnescape(raw); err == nil {
-		if enc := awsURIEncode(dec, false); enc != raw {
+		if enc := sigv4.URIEncode(dec, false); enc != raw {
 			out = append(out, enc)
 		}
 	}
 	return out
-}
-
-// awsURIEncode percent-encodes every byte outside A-Z a-z 0-9 - _ . ~
-// (and '/' unless encodeSlash) with upper-case hex.
-func awsURIEncode(s string, encodeSlash bool) string {
-	const hexDigits = "0123456789ABCDEF"
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_', c == '.', c == '~':
-			b.WriteByte(c)
-		case c == '/' && !encodeSlash:
-			b.WriteByte(c)
-		default:
-			b.WriteByte('%')
-			b.WriteByte(hexDigits[c>>4])
-			b.WriteByte(hexDigits[c&15])
-		}
-	}
-	return b.String()
-}
-
-// canonicalQueryV4 encodes every name and value, sorts by encoded name,
-// then value, and joins them as name=value pairs.
-func canonicalQueryV4(params url.Values) string {
-	type pair struct{ k, v string }
-	pairs := make([]pair, 0, len(params))
-	for k, vs := range params {
-		ek := awsURIEncode(k, true)
-		for _, v := range vs {
-			pairs = append(pairs, pair{ek, awsURIEncode(v, true)})
-		}
-	}
-	sort.Slice(pairs, func(i, j int) bool {
-		if pairs[i].k != pairs[j].k {
-			return pairs[i].k < pairs[j].k
-		}
-		return pairs[i].v < pairs[j].v
-	})
-	var b strings.Builder
-	for i, p := range pairs {
-		if i > 0 {
-			b.WriteByte('&')
-		}
-		b.WriteString(p.k + "=" + p.v)
-	}
-	return b.String()
-}
-
-// canonicalHeadersV4 renders the signed headers, in the order given, as
-// "name:value\n" with values trimmed, inner runs of spaces folded, and
-// several values joined by commas.
-func canonicalHeadersV4(r *http.Request, names []string) string {
-	var b strings.Builder
-	for _, n := range names {
-		var vals []string
-		switch n {
-		case "host":
-			vals = []string{r.Host}
-		case "content-length":
-			vals = r.Header.Values("Content-Length")
-			if len(vals) == 0 && r.ContentLength >= 0 {
-				vals = []string{strconv.FormatInt(r.ContentLength, 10)}
-			}
-		case "transfer-encoding":
-			vals = r.TransferEncoding
-		default:
-			vals = r.Header.Values(n)
-		}
-		b.WriteString(n + ":")
-		for i, v := range vals {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(strings.Join(strings.Fields(v), " "))
-		}
-		b.WriteByte('\n')
-	}
-	return b.String()
 }
 
 func isHexSHA256(v string) bool {

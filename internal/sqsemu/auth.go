@@ -6,10 +6,10 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/url"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/oss2s3/oss2s3/internal/sigv4"
 )
 
 // AWS Signature Version 4 in the Authorization header, checked against
@@ -106,8 +106,8 @@ func (s *Server) authenticate(r *http.Request, body []byte) (string, *apiError) 
 	} else if h != "" && h != payload {
 		return "", errSignature("The provided 'x-amz-content-sha256' header does not match what was computed.")
 	}
-	headers := canonicalHeaders(r, signed)
-	query := canonicalQuery(r.URL.Query())
+	headers := sigv4.CanonicalHeaders(r, signed)
+	query := sigv4.CanonicalQuery(r.URL.Query())
 	credScope := day + "/" + region + "/" + service + "/aws4_request"
 	key := hmacSHA256([]byte("AWS4"+secret), day)
 	key = hmacSHA256(key, region)
@@ -163,92 +163,13 @@ func canonicalURIs(r *http.Request) []string {
 		raw = "/"
 	}
 	out := []string{raw}
-	if enc := uriEncode(raw, false); enc != raw {
+	if enc := sigv4.URIEncode(raw, false); enc != raw {
 		out = append(out, enc)
 	}
 	if dec, err := url.PathUnescape(raw); err == nil {
-		if enc := uriEncode(dec, false); enc != raw && !containsString(out, enc) {
+		if enc := sigv4.URIEncode(dec, false); enc != raw && !containsString(out, enc) {
 			out = append(out, enc)
 		}
 	}
 	return out
-}
-
-// uriEncode percent-encodes every byte outside A-Z a-z 0-9 - _ . ~ (and
-// '/' unless encodeSlash) with upper-case hex.
-func uriEncode(s string, encodeSlash bool) string {
-	const hexDigits = "0123456789ABCDEF"
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_', c == '.', c == '~':
-			b.WriteByte(c)
-		case c == '/' && !encodeSlash:
-			b.WriteByte(c)
-		default:
-			b.WriteByte('%')
-			b.WriteByte(hexDigits[c>>4])
-			b.WriteByte(hexDigits[c&15])
-		}
-	}
-	return b.String()
-}
-
-// canonicalQuery encodes every name and value, sorts by name, then value.
-func canonicalQuery(params url.Values) string {
-	type pair struct{ k, v string }
-	var pairs []pair
-	for k, vs := range params {
-		for _, v := range vs {
-			pairs = append(pairs, pair{uriEncode(k, true), uriEncode(v, true)})
-		}
-	}
-	sort.Slice(pairs, func(i, j int) bool {
-		if pairs[i].k != pairs[j].k {
-			return pairs[i].k < pairs[j].k
-		}
-		return pairs[i].v < pairs[j].v
-	})
-	var b strings.Builder
-	for i, p := range pairs {
-		if i > 0 {
-			b.WriteByte('&')
-		}
-		b.WriteString(p.k + "=" + p.v)
-	}
-	return b.String()
-}
-
-// canonicalHeaders renders the signed headers, in the order given, as
-// "name:value\n" with values trimmed, inner runs of spaces folded and
-// several values joined by commas.
-func canonicalHeaders(r *http.Request, names []string) string {
-	var b strings.Builder
-	for _, n := range names {
-		var vals []string
-		switch n {
-		case "host":
-			vals = []string{r.Host}
-		case "content-length":
-			vals = r.Header.Values("Content-Length")
-			if len(vals) == 0 && r.ContentLength >= 0 {
-				vals = []string{strconv.FormatInt(r.ContentLength, 10)}
-			}
-		case "transfer-encoding":
-			vals = r.TransferEncoding
-		default:
-			vals = r.Header.Values(n)
-		}
-		b.WriteString(n + ":")
-		for i, v := range vals {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(strings.Join(strings.Fields(v), " "))
-		}
-		b.WriteByte('\n')
-	}
-	return b.String()
 }
