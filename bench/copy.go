@@ -181,31 +181,10 @@ func runCopy(ctx context.Context, args []string, getenv func(string) string, std
 		}
 	}
 
-	parent := opts.dir
-	if parent == "" {
-		parent = getenv("TMPDIR")
-	}
-	if b.dir, err = os.MkdirTemp(parent, "oss2s3-bench-"); err != nil {
+	if b.dir, b.logs, err = makeWorkDir(opts.dir, getenv("TMPDIR"), "oss2s3-bench-", "the destination"); err != nil {
 		return err
 	}
-	defer func() {
-		if opts.keep {
-			b.logf("kept %s", b.dir)
-			return
-		}
-		if rmErr := os.RemoveAll(b.dir); rmErr != nil {
-			err = errors.Join(err, fmt.Errorf("remove %s: %w", b.dir, rmErr))
-		}
-	}()
-	if mem, err := memoryFS(b.dir); err != nil {
-		return err
-	} else if mem {
-		return fmt.Errorf("%s is on tmpfs/ramfs: the destination must write to a real disk (use -dir or TMPDIR)", b.dir)
-	}
-	b.logs = &logDir{dir: filepath.Join(b.dir, "logs")}
-	if err := os.MkdirAll(b.logs.dir, 0o755); err != nil {
-		return err
-	}
+	defer func() { err = errors.Join(err, removeWorkDir(b.dir, opts.keep, b.logf)) }()
 
 	root := filepath.Dir(goenv["GOMOD"])
 	b.logf("building oss2s3 (go build ./server)")

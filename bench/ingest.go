@@ -115,31 +115,10 @@ func runIngest(ctx context.Context, args []string, getenv func(string) string, s
 	if goenv["GOMOD"] == "" || goenv["GOMOD"] == os.DevNull {
 		return errors.New("run from inside the oss2s3 module (go run ./bench ingest)")
 	}
-	parent := opts.dir
-	if parent == "" {
-		parent = getenv("TMPDIR")
-	}
-	if b.dir, err = os.MkdirTemp(parent, "oss2s3-ingest-"); err != nil {
+	if b.dir, b.logs, err = makeWorkDir(opts.dir, getenv("TMPDIR"), "oss2s3-ingest-", "JetStream's file store"); err != nil {
 		return err
 	}
-	defer func() {
-		if opts.keep {
-			b.logf("kept %s", b.dir)
-			return
-		}
-		if rmErr := os.RemoveAll(b.dir); rmErr != nil {
-			err = errors.Join(err, fmt.Errorf("remove %s: %w", b.dir, rmErr))
-		}
-	}()
-	if mem, err := memoryFS(b.dir); err != nil {
-		return err
-	} else if mem {
-		return fmt.Errorf("%s is on tmpfs/ramfs: JetStream's file store must write to a real disk (use -dir or TMPDIR)", b.dir)
-	}
-	b.logs = &logDir{dir: filepath.Join(b.dir, "logs")}
-	if err := os.MkdirAll(b.logs.dir, 0o755); err != nil {
-		return err
-	}
+	defer func() { err = errors.Join(err, removeWorkDir(b.dir, opts.keep, b.logf)) }()
 	if opts.cpuprofile != "" {
 		if err := os.MkdirAll(opts.cpuprofile, 0o755); err != nil {
 			return err

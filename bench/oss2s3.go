@@ -142,27 +142,10 @@ func startOSS2S3(ctx context.Context, bin string, c oss2s3Config, logPath string
 		return nil, err
 	}
 	r := &oss2s3Run{addr: addr, proc: p}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return r, nil
-			}
-		}
-		switch {
-		case p.exited():
-			return nil, fmt.Errorf("oss2s3 exited before it was ready: %v; log:\n%s", p.err, p.tail())
-		case ctx.Err() != nil:
-			p.stop(5 * time.Second)
-			return nil, ctx.Err()
-		case time.Now().After(deadline):
-			p.stop(5 * time.Second)
-			return nil, fmt.Errorf("oss2s3 not ready in 30s; log:\n%s", p.tail())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := waitReady(ctx, p, addr); err != nil {
+		return nil, err
 	}
+	return r, nil
 }
 
 func (r *oss2s3Run) stop() error {

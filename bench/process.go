@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,3 +96,68 @@ func tailFile(path string, lines int) string {
 type logDir struct{ dir string }
 
 func (l *logDir) path(name string) string { return filepath.Join(l.dir, name) }
+
+// waitReady polls oss2s3's /readyz on addr until it answers 200, the
+// process exits, ctx ends or 30 s pass; on failure the process is stopped.
+func waitReady(ctx context.Context, p *process, addr string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		switch {
+		case p.exited():
+			return fmt.Errorf("oss2s3 exited before it was ready: %v; log:\n%s", p.err, p.tail())
+		case ctx.Err() != nil:
+			p.stop(5 * time.Second)
+			return ctx.Err()
+		case time.Now().After(deadline):
+			p.stop(5 * time.Second)
+			return fmt.Errorf("oss2s3 not ready in 30s; log:\n%s", p.tail())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// makeWorkDir makes the run's directory (under dir, else tmp) with its logs
+// folder; what must write to a real disk names who needs that, for the
+// error when the directory is on tmpfs.
+func makeWorkDir(dir, tmp, prefix, what string) (string, *logDir, error) {
+	if dir == "" {
+		dir = tmp
+	}
+	d, err := os.MkdirTemp(dir, prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	fail := func(err error) (string, *logDir, error) {
+		_ = os.RemoveAll(d)
+		return "", nil, err
+	}
+	if mem, err := memoryFS(d); err != nil {
+		return fail(err)
+	} else if mem {
+		return fail(fmt.Errorf("%s is on tmpfs/ramfs: %s must write to a real disk (use -dir or TMPDIR)", d, what))
+	}
+	logs := &logDir{dir: filepath.Join(d, "logs")}
+	if err := os.MkdirAll(logs.dir, 0o755); err != nil {
+		return fail(err)
+	}
+	return d, logs, nil
+}
+
+// removeWorkDir removes the run's directory unless asked to keep it.
+func removeWorkDir(dir string, keep bool, logf func(string, ...any)) error {
+	if keep {
+		logf("kept %s", dir)
+		return nil
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove %s: %w", dir, err)
+	}
+	return nil
+}
