@@ -46,6 +46,26 @@ const (
 // CopyResults lists every value of the "result" label.
 var CopyResults = []string{CopyCopied, CopySkipped, CopyDeleted, CopySourceGone, CopyDeferred, CopyRetried, CopyFailed}
 
+// Reconcile object results, the values of the "result" label of
+// ReconcileObjects.
+const (
+	ReconcileListed     = "listed"     // a source object the diff looked at
+	ReconcileMissing    = "missing"    // in the source, not in the destination
+	ReconcileDifferent  = "different"  // in both, but the destination is not the source's version
+	ReconcileExtraneous = "extraneous" // in the destination only
+	ReconcileQueued     = "queued"     // a copy or delete job the diff queued
+	ReconcileDeleted    = "deleted"    // a destination-only object a sync run deleted
+)
+
+// ReconcileObjectResults lists every value of ReconcileObjects' "result" label.
+var ReconcileObjectResults = []string{ReconcileListed, ReconcileMissing, ReconcileDifferent, ReconcileExtraneous, ReconcileQueued, ReconcileDeleted}
+
+// Reconcile run results, the values of the "result" label of ReconcileRuns.
+const (
+	RunSucceeded = "succeeded"
+	RunFailed    = "failed"
+)
+
 // Metrics holds every series. Create it once per process with New.
 type Metrics struct {
 	EventsReceived *prometheus.CounterVec
@@ -56,6 +76,12 @@ type Metrics struct {
 	JobsInFlight   prometheus.Gauge
 	HTTPRequests   *prometheus.CounterVec
 	HTTPDuration   *prometheus.HistogramVec
+
+	ReconcileObjects     *prometheus.CounterVec
+	ReconcileRuns        *prometheus.CounterVec
+	ReconcileDuration    *prometheus.HistogramVec
+	ReconcileLastSuccess *prometheus.GaugeVec
+	ReconcileRunning     *prometheus.GaugeVec
 }
 
 // New creates the series and registers them with reg. Label values from
@@ -97,9 +123,31 @@ func New(reg prometheus.Registerer, tasks []string) *Metrics {
 			Help:    "Time to answer an HTTP request, by route.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
+		ReconcileObjects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "reconcile_objects_total",
+			Help: "Objects seen by reconcile runs, by task and result (listed, missing, different, extraneous, queued, deleted).",
+		}, []string{"task", "result"}),
+		ReconcileRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "reconcile_runs_total",
+			Help: "Reconcile runs finished, by task and result.",
+		}, []string{"task", "result"}),
+		ReconcileDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "reconcile_duration_seconds",
+			Help:    "Time a reconcile run took from start to its last shard, by task.",
+			Buckets: prometheus.ExponentialBuckets(1, 3, 10),
+		}, []string{"task"}),
+		ReconcileLastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "reconcile_last_success_timestamp_seconds",
+			Help: "Unix time the last successful reconcile run of a task finished.",
+		}, []string{"task"}),
+		ReconcileRunning: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "reconcile_running",
+			Help: "1 while a reconcile run of the task is in progress on this replica.",
+		}, []string{"task"}),
 	}
 	reg.MustRegister(m.EventsReceived, m.JobsQueued, m.ObjectsCopied, m.BytesCopied,
-		m.CopyDuration, m.JobsInFlight, m.HTTPRequests, m.HTTPDuration)
+		m.CopyDuration, m.JobsInFlight, m.HTTPRequests, m.HTTPDuration,
+		m.ReconcileObjects, m.ReconcileRuns, m.ReconcileDuration, m.ReconcileLastSuccess, m.ReconcileRunning)
 	for _, src := range Sources {
 		for _, r := range []string{EventQueued, EventDuplicate, EventIgnored, EventUnrouted, EventRejected, EventFailed} {
 			m.EventsReceived.WithLabelValues(src, r)
@@ -111,6 +159,13 @@ func New(reg prometheus.Registerer, tasks []string) *Metrics {
 		for _, r := range CopyResults {
 			m.ObjectsCopied.WithLabelValues(t, r)
 		}
+		for _, r := range ReconcileObjectResults {
+			m.ReconcileObjects.WithLabelValues(t, r)
+		}
+		for _, r := range []string{RunSucceeded, RunFailed} {
+			m.ReconcileRuns.WithLabelValues(t, r)
+		}
+		m.ReconcileRunning.WithLabelValues(t)
 	}
 	return m
 }
