@@ -161,8 +161,16 @@ func (c *Copier) CopyBody(ctx context.Context, o Object, body io.Reader) (*CopyR
 	return res, nil
 }
 
+// smallPutMax is the largest object read whole into memory before its PUT
+// (to a BytesPutter): its CRC-64 is checked before anything is written,
+// and the PUT carries a fixed body with its checksum in a header.
+const smallPutMax = 1 * MiB
+
 func (c *Copier) put(ctx context.Context, o Object, body io.Reader) (*CopyResult, error) {
 	v := newVerifier(body, o.Info)
+	if bp, ok := o.Dst.(BytesPutter); ok && o.Info.Size <= int64(smallPutMax) {
+		return c.putBytes(ctx, o, bp, v)
+	}
 	if err := o.Dst.Put(ctx, o.DstKey, v, o.Info.Size, o.Write); err != nil {
 		if v.err != nil {
 			return nil, v.err
@@ -170,6 +178,28 @@ func (c *Copier) put(ctx context.Context, o Object, body io.Reader) (*CopyResult
 		return nil, err
 	}
 	if err := v.verify(); err != nil {
+		return nil, err
+	}
+	return &CopyResult{Bytes: v.n, CRC64: v.sum()}, nil
+}
+
+// putBytes reads the whole object (counted in the budget), checks it
+// against the source's length and CRC-64, and only then writes it.
+func (c *Copier) putBytes(ctx context.Context, o Object, bp BytesPutter, v *verifier) (*CopyResult, error) {
+	need := o.Info.Size + 1 // one byte more, to see a source that sends too much
+	if err := c.budget.Acquire(ctx, need); err != nil {
+		return nil, err
+	}
+	defer c.budget.Release(need)
+	buf := make([]byte, need)
+	n, err := io.ReadFull(v, buf)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return nil, err
+	}
+	if err := v.verify(); err != nil {
+		return nil, err
+	}
+	if err := bp.PutBytes(ctx, o.DstKey, buf[:n], o.Write); err != nil {
 		return nil, err
 	}
 	return &CopyResult{Bytes: v.n, CRC64: v.sum()}, nil

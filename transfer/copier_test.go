@@ -21,7 +21,7 @@ func randomBytes(n int, seed uint64) []byte {
 }
 
 // copyKey does what a worker does: HEAD the source, then copy.
-func copyKey(c *transfer.Copier, src *memSource, dst *memDest, key, dstKey string, cfg transfer.CopyConfig) (*transfer.CopyResult, error) {
+func copyKey(c *transfer.Copier, src *memSource, dst transfer.Destination, key, dstKey string, cfg transfer.CopyConfig) (*transfer.CopyResult, error) {
 	ctx := context.Background()
 	info, err := src.Head(ctx, key)
 	if err != nil {
@@ -125,6 +125,36 @@ func TestCopier(t *testing.T) {
 		}
 		if dst.aborted != 1 {
 			t.Fatalf("aborted %d uploads, want 1", dst.aborted)
+		}
+	})
+
+	t.Run("SmallObjectIsVerifiedBeforeAnythingIsSent", func(t *testing.T) {
+		t.Parallel()
+		src, dst := newMemSource(), &memBytesDest{memDest: newMemDest()}
+		good, bad := randomBytes(1000, 9), randomBytes(1000, 10)
+		src.put("good", good, map[string]string{"owner": "x"})
+		src.put("bad", bad, nil)
+		c := transfer.NewCopier(64*transfer.MiB, nil, "w")
+		res, err := copyKey(c, src, dst, "good", "good", cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := dst.object("good"); !bytes.Equal(got, good) || res.Bytes != 1000 || dst.bytesPuts.Load() != 1 ||
+			dst.info["good"].Meta["owner"] != "x" {
+			t.Fatalf("copy wrong: equal=%v bytes=%d whole puts=%d meta=%v", bytes.Equal(got, good), res.Bytes, dst.bytesPuts.Load(), dst.info["good"].Meta)
+		}
+		for name, corrupt := range map[string]func(string, []byte) []byte{
+			"flipped":   func(_ string, b []byte) []byte { b[10] ^= 1; return b },
+			"truncated": func(_ string, b []byte) []byte { return b[:len(b)-1] },
+			"overlong":  func(_ string, b []byte) []byte { return append(b, 'x') },
+		} {
+			src.corrupt = corrupt
+			if _, err := copyKey(c, src, dst, "bad", "bad", cfg); !errors.Is(err, transfer.ErrChecksumMismatch) {
+				t.Fatalf("%s: err = %v, want ErrChecksumMismatch", name, err)
+			}
+		}
+		if _, ok := dst.object("bad"); ok || dst.bytesPuts.Load() != 1 {
+			t.Fatalf("a corrupt body reached the destination: stored=%v whole puts=%d", ok, dst.bytesPuts.Load())
 		}
 	})
 

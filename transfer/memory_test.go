@@ -299,3 +299,15 @@ func (d *memDest) openUploads() int {
 	defer d.mu.Unlock()
 	return len(d.uploads)
 }
+
+// memBytesDest is a memDest that also takes small objects whole, as
+// S3Destination does, counting the calls.
+type memBytesDest struct {
+	*memDest
+	bytesPuts atomic.Int32
+}
+
+func (d *memBytesDest) PutBytes(ctx context.Context, key string, body []byte, w *transfer.WriteInfo) error {
+	d.bytesPuts.Add(1)
+	return d.Put(ctx, key, bytes.NewReader(body), int64(len(body)), w)
+}

@@ -95,6 +95,13 @@ type Destination interface {
 	Multipart
 }
 
+// BytesPutter is a Destination that can write a small object whose bytes
+// are already in memory (read and verified against the source before
+// anything is sent) more cheaply than a streamed Put.
+type BytesPutter interface {
+	PutBytes(ctx context.Context, key string, body []byte, w *WriteInfo) error
+}
+
 // CRCRecorder is a Destination that can note on a copy, after the fact,
 // the CRC-64 oss2s3 computed while copying a source that published none
 // (objects made by CopyObject or UploadPartCopy may have none).

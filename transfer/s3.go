@@ -40,6 +40,7 @@ type S3Destination struct {
 	cfg       DestinationConfig
 	plainHTTP bool
 	checksum  types.ChecksumAlgorithm
+	lean      *leanS3 // nil: every request goes through the SDK
 }
 
 var _ Destination = (*S3Destination)(nil)
@@ -105,6 +106,9 @@ func NewS3Destination(ctx context.Context, cfg DestinationConfig) (*S3Destinatio
 	default:
 		return nil, fmt.Errorf("destination checksum %q: want CRC32C, CRC64NVME or none", cfg.Checksum)
 	}
+	if d.checksum != types.ChecksumAlgorithmCrc64nvme {
+		d.lean = newLeanS3(awsCfg, cfg)
+	}
 	return d, nil
 }
 
@@ -113,6 +117,9 @@ func (d *S3Destination) Client() *s3.Client { return d.client }
 
 // Head implements Destination.
 func (d *S3Destination) Head(ctx context.Context, key string) (*ObjectInfo, error) {
+	if d.lean != nil {
+		return d.lean.head(ctx, key)
+	}
 	out, err := d.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(d.cfg.Bucket), Key: aws.String(key)})
 	if err != nil {
 		var nf *types.NotFound
@@ -161,6 +168,21 @@ func (d *S3Destination) Put(ctx context.Context, key string, body io.Reader, siz
 		return classifyS3("put", key, err)
 	}
 	return nil
+}
+
+var _ BytesPutter = (*S3Destination)(nil)
+
+// PutBytes implements BytesPutter: one PUT of bytes already read and
+// verified, with their CRC32C in a header for S3 to check.
+func (d *S3Destination) PutBytes(ctx context.Context, key string, body []byte, w *WriteInfo) error {
+	if d.lean == nil {
+		return d.Put(ctx, key, bytes.NewReader(body), int64(len(body)), w)
+	}
+	sum := ""
+	if d.checksum == types.ChecksumAlgorithmCrc32c {
+		sum = crc32cBase64(body)
+	}
+	return d.lean.put(ctx, key, body, sum, d.headers(w), d.cfg)
 }
 
 // TagCRC64 is the object tag that records a CRC-64 oss2s3 computed itself.
@@ -337,6 +359,7 @@ var permanentS3Codes = map[string]bool{
 	"SignatureDoesNotMatch": true, "NoSuchBucket": true, "InvalidBucketName": true,
 	"InvalidStorageClass": true, "AccountProblem": true, "InvalidArgument": true,
 	"KMS.DisabledException": true, "KMS.NotFoundException": true,
+	"Forbidden": true, // a HEAD's AccessDenied: HEAD answers have no body to name the code
 }
 
 // retryable400 are the 400 answers that another attempt can fix; any other

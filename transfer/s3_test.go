@@ -2,8 +2,11 @@ package transfer_test
 
 import (
 	"context"
+	"errors"
+	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -62,4 +65,68 @@ func TestS3Destination(t *testing.T) {
 	if _, err := d.Head(ctx, "p/k"); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("head after delete: %v", err)
 	}
+}
+
+// TestS3DestinationWholeObjects checks the small-object requests (the HEAD
+// and the whole-object PUT oss2s3 signs itself) on a real S3 server: keys
+// that need escaping, every header the copy carries, and S3 refusing a body
+// whose CRC32C does not match.
+func TestS3DestinationWholeObjects(t *testing.T) {
+	t.Parallel()
+	srv := s3test.StartVersity(t)
+	ctx := context.Background()
+	if err := srv.CreateBucket(ctx, "dst"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := transfer.NewS3Destination(ctx, transfer.DestinationConfig{
+		Region: srv.Region, Bucket: "dst", Endpoint: srv.Endpoint, CAFile: srv.CAFile,
+		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &transfer.ObjectInfo{Size: 5, ETag: "ABC", ContentType: "text/plain; charset=utf-8", ContentEncoding: "identity",
+		ContentLanguage: "de", ContentDisposition: `attachment; filename="a b.txt"`, CacheControl: "max-age=60",
+		Expires: "Thu, 01 Dec 2044 16:00:00 GMT", Meta: map[string]string{"owner": "x", "team-name": "a b"},
+		LastModified: time.Date(2026, 11, 25, 1, 2, 3, 0, time.UTC), CRC64: 42, HasCRC64: true}
+	keys := []string{"plain", "a b/c+d%20e.txt", "ünï/cödé/日本", strings.Repeat(strings.Repeat("k", 99)+"/", 10) + "end", "q?x=1&y#z", "~tilde;semi:colon@at"}
+	for _, key := range keys {
+		if err := d.PutBytes(ctx, key, []byte("hello"), &transfer.WriteInfo{Source: src, Tags: map[string]string{"t": "v w"}}); err != nil {
+			t.Fatalf("put %q: %v", key, err)
+		}
+		got, err := d.Head(ctx, key)
+		if err != nil {
+			t.Fatalf("head %q: %v", key, err)
+		}
+		if !transfer.HoldsVersion(got, src) || got.Meta["owner"] != "x" || got.Meta["team-name"] != "a b" ||
+			got.ContentType != src.ContentType || got.Size != 5 {
+			t.Fatalf("head %q: %+v", key, got)
+		}
+		out, err := srv.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("dst"), Key: aws.String(key)})
+		if err != nil {
+			t.Fatalf("get %q: %v", key, err)
+		}
+		body, _ := io.ReadAll(out.Body)
+		out.Body.Close()
+		if string(body) != "hello" || aws.ToString(out.ContentLanguage) != "de" || aws.ToString(out.CacheControl) != "max-age=60" ||
+			aws.ToString(out.ContentDisposition) != src.ContentDisposition || aws.ToString(out.ContentEncoding) != "identity" {
+			t.Fatalf("get %q: body %q, headers %+v", key, body, out)
+		}
+		tags, err := srv.Client.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String("dst"), Key: aws.String(key)})
+		if err != nil || len(tags.TagSet) != 1 || aws.ToString(tags.TagSet[0].Value) != "v w" {
+			t.Fatalf("tags of %q: %v %v", key, tags, err)
+		}
+	}
+	if _, err := d.Head(ctx, "absent"); !errors.Is(err, transfer.ErrNotFound) {
+		t.Fatalf("head of a missing key: %v, want ErrNotFound", err)
+	}
+	wrong := "AAAAAA==" // not the CRC32C of "hello"
+	err = d.PutWithChecksum(ctx, "corrupt", []byte("hello"), wrong, &transfer.WriteInfo{Source: src})
+	if err == nil {
+		t.Fatal("S3 took a body whose CRC32C does not match its header")
+	}
+	if _, herr := d.Head(ctx, "corrupt"); !errors.Is(herr, transfer.ErrNotFound) {
+		t.Fatalf("the refused object exists: %v (put error %v)", herr, err)
+	}
+	t.Logf("refused as expected: %v", err)
 }
