@@ -320,25 +320,40 @@ func (w *Workers) copied(ctx context.Context, rt *TaskRuntime, o Object, res *Co
 }
 
 // convergeSmall is the path of a small object: one GET gives its headers
-// and its bytes, one HEAD of the destination says whether it holds the
-// version already (asked while the GET's body waits, in the same goroutine:
-// the throughput of small objects is bound by CPU, not by latency), and one
-// PUT writes it. Anything unusual (an error, a big or archived object, tags
+// and its bytes, one HEAD of the destination, sent at the same time, says
+// whether it holds the version already, and one PUT writes it. Anything unusual (an error, a big or archived object, tags
 // to copy) is left to the full path: handled is false.
 func (w *Workers) convergeSmall(ctx context.Context, rt *TaskRuntime, op Opener, key string, cfg CopyConfig, log *slog.Logger) (out outcome, handled bool, err error) {
 	task, opts := rt.Task, rt.Task.Options
 	dstKey := task.DestinationKey(key)
+	var (
+		cur     *ObjectInfo
+		headErr error
+		headed  = make(chan struct{})
+	)
+	if opts.Compares() {
+		// The HEAD does not depend on the GET's answer: send both at once,
+		// so a small object costs two round trips, not three.
+		go func() {
+			defer close(headed)
+			cur, headErr = rt.Destination.Head(ctx, dstKey)
+		}()
+	} else {
+		close(headed)
+	}
 	info, body, err := op.Open(ctx, key)
 	if err != nil {
+		<-headed
 		return outcome{}, false, nil
 	}
 	defer body.Close()
+	<-headed
 	if info.Size >= int64(cfg.MultipartThreshold) || info.NeedsRestore() || (opts.CopyTags && info.TagCount > 0) ||
 		(info.ObjectType == ObjectTypeSymlink && opts.Symlinks == SymlinksSkip) {
 		return outcome{}, false, nil
 	}
 	if opts.Compares() {
-		cur, err := rt.Destination.Head(ctx, dstKey)
+		err := headErr
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return outcome{}, true, err
 		}
