@@ -20,21 +20,11 @@ import (
 // recorded, Delete.
 func TestS3Destination(t *testing.T) {
 	t.Parallel()
-	srv := s3test.StartVersity(t)
+	srv, d := newVersityDest(t)
 	ctx := context.Background()
-	if err := srv.CreateBucket(ctx, "dst"); err != nil {
-		t.Fatal(err)
-	}
-	d, err := transfer.NewS3Destination(ctx, transfer.DestinationConfig{
-		Region: srv.Region, Bucket: "dst", Endpoint: srv.Endpoint, CAFile: srv.CAFile,
-		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	src := &transfer.ObjectInfo{Key: "k", Size: 5, ETag: "ABC", ContentType: "text/plain", CacheControl: "max-age=60",
 		Meta: map[string]string{"owner": "x"}}
-	err = d.Put(ctx, "p/k", strings.NewReader("hello"), 5, &transfer.WriteInfo{Source: src, Tags: map[string]string{"team": "a"}})
+	err := d.Put(ctx, "p/k", strings.NewReader("hello"), 5, &transfer.WriteInfo{Source: src, Tags: map[string]string{"team": "a"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,18 +63,8 @@ func TestS3Destination(t *testing.T) {
 // whose CRC32C does not match.
 func TestS3DestinationWholeObjects(t *testing.T) {
 	t.Parallel()
-	srv := s3test.StartVersity(t)
+	srv, d := newVersityDest(t)
 	ctx := context.Background()
-	if err := srv.CreateBucket(ctx, "dst"); err != nil {
-		t.Fatal(err)
-	}
-	d, err := transfer.NewS3Destination(ctx, transfer.DestinationConfig{
-		Region: srv.Region, Bucket: "dst", Endpoint: srv.Endpoint, CAFile: srv.CAFile,
-		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	src := &transfer.ObjectInfo{Size: 5, ETag: "ABC", ContentType: "text/plain; charset=utf-8", ContentEncoding: "identity",
 		ContentLanguage: "de", ContentDisposition: `attachment; filename="a b.txt"`, CacheControl: "max-age=60",
 		Expires: "Thu, 01 Dec 2044 16:00:00 GMT", Meta: map[string]string{"owner": "x", "team-name": "a b"},
@@ -121,7 +101,7 @@ func TestS3DestinationWholeObjects(t *testing.T) {
 		t.Fatalf("head of a missing key: %v, want ErrNotFound", err)
 	}
 	wrong := "AAAAAA==" // not the CRC32C of "hello"
-	err = d.PutWithChecksum(ctx, "corrupt", []byte("hello"), wrong, &transfer.WriteInfo{Source: src})
+	err := d.PutWithChecksum(ctx, "corrupt", []byte("hello"), wrong, &transfer.WriteInfo{Source: src})
 	if err == nil {
 		t.Fatal("S3 took a body whose CRC32C does not match its header")
 	}
@@ -129,4 +109,23 @@ func TestS3DestinationWholeObjects(t *testing.T) {
 		t.Fatalf("the refused object exists: %v (put error %v)", herr, err)
 	}
 	t.Logf("refused as expected: %v", err)
+}
+
+// newVersityDest starts versitygw with a bucket "dst" and returns the
+// S3Destination that writes it.
+func newVersityDest(t *testing.T) (*s3test.Server, *transfer.S3Destination) {
+	t.Helper()
+	srv := s3test.StartVersity(t)
+	ctx := context.Background()
+	if err := srv.CreateBucket(ctx, "dst"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := transfer.NewS3Destination(ctx, transfer.DestinationConfig{
+		Region: srv.Region, Bucket: "dst", Endpoint: srv.Endpoint, CAFile: srv.CAFile,
+		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, d
 }
