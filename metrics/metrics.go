@@ -85,6 +85,7 @@ type Metrics struct {
 	ReconcileDuration    *prometheus.HistogramVec
 	ReconcileLastSuccess *prometheus.GaugeVec
 	ReconcileRunning     *prometheus.GaugeVec
+	ReconcileInterval    *prometheus.GaugeVec
 
 	Redeliveries     *prometheus.CounterVec
 	EndToEndLag      *prometheus.HistogramVec
@@ -168,6 +169,10 @@ func New(reg prometheus.Registerer, tasks []string) *Metrics {
 			Namespace: namespace, Name: "reconcile_running",
 			Help: "1 while a reconcile run of the task is in progress on this replica.",
 		}, []string{"task"}),
+		ReconcileInterval: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "reconcile_interval_seconds",
+			Help: "The longest time between two scheduled reconcile runs of the task; not set for a task without a schedule. The overdue alert fires at twice this since the last success.",
+		}, []string{"task"}),
 		Redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "job_redeliveries_total",
 			Help: "Jobs this process received again after an earlier attempt (a retry, an expired ack wait, a crashed worker), by task.",
@@ -193,7 +198,7 @@ func New(reg prometheus.Registerer, tasks []string) *Metrics {
 	}
 	reg.MustRegister(m.EventsReceived, m.JobsQueued, m.ObjectsCopied, m.BytesCopied,
 		m.CopyDuration, m.JobsInFlight, m.HTTPRequests, m.HTTPDuration,
-		m.ReconcileObjects, m.ReconcileRuns, m.ReconcileDuration, m.ReconcileLastSuccess, m.ReconcileRunning,
+		m.ReconcileObjects, m.ReconcileRuns, m.ReconcileDuration, m.ReconcileLastSuccess, m.ReconcileRunning, m.ReconcileInterval,
 		m.Redeliveries, m.EndToEndLag, m.PartsInFlight, m.MemoryBudgetUsed, m.MemoryBudget, m.queue)
 	for _, src := range Sources {
 		for _, r := range []string{EventQueued, EventDuplicate, EventIgnored, EventUnrouted, EventRejected, EventFailed} {
