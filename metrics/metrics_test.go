@@ -21,6 +21,9 @@ func TestSeriesPassTheLinter(t *testing.T) {
 	m.ObserveHTTP("/v1/events/oss", "POST", 202, time.Millisecond)
 	m.CopyDuration.WithLabelValues("t1").Observe(0.1)
 	m.ObserveLag("t1", time.Now().Add(-time.Second), time.Now())
+	m.ReconcileInterval.WithLabelValues("t1").Set(3600)
+	m.ReconcileLastSuccess.WithLabelValues("t1").SetToCurrentTime()
+	m.ReconcileDuration.WithLabelValues("t1").Observe(12)
 	m.WatchQueue(fakeQueue{st: metrics.QueueStats{Jobs: map[string]uint64{"t1": 3}}})
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
