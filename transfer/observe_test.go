@@ -3,6 +3,9 @@ package transfer_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -195,4 +198,31 @@ func TestWorkerMetrics(t *testing.T) {
 			t.Fatalf("after the copy: parts in flight %v, budget used %v; want both 0", p, u)
 		}
 	})
+}
+
+// BenchmarkQueueStats is the cost of one scrape's look at the queue with
+// 100,000 jobs of three tasks waiting: a few requests, no scan.
+func BenchmarkQueueStats(b *testing.B) {
+	q, err := transfer.OpenQueue(context.Background(), transfer.QueueConfig{DataDir: b.TempDir()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer q.Close()
+	ctx := context.Background()
+	batch := make([]transfer.Job, 0, 1000)
+	for i := range 100_000 {
+		batch = append(batch, job([]string{"a", "b", "c"}[i%3], fmt.Sprintf("k%d", i), "E"))
+		if len(batch) == cap(batch) {
+			if _, err := q.Publish(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	for b.Loop() {
+		st, err := q.QueueStats(ctx)
+		if err != nil || st.Jobs["a"]+st.Jobs["b"]+st.Jobs["c"] != 100_000 {
+			b.Fatalf("stats %+v, %v", st.Jobs, err)
+		}
+	}
 }
