@@ -1,6 +1,8 @@
 package metrics_test
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -14,9 +16,15 @@ import (
 func TestSeriesPassTheLinter(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(metrics.NewRegistry()) // the Go and process collectors
 	m := metrics.New(reg, []string{"t1"})
 	m.ObserveHTTP("/v1/events/oss", "POST", 202, time.Millisecond)
 	m.CopyDuration.WithLabelValues("t1").Observe(0.1)
+	m.ObserveLag("t1", time.Now().Add(-time.Second), time.Now())
+	m.ReconcileInterval.WithLabelValues("t1").Set(3600)
+	m.ReconcileLastSuccess.WithLabelValues("t1").SetToCurrentTime()
+	m.ReconcileDuration.WithLabelValues("t1").Observe(12)
+	m.WatchQueue(fakeQueue{st: metrics.QueueStats{Jobs: map[string]uint64{"t1": 3}}})
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
 		t.Fatal(err)
@@ -41,5 +49,118 @@ oss2s3_jobs_queued_total{task="t2"} 0
 	}
 	if n := testutil.CollectAndCount(reg, "oss2s3_objects_total"); n != 2*len(metrics.CopyResults) {
 		t.Fatalf("oss2s3_objects_total has %d series, want %d (2 tasks x every result)", n, 2*len(metrics.CopyResults))
+	}
+}
+
+type fakeQueue struct {
+	st  metrics.QueueStats
+	err error
+}
+
+func (f fakeQueue) QueueStats(context.Context) (metrics.QueueStats, error) { return f.st, f.err }
+
+func TestQueueSeries(t *testing.T) {
+	t.Parallel()
+	names := []string{"oss2s3_queue_up", "oss2s3_queue_jobs", "oss2s3_dead_letter_jobs",
+		"oss2s3_queue_oldest_job_age_seconds", "oss2s3_queue_unacked_jobs", "oss2s3_queue_redelivered_jobs"}
+
+	t.Run("NotExportedBeforeTheQueueIsWatched", func(t *testing.T) {
+		t.Parallel()
+		reg := prometheus.NewRegistry()
+		metrics.New(reg, []string{"t1"})
+		if n := testutil.CollectAndCount(reg, names...); n != 0 {
+			t.Fatalf("%d queue series before WatchQueue, want none (a zero would claim an empty queue)", n)
+		}
+	})
+
+	t.Run("EveryTaskAndTheOthersAreReported", func(t *testing.T) {
+		t.Parallel()
+		reg := prometheus.NewRegistry()
+		m := metrics.New(reg, []string{"t1", "t2"})
+		m.WatchQueue(fakeQueue{st: metrics.QueueStats{
+			Jobs:        map[string]uint64{"t1": 5, "removed": 2, "also-removed": 1},
+			OldestJob:   time.Now().Add(-time.Hour),
+			Unacked:     4,
+			Redelivered: 1,
+			DeadLetters: map[string]uint64{"t2": 7},
+		}})
+		want := `
+# HELP oss2s3_dead_letter_jobs Jobs in the dead-letter stream, by task: failed for good, waiting for a redrive.
+# TYPE oss2s3_dead_letter_jobs gauge
+oss2s3_dead_letter_jobs{task="(other)"} 0
+oss2s3_dead_letter_jobs{task="t1"} 0
+oss2s3_dead_letter_jobs{task="t2"} 7
+# HELP oss2s3_queue_jobs Jobs in the shared work queue, waiting or being worked on, by task. The same on every replica: aggregate with max().
+# TYPE oss2s3_queue_jobs gauge
+oss2s3_queue_jobs{task="(other)"} 3
+oss2s3_queue_jobs{task="t1"} 5
+oss2s3_queue_jobs{task="t2"} 0
+# HELP oss2s3_queue_redelivered_jobs Jobs in the work queue that were delivered more than once and are not finished yet.
+# TYPE oss2s3_queue_redelivered_jobs gauge
+oss2s3_queue_redelivered_jobs 1
+# HELP oss2s3_queue_unacked_jobs Jobs delivered to a worker of any replica and not finished yet.
+# TYPE oss2s3_queue_unacked_jobs gauge
+oss2s3_queue_unacked_jobs 4
+# HELP oss2s3_queue_up 1 if this replica could read the JetStream queue's state at this scrape, 0 if not (the other queue series are then missing).
+# TYPE oss2s3_queue_up gauge
+oss2s3_queue_up 1
+`
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "oss2s3_queue_up", "oss2s3_queue_jobs",
+			"oss2s3_dead_letter_jobs", "oss2s3_queue_unacked_jobs", "oss2s3_queue_redelivered_jobs"); err != nil {
+			t.Fatal(err)
+		}
+		age := testutil.ToFloat64(onlyFamily(reg, "oss2s3_queue_oldest_job_age_seconds"))
+		if age < 3600 || age > 3600+60 {
+			t.Fatalf("oldest job age %v s, want about an hour", age)
+		}
+	})
+
+	t.Run("AnUnreachableQueueIsReportedAsDown", func(t *testing.T) {
+		t.Parallel()
+		reg := prometheus.NewRegistry()
+		m := metrics.New(reg, []string{"t1"})
+		m.WatchQueue(fakeQueue{err: errors.New("nats: timeout")})
+		want := `
+# HELP oss2s3_queue_up 1 if this replica could read the JetStream queue's state at this scrape, 0 if not (the other queue series are then missing).
+# TYPE oss2s3_queue_up gauge
+oss2s3_queue_up 0
+`
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestLagIgnoresJobsWithoutAnEvent(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, []string{"t1"})
+	m.ObserveLag("t1", time.Time{}, time.Now())
+	if n := testutil.CollectAndCount(reg, "oss2s3_end_to_end_lag_seconds"); n != 0 {
+		t.Fatalf("a job without an event time made %d lag series", n)
+	}
+	m.ObserveLag("t1", time.Now().Add(-30*time.Second), time.Now())
+	if n := testutil.CollectAndCount(reg, "oss2s3_end_to_end_lag_seconds"); n != 1 {
+		t.Fatalf("%d lag series after one job, want 1", n)
+	}
+}
+
+// onlyFamily lets testutil.ToFloat64 read one unlabelled series of reg.
+type familyView struct {
+	reg  *prometheus.Registry
+	name string
+}
+
+func onlyFamily(reg *prometheus.Registry, name string) prometheus.Collector {
+	return familyView{reg, name}
+}
+
+func (f familyView) Describe(chan<- *prometheus.Desc) {}
+func (f familyView) Collect(ch chan<- prometheus.Metric) {
+	mfs, _ := f.reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == f.name {
+			ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(f.name, "x", nil, nil), prometheus.GaugeValue, mf.GetMetric()[0].GetGauge().GetValue())
+		}
 	}
 }

@@ -299,6 +299,17 @@ func TestEndToEnd(t *testing.T) {
 		`oss2s3_objects_total{result="copied",task="e2e"} 7`,
 		`oss2s3_events_received_total{result="queued",source="oss_webhook"} 7`,
 		`oss2s3_copied_bytes_total{task="e2e"}`,
+		// Every copy came from an event with a time, so all are in the lag.
+		`oss2s3_end_to_end_lag_seconds_count{task="e2e"} 7`,
+		// Read from JetStream at the scrape: the queue drained, nothing dead.
+		"oss2s3_queue_up 1",
+		`oss2s3_queue_jobs{task="e2e"} 0`,
+		`oss2s3_dead_letter_jobs{task="e2e"} 0`,
+		// The multipart copy gave back every part buffer it took.
+		"oss2s3_multipart_parts_in_flight 0",
+		"oss2s3_memory_budget_used_bytes 0",
+		"go_goroutines ",
+		"process_resident_memory_bytes ",
 	} {
 		waitMetric(t, b.addr, want)
 	}

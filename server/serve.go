@@ -14,8 +14,6 @@ import (
 	"runtime/pprof"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/oss2s3/oss2s3/handlers"
@@ -132,8 +130,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 		names = append(names, t.Name)
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := metrics.NewRegistry()
 	m := metrics.New(reg, names)
 
 	q, err := transfer.OpenQueue(ctx, transfer.QueueConfig{
@@ -146,6 +143,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.queue = q
+	m.WatchQueue(q)
 	router := transfer.NewRouter(taskList)
 	in := intake.New(q, router, m, log)
 	for _, sc := range cfg.SQS {
@@ -172,7 +170,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 	})
 	if w := cfg.Workers; *w.Concurrency > 0 {
 		owner := fmt.Sprintf("%s-%d-%s", hostname(), os.Getpid(), randomHex(4))
-		a.workers = transfer.NewWorkers(q, transfer.NewCopier(w.MemoryBudget, q.Checkpoints(), owner), a.tasks, transfer.WorkerConfig{
+		a.workers = transfer.NewWorkers(q, transfer.NewCopier(w.MemoryBudget, q.Checkpoints(), owner).Measure(m), a.tasks, transfer.WorkerConfig{
 			Concurrency: *w.Concurrency,
 			Copy: transfer.CopyConfig{PartSize: w.PartSize, MultipartThreshold: w.MultipartThreshold,
 				PartsInFlight: w.PartsInFlight, GiantThreshold: w.GiantThreshold},

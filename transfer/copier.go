@@ -14,6 +14,8 @@ import (
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
+
+	"github.com/oss2s3/oss2s3/metrics"
 )
 
 // S3 multipart limits.
@@ -87,6 +89,32 @@ type Copier struct {
 	ckpt       *Checkpoints
 	owner      string
 	now        func() time.Time
+	m          *metrics.Metrics // nil: not measured
+}
+
+// Measure makes the copier report its parts in flight and the memory
+// budget they use to m.
+func (c *Copier) Measure(m *metrics.Metrics) *Copier {
+	c.m = m
+	if m != nil {
+		m.MemoryBudget.Set(float64(c.budgetSize))
+	}
+	return c
+}
+
+// take takes a part buffer of n bytes from the budget, waiting for it.
+func (c *Copier) take(ctx context.Context, n int64) error {
+	if err := c.budget.Acquire(ctx, n); err != nil {
+		return err
+	}
+	c.m.BudgetTaken(n)
+	return nil
+}
+
+// give gives back what take took.
+func (c *Copier) give(n int64) {
+	c.m.BudgetGiven(n)
+	c.budget.Release(n)
 }
 
 // NewCopier returns a copier whose part buffers never exceed budget bytes
@@ -238,11 +266,11 @@ func (c *Copier) multipart(ctx context.Context, o Object, cfg CopyConfig) (*Copy
 	for _, n := range missing {
 		off, length := partRange(n, partSize, o.Info.Size)
 		weight := min(partSize, c.budgetSize) // the buffer is partSize, whatever the part's length
-		if err := c.budget.Acquire(gctx, weight); err != nil {
+		if err := c.take(gctx, weight); err != nil {
 			break // gctx is done; g.Wait says why
 		}
 		g.Go(func() error {
-			defer c.budget.Release(weight)
+			defer c.give(weight)
 			part, err := c.transferPart(gctx, o, cp.UploadID, n, off, length, partSize)
 			if err != nil {
 				return err
@@ -349,6 +377,8 @@ func (c *Copier) openUpload(ctx context.Context, o Object, partSize int64, giant
 // transferPart reads one part with a ranged GET (pinned to the source
 // version by If-Match), computing its CRC-64, and uploads it.
 func (c *Copier) transferPart(ctx context.Context, o Object, uploadID string, n int32, off, length, partSize int64) (Part, error) {
+	c.m.PartStarted()
+	defer c.m.PartDone()
 	buf := c.buffer(partSize)
 	defer c.putBuffer(partSize, buf)
 	b := buf[:length]

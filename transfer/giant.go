@@ -71,11 +71,11 @@ func (c *Copier) CopyPart(ctx context.Context, task, key, etag, uploadID string,
 	} else {
 		off, length := partRange(n, cp.PartSize, info.Size)
 		weight := min(cp.PartSize, c.budgetSize) // the buffer is PartSize, whatever the part's length
-		if err := c.budget.Acquire(ctx, weight); err != nil {
+		if err := c.take(ctx, weight); err != nil {
 			return nil, err
 		}
 		part, err := c.transferPart(ctx, o, uploadID, n, off, length, cp.PartSize)
-		c.budget.Release(weight)
+		c.give(weight)
 		if errors.Is(err, ErrSourceChanged) {
 			c.abort(ctx, dst, cp)
 		}

@@ -163,6 +163,9 @@ func (w *Workers) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	w.m.JobsInFlight.Inc()
 	defer w.m.JobsInFlight.Dec()
+	if attempt > 1 {
+		w.m.Redeliveries.WithLabelValues(job.Task).Inc()
+	}
 
 	stop := keepAlive(msg, w.q.cfg.AckWait/3)
 	ctx2, cancel := context.WithTimeout(ctx, w.timeout(rt))
@@ -180,6 +183,9 @@ func (w *Workers) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Ack()
 		if out.result != "" {
 			w.m.ObjectsCopied.WithLabelValues(job.Task, out.result).Inc()
+		}
+		if out.result == metrics.CopyCopied || out.result == metrics.CopyDeleted {
+			w.m.ObserveLag(job.Task, job.EventTime, time.Now())
 		}
 		if out.copy != nil {
 			w.m.BytesCopied.WithLabelValues(job.Task).Add(float64(out.copy.Bytes))
