@@ -102,7 +102,7 @@ func (c *Copier) Measure(m *metrics.Metrics) *Copier {
 	return c
 }
 
-// take takes a part buffer of n bytes from the budget, waiting for it.
+// take takes a buffer of n bytes (a part, or a small object) from the budget, waiting for it.
 func (c *Copier) take(ctx context.Context, n int64) error {
 	if err := c.budget.Acquire(ctx, n); err != nil {
 		return err
@@ -215,10 +215,10 @@ func (c *Copier) put(ctx context.Context, o Object, body io.Reader) (*CopyResult
 // against the source's length and CRC-64, and only then writes it.
 func (c *Copier) putBytes(ctx context.Context, o Object, bp BytesPutter, v *verifier) (*CopyResult, error) {
 	need := o.Info.Size + 1 // one byte more, to see a source that sends too much
-	if err := c.budget.Acquire(ctx, need); err != nil {
+	if err := c.take(ctx, need); err != nil {
 		return nil, err
 	}
-	defer c.budget.Release(need)
+	defer c.give(need)
 	buf := make([]byte, need)
 	n, err := io.ReadFull(v, buf)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
