@@ -23,17 +23,22 @@ type response struct {
 	GatewayStatus   int             `json:"gateway_status,omitempty"`
 	GatewayResponse json.RawMessage `json:"gateway_response,omitempty"`
 	Attempts        int             `json:"attempts,omitempty"`
+	Sent            int             `json:"sent,omitempty"`
+	Failed          int             `json:"failed,omitempty"`
+	Skipped         int             `json:"skipped,omitempty"`
 	Error           string          `json:"error,omitempty"`
 }
 
 // handleInvoke answers POST /invoke: body = the OSS trigger document.
 //
-// 200: the gateway took the event (2xx). 400/413: the document is malformed
-// and was not forwarded. 502: the gateway rejected it or is down. 504: the
-// gateway did not answer within the budget. Any non-200 makes FC count a
-// function error, retry the async invocation and in the end send the event
-// to the failure destination.
-func handleInvoke(logger *slog.Logger, fwd *forwarder) http.Handler {
+// 200: every record was delivered (the gateway answered 2xx, or SQS took
+// every message). 400/413: the document is malformed and was not
+// delivered. 502: the gateway or SQS refused it, or is down. 504: the budget
+// ran out first. Any non-200 makes FC count a function error, retry the
+// async invocation and in the end send the event to the failure
+// destination; records already sent are then sent again, which the gateway
+// recognises as duplicates.
+func handleInvoke(logger *slog.Logger, dst deliverer, to string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		reqID := r.Header.Get("x-fc-request-id")
@@ -62,16 +67,22 @@ func handleInvoke(logger *slog.Logger, fwd *forwarder) http.Handler {
 		first := doc.Events[0]
 		log = log.With("records", len(doc.Events), "event", first.EventName, "bucket", first.OSS.Bucket.Name, "key", first.OSS.Object.Key)
 
-		out := fwd.forward(r.Context(), body, reqID, log)
-		res := response{RequestID: reqID, Records: len(doc.Events), GatewayStatus: out.gatewayStatus, GatewayResponse: rawJSON(out.gatewayBody), Attempts: out.attempts}
-		log = log.With("gateway_status", out.gatewayStatus, "attempts", out.attempts, "duration_ms", time.Since(start).Milliseconds())
+		out := dst.deliver(r.Context(), body, doc, reqID, log)
+		res := response{RequestID: reqID, Records: len(doc.Events), GatewayStatus: out.gatewayStatus, GatewayResponse: rawJSON(out.gatewayBody),
+			Attempts: out.attempts, Sent: out.sent, Failed: out.failed, Skipped: out.skipped}
+		log = log.With("attempts", out.attempts, "duration_ms", time.Since(start).Milliseconds())
+		if to == "gateway" {
+			log = log.With("gateway_status", out.gatewayStatus)
+		} else {
+			log = log.With("sent", out.sent, "failed", out.failed, "skipped", out.skipped)
+		}
 		if out.status != http.StatusOK {
 			res.Error = out.reason
-			log.Error("event not delivered to the gateway", "status", out.status, "reason", out.reason)
+			log.Error("event not delivered to the "+to, "status", out.status, "reason", out.reason)
 			writeJSON(w, out.status, res)
 			return
 		}
-		log.Info("event delivered to the gateway")
+		log.Info("event delivered to the " + to)
 		writeJSON(w, http.StatusOK, res)
 	})
 }
