@@ -30,6 +30,7 @@ type fcOptions struct {
 	starts int
 	modes  []string
 	dir    string
+	seed   bool
 }
 
 func parseFCFlags(args []string, stderr io.Writer) (fcOptions, error) {
@@ -49,6 +50,7 @@ func parseFCFlags(args []string, stderr io.Writer) (fcOptions, error) {
 	fs.IntVar(&o.starts, "starts", 20, "process starts per mode")
 	modes := fs.String("modes", "sqs,webhook", "comma-separated modes to measure; webhook makes the last line")
 	fs.StringVar(&o.dir, "dir", "", "where to build (default $TMPDIR)")
+	fs.BoolVar(&o.seed, "seed", true, "also time the seed's Python function (python3 with boto3, the handler of the DTH tutorial verbatim) against the SQS emulator, if python3 and boto3 are installed")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -120,6 +122,11 @@ func runFC(ctx context.Context, args []string, getenv func(string) string, stdou
 			mode, len(ds), ms(p50), ms(p99), ms(ds[0]), ms(ds[len(ds)-1]))
 		if mode == "webhook" {
 			webhook = ds
+		}
+	}
+	if o.seed {
+		if err := seedColdStarts(ctx, dir, doc, o.starts, stdout); err != nil {
+			return fmt.Errorf("seed function: %w", err)
 		}
 	}
 	fmt.Fprintf(stdout, "fc binary_bytes=%d cold_start_ms_p50=%.1f cold_start_ms_p99=%.1f\n",
@@ -265,4 +272,117 @@ func firstAnswer(ctx context.Context, client *http.Client, url string, doc []byt
 		return d, nil
 	}
 	return 0, errors.New("no answer within 10s")
+}
+
+// seedHandler is the seed's function, index.py of the Data Transfer Hub
+// OSS -> S3 tutorial (shared/seed/), verbatim.
+const seedHandler = `import json
+import logging
+import os
+import boto3
+
+
+def handler(event, context):
+    logger = logging.getLogger()
+    logger.setLevel('INFO')
+    evt = json.loads(event)
+    if 'events' in evt and len(evt['events']) == 1:
+        evt = evt['events'][0]
+        logger.info('Got event {}'.format(evt['eventName']))
+        obj = evt['oss']['object']
+        # logger.info(obj)
+        ak = os.environ['ACCESS_KEY']
+        sk = os.environ['SECRET_KEY']
+        queue_url = os.environ['QUEUE_URL']
+        region_name = os.environ['REGION_NAME']
+        # minimum info of a message
+        obj_msg = {
+            'key': obj['key'],
+            'size': obj['size']
+        }
+        # start sending the msg
+        sqs = boto3.client('sqs', region_name=region_name,
+                        aws_access_key_id=ak, aws_secret_access_key=sk)
+        try:
+            sqs.send_message(
+                QueueUrl=queue_url,
+                MessageBody=json.dumps(obj_msg)
+            )
+        except Exception as e:
+            logger.error(
+                'Unable to send the message to Amazon SQS, Exception:', e)
+    else:
+        logger.warning('Unknown Message '+evt)
+
+    return 'Done'
+`
+
+// seedDriver stands in for FC's Python runtime: import the handler's
+// module (boto3 with it), call it once with the event, say when it returned.
+const seedDriver = `import sys
+sys.path.insert(0, sys.argv[1])
+import index
+index.handler(sys.stdin.read(), None)
+print("returned", flush=True)
+`
+
+// seedColdStarts times the seed's function the way coldStarts times ours:
+// from starting python3 to the handler's return, each start checked to
+// have put its message in the queue (the seed logs failures and returns
+// "Done" anyway).
+func seedColdStarts(ctx context.Context, dir string, doc []byte, n int, stdout io.Writer) error {
+	if err := exec.CommandContext(ctx, "python3", "-c", "import boto3").Run(); err != nil {
+		fmt.Fprintf(stdout, "fc seed=python skipped: python3 with boto3 is not installed (%v)\n", err)
+		return nil
+	}
+	seedDir := filepath.Join(dir, "seed")
+	if err := os.MkdirAll(seedDir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(seedDir, "index.py"), []byte(seedHandler), 0o644); err != nil {
+		return err
+	}
+	const ak, sk = "BENCHSEEDACCESSKEY", "bench-seed-secret"
+	q := sqsemu.New(sqsemu.Options{Credentials: map[string]string{ak: sk}, Region: "us-west-2"})
+	endpoint, err := q.Start("127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	url := q.CreateQueue("bench-seed", nil)
+	ver, _ := exec.CommandContext(ctx, "python3", "-c", "import sys, boto3; print(sys.version.split()[0], boto3.__version__)").Output()
+
+	var ds []time.Duration
+	for i := range n {
+		cmd := exec.CommandContext(ctx, "python3", "-c", seedDriver, seedDir)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir,
+			"ACCESS_KEY=" + ak, "SECRET_KEY=" + sk, "QUEUE_URL=" + url, "REGION_NAME=us-west-2",
+			"AWS_ENDPOINT_URL_SQS=" + endpoint, "AWS_CONFIG_FILE=" + os.DevNull, "AWS_SHARED_CREDENTIALS_FILE=" + os.DevNull}
+		cmd.Stdin = bytes.NewReader(doc)
+		var logs bytes.Buffer
+		cmd.Stderr = &logs
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		before := q.Stats(url).Sent
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		line, _ := io.ReadAll(io.LimitReader(out, 64))
+		d := time.Since(start)
+		_ = cmd.Wait()
+		if !strings.HasPrefix(string(line), "returned") {
+			return fmt.Errorf("start %d: the handler did not return\n%s", i, logs.String())
+		}
+		if q.Stats(url).Sent != before+1 {
+			return fmt.Errorf("start %d: the handler returned without sending its message\n%s", i, logs.String())
+		}
+		ds = append(ds, d)
+	}
+	slices.Sort(ds)
+	fmt.Fprintf(stdout, "fc seed=python (python %s) starts=%d cold_start_ms_p50=%.1f cold_start_ms_p99=%.1f min_ms=%.1f max_ms=%.1f\n",
+		strings.TrimSpace(string(ver)), len(ds), ms(percentile(ds, 0.50)), ms(percentile(ds, 0.99)), ms(ds[0]), ms(ds[len(ds)-1]))
+	return nil
 }
