@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/oss2s3/oss2s3/handlers/ossevent"
@@ -38,10 +39,16 @@ type response struct {
 // async invocation and in the end send the event to the failure
 // destination; records already sent are then sent again, which the gateway
 // recognises as duplicates.
-func handleInvoke(logger *slog.Logger, dst deliverer, to string) http.Handler {
+//
+// Each invocation is framed on stdout by the "FC Invoke Start RequestId:"
+// and "FC Invoke End RequestId:" lines FC's console uses to show an
+// invocation's log.
+func handleInvoke(logger *slog.Logger, stdout *lineWriter, dst deliverer, to string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		reqID := r.Header.Get("x-fc-request-id")
+		stdout.line("FC Invoke Start RequestId: " + reqID)
+		defer stdout.line("FC Invoke End RequestId: " + reqID)
 		log := logger.With("request_id", reqID)
 		if fn := r.Header.Get("x-fc-function-name"); fn != "" {
 			log = log.With("function", fn)
@@ -96,6 +103,18 @@ func handleInitialize(logger *slog.Logger) http.Handler {
 	})
 }
 
+// lineWriter writes whole lines to one writer from concurrent invocations.
+type lineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lineWriter) line(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, _ = io.WriteString(l.w, s+"\n")
+}
+
 func handleHealth() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -103,8 +122,17 @@ func handleHealth() http.Handler {
 	})
 }
 
+// writeJSON answers FC. x-fc-status is what FC's custom-runtime contract
+// reads to tell a function error (404) from a success (200): without it FC
+// counts the invocation as successful whatever the status code, and would
+// neither retry the event nor send it to the failure destination.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	if status == http.StatusOK {
+		w.Header().Set("x-fc-status", "200")
+	} else {
+		w.Header().Set("x-fc-status", "404")
+	}
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }

@@ -8,9 +8,9 @@ import (
 // newHandler lists every endpoint of FC's custom-runtime protocol the
 // function answers.
 // to names the destination in log lines: "gateway" or "sqs".
-func newHandler(logger *slog.Logger, dst deliverer, to string) http.Handler {
+func newHandler(logger *slog.Logger, stdout *lineWriter, dst deliverer, to string) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST /invoke", handleInvoke(logger, dst, to))
+	mux.Handle("POST /invoke", handleInvoke(logger, stdout, dst, to))
 	mux.Handle("POST /initialize", handleInitialize(logger))
 	mux.Handle("GET /{$}", handleHealth())
 	return mux

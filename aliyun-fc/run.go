@@ -55,7 +55,8 @@ type config struct {
 }
 
 // run serves FC's custom-runtime protocol until ctx is cancelled. Logs are
-// JSON lines on stderr, which FC collects; stdout is not used.
+// JSON lines on stderr, which FC collects; stdout carries only the lines
+// that frame each invocation for FC's console.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := loadConfig(args, getenv, stderr)
 	if err != nil {
@@ -76,7 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		dst = newForwarder(cfg.eventsURL, cfg.secret, cfg.timeout)
 	}
 	srv := &http.Server{
-		Handler:           newHandler(logger, dst, to),
+		Handler:           newHandler(logger, &lineWriter{w: stdout}, dst, to),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}

@@ -142,6 +142,10 @@ func (fn *fcProcess) invoke(t *testing.T, requestID string, body []byte) (int, f
 	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
 		t.Fatalf("invoke: answer (status %d) is not JSON: %v", resp.StatusCode, err)
 	}
+	// FC tells a function error from a success by x-fc-status.
+	if fcStatus := resp.Header.Get("x-fc-status"); (resp.StatusCode == http.StatusOK) != (fcStatus == "200") || (fcStatus != "200" && fcStatus != "404") {
+		t.Errorf("invoke: status %d with x-fc-status %q", resp.StatusCode, fcStatus)
+	}
 	return resp.StatusCode, a
 }
 
