@@ -274,10 +274,21 @@ func (s *sqsSender) messages(body []byte, doc *ossevent.Document, log *slog.Logg
 				return nil, 0, fmt.Errorf("events[%d]: %w", i, err)
 			}
 			b.WriteString(`]}`)
-			out = append(out, entry{rec: i, key: key, body: b.String()})
+			out = append(out, entry{rec: i, key: key, body: sqsSafe(b.String())})
 		}
 	}
 	return out, skipped, nil
+}
+
+// sqsSafe escapes U+FFFE and U+FFFF, the only characters valid in a JSON
+// text (raw, inside strings) that SQS refuses in a message body; the JSON
+// means the same. (Other characters SQS refuses are control characters,
+// which JSON escapes already, and surrogates, which UTF-8 cannot hold.)
+func sqsSafe(s string) string {
+	if !strings.ContainsAny(s, "\ufffe\uffff") {
+		return s
+	}
+	return strings.NewReplacer("\ufffe", `\ufffe`, "\uffff", `\uffff`).Replace(s)
 }
 
 // batches splits entries into SendMessageBatch calls: at most ten entries

@@ -128,6 +128,29 @@ func TestSQSMode(t *testing.T) {
 		}
 	})
 
+	t.Run("KeysWithCharactersSQSRefusesRawAreEscaped", func(t *testing.T) {
+		t.Parallel()
+		key := "odd/\uffff\ufffe.txt" // valid UTF-8 and valid in OSS keys; not in SQS bodies
+		for _, format := range []string{formatEvent, formatDTH} {
+			b := newSQSBed(t, format)
+			fn := startFunction(t, "", b.env)
+			if status, res := fn.invoke(t, "req-sqs-odd-"+format, document(t, 1, func(int) string { return key })); status != http.StatusOK || res.Sent != 1 {
+				t.Fatalf("%s: status = %d, response = %+v; want 200, 1 sent", format, status, res)
+			}
+			got := b.bodies()
+			var msg struct {
+				Key    string            `json:"key"`
+				Events []ossevent.Record `json:"events"`
+			}
+			if len(got) != 1 || json.Unmarshal([]byte(got[0]), &msg) != nil {
+				t.Fatalf("%s: queue holds %q", format, got)
+			}
+			if msg.Key != key && (len(msg.Events) != 1 || msg.Events[0].OSS.Object.Key != key) {
+				t.Errorf("%s: message %q does not carry the key %q", format, got[0], key)
+			}
+		}
+	})
+
 	t.Run("DTHFormatWritesWhatTheSeedWrote", func(t *testing.T) {
 		t.Parallel()
 		b := newSQSBed(t, formatDTH)
