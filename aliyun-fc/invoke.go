@@ -78,18 +78,18 @@ func handleInvoke(logger *slog.Logger, stdout *lineWriter, dst deliverer, to str
 		res := response{RequestID: reqID, Records: len(doc.Events), GatewayStatus: out.gatewayStatus, GatewayResponse: rawJSON(out.gatewayBody),
 			Attempts: out.attempts, Sent: out.sent, Failed: out.failed, Skipped: out.skipped}
 		log = log.With("attempts", out.attempts, "duration_ms", time.Since(start).Milliseconds())
-		if to == "gateway" {
+		if to == "the gateway" {
 			log = log.With("gateway_status", out.gatewayStatus)
 		} else {
 			log = log.With("sent", out.sent, "failed", out.failed, "skipped", out.skipped)
 		}
 		if out.status != http.StatusOK {
 			res.Error = out.reason
-			log.Error("event not delivered to the "+to, "status", out.status, "reason", out.reason)
+			log.Error("event not delivered to "+to, "status", out.status, "reason", out.reason)
 			writeJSON(w, out.status, res)
 			return
 		}
-		log.Info("event delivered to the " + to)
+		log.Info("event delivered to " + to)
 		writeJSON(w, http.StatusOK, res)
 	})
 }

@@ -69,10 +69,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
 	var dst deliverer
-	to, where := "gateway", cfg.eventsURL
+	to, whereKey, where := "the gateway", "gateway", cfg.eventsURL
 	if cfg.mode == modeSQS {
 		dst = newSQSSender(cfg.sqs, cfg.timeout)
-		to, where = "sqs", cfg.sqs.queueURL
+		to, whereKey, where = "SQS", "queue_url", cfg.sqs.queueURL
 	} else {
 		dst = newForwarder(cfg.eventsURL, cfg.secret, cfg.timeout)
 	}
@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	attrs := []any{"addr", ln.Addr().String(), "mode", cfg.mode, to, where, "timeout", cfg.timeout.String()}
+	attrs := []any{"addr", ln.Addr().String(), "mode", cfg.mode, whereKey, where, "timeout", cfg.timeout.String()}
 	if cfg.mode == modeSQS {
 		attrs = append(attrs, "format", cfg.sqs.format, "region", cfg.sqs.region)
 	}

@@ -244,7 +244,7 @@ func TestSQSMode(t *testing.T) {
 		if !strings.Contains(res.Error, "2 message(s) unsent") {
 			t.Errorf("error = %q, want it to count the unsent messages", res.Error)
 		}
-		if !strings.Contains(fn.logs.String(), `"msg":"event not delivered to the sqs"`) || !strings.Contains(fn.logs.String(), `"request_id":"req-sqs-stuck"`) {
+		if !strings.Contains(fn.logs.String(), `"msg":"event not delivered to SQS"`) || !strings.Contains(fn.logs.String(), `"request_id":"req-sqs-stuck"`) {
 			t.Errorf("failure not logged with the request id:\n%s", fn.logs)
 		}
 	})

@@ -377,7 +377,7 @@ func TestFunctionComputeSQSEndToEnd(t *testing.T) {
 		if status == http.StatusOK || a.Failed != 1 {
 			t.Fatalf("status %d, answer %+v; want non-200 with 1 failed", status, a)
 		}
-		wantLogLine(t, fn.logs, "event not delivered to the sqs", "req-sqs-stuck", "unsent")
+		wantLogLine(t, fn.logs, "event not delivered to SQS", "req-sqs-stuck", "unsent")
 	})
 
 	// Every message the function wrote was taken by the gateway: nothing
