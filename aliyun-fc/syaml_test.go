@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"regexp"
 	"slices"
@@ -142,6 +143,32 @@ func TestREADMEDocumentsEveryVariable(t *testing.T) {
 	for _, w := range []string{"code.zip", "s deploy", "AliyunOSSEventNotificationRole", "fc:InvokeFunction", "sqs:SendMessage"} {
 		if !strings.Contains(section, w) {
 			t.Errorf("README's deployment section does not mention %s", w)
+		}
+	}
+}
+
+// TestEnvVarsIsWhatTheFunctionReads keeps envVars (which s.yaml and the
+// README are checked against) equal to the variables loadConfig asks for.
+func TestEnvVarsIsWhatTheFunctionReads(t *testing.T) {
+	t.Parallel()
+	asked := map[string]bool{}
+	for _, mode := range []string{"webhook", "sqs"} {
+		_, _ = loadConfig([]string{"aliyun-fc"}, func(k string) string {
+			asked[k] = true
+			if k == "OSS2S3_MODE" {
+				return mode
+			}
+			return ""
+		}, io.Discard)
+	}
+	for k := range asked {
+		if _, ok := envVars[k]; !ok {
+			t.Errorf("the function reads %s, which envVars does not list", k)
+		}
+	}
+	for k := range envVars {
+		if !asked[k] {
+			t.Errorf("envVars lists %s, which the function never reads", k)
 		}
 	}
 }
