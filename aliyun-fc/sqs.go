@@ -223,9 +223,12 @@ func (s *sqsSender) sendBatch(ctx context.Context, batch []entry, log *slog.Logg
 }
 
 // retryableSQS says whether a failed request may succeed if sent again:
-// transport errors, 5xx and throttling do; other 4xx (bad credentials, no
-// such queue, invalid request) do not.
+// no answer (network, timeout, the budget's deadline), 5xx and throttling
+// do; other 4xx (bad credentials, no such queue, invalid request) do not.
 func retryableSQS(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return true
+	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		if _, throttle := retry.DefaultThrottleErrorCodes[ae.ErrorCode()]; throttle {
@@ -237,10 +240,10 @@ func retryableSQS(err error) bool {
 		}
 	}
 	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) {
+	if errors.As(err, &re) && re.HTTPStatusCode() != 0 {
 		return re.HTTPStatusCode() >= 500 || re.HTTPStatusCode() == http.StatusTooManyRequests
 	}
-	return true // no answer from SQS: network, timeout
+	return true // no answer from SQS
 }
 
 // messages turns the document into one message per record, in order. In

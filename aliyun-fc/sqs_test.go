@@ -1,13 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/oss2s3/oss2s3/handlers/ossevent"
 	"github.com/oss2s3/oss2s3/internal/sqsemu"
@@ -358,4 +364,29 @@ func lens(bs [][]entry) []int {
 		out = append(out, len(b))
 	}
 	return out
+}
+
+func TestRetryableSQS(t *testing.T) {
+	t.Parallel()
+	answered := func(status int, err error) error {
+		return &smithy.OperationError{ServiceID: "SQS", OperationName: "SendMessageBatch", Err: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}}, Err: err}}
+	}
+	for name, tc := range map[string]struct {
+		err  error
+		want bool
+	}{
+		// The budget ran out while a request was in flight: what the SDK
+		// returns then (a response error without a status).
+		"DeadlineInFlight": {answered(0, &smithy.CanceledError{Err: context.DeadlineExceeded}), true},
+		"Refused":          {&net.OpError{Op: "dial", Err: errors.New("connection refused")}, true},
+		"ServerError":      {answered(500, &smithy.GenericAPIError{Code: "InternalError"}), true},
+		"Throttled":        {answered(403, &smithy.GenericAPIError{Code: "RequestThrottled"}), true},
+		"BadSignature":     {answered(403, &smithy.GenericAPIError{Code: "SignatureDoesNotMatch"}), false},
+		"NoSuchQueue":      {answered(400, &smithy.GenericAPIError{Code: "AWS.SimpleQueueService.NonExistentQueue"}), false},
+	} {
+		if got := retryableSQS(tc.err); got != tc.want {
+			t.Errorf("%s: retryableSQS(%v) = %v, want %v", name, tc.err, got, tc.want)
+		}
+	}
 }
