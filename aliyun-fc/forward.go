@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oss2s3/oss2s3/handlers/ossevent"
 	"github.com/oss2s3/oss2s3/handlers/signature"
 )
 
@@ -56,13 +57,27 @@ func newForwarder(url, secret string, budget time.Duration) *forwarder {
 	}
 }
 
-// outcome is what one invocation's forwarding came to.
+// outcome is what one invocation's delivery came to.
 type outcome struct {
-	status        int    // answer to FC: 200, 502 or 504
+	status        int    // answer to FC: 200, 400, 502 or 504
 	reason        string // why it failed; "" on success
-	gatewayStatus int    // the gateway's last status, 0 if it never answered
-	gatewayBody   []byte // the gateway's last answer, at most maxGatewayBody
-	attempts      int
+	gatewayStatus int    // webhook: the gateway's last status, 0 if it never answered
+	gatewayBody   []byte // webhook: the gateway's last answer, at most maxGatewayBody
+	attempts      int    // webhook: POSTs; sqs: rounds of SendMessageBatch calls
+	sent          int    // sqs: messages SQS accepted
+	failed        int    // sqs: messages not sent
+	skipped       int    // sqs: records the format does not carry
+}
+
+// deliverer takes a checked event document where it must go: the gateway
+// (webhook mode) or an SQS queue (sqs mode).
+type deliverer interface {
+	deliver(ctx context.Context, body []byte, doc *ossevent.Document, requestID string, log *slog.Logger) outcome
+}
+
+// deliver posts the document's exact bytes, all records in one request.
+func (f *forwarder) deliver(ctx context.Context, body []byte, _ *ossevent.Document, requestID string, log *slog.Logger) outcome {
+	return f.forward(ctx, body, requestID, log)
 }
 
 // attempt is the result of one POST to the gateway.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/oss2s3/oss2s3/handlers/ossevent"
@@ -23,20 +24,31 @@ type response struct {
 	GatewayStatus   int             `json:"gateway_status,omitempty"`
 	GatewayResponse json.RawMessage `json:"gateway_response,omitempty"`
 	Attempts        int             `json:"attempts,omitempty"`
+	Sent            int             `json:"sent,omitempty"`
+	Failed          int             `json:"failed,omitempty"`
+	Skipped         int             `json:"skipped,omitempty"`
 	Error           string          `json:"error,omitempty"`
 }
 
 // handleInvoke answers POST /invoke: body = the OSS trigger document.
 //
-// 200: the gateway took the event (2xx). 400/413: the document is malformed
-// and was not forwarded. 502: the gateway rejected it or is down. 504: the
-// gateway did not answer within the budget. Any non-200 makes FC count a
-// function error, retry the async invocation and in the end send the event
-// to the failure destination.
-func handleInvoke(logger *slog.Logger, fwd *forwarder) http.Handler {
+// 200: every record was delivered (the gateway answered 2xx, or SQS took
+// every message). 400/413: the document is malformed and was not
+// delivered. 502: the gateway or SQS refused it, or is down. 504: the budget
+// ran out first. Any non-200 makes FC count a function error, retry the
+// async invocation and in the end send the event to the failure
+// destination; records already sent are then sent again, which the gateway
+// recognises as duplicates.
+//
+// Each invocation is framed on stdout by the "FC Invoke Start RequestId:"
+// and "FC Invoke End RequestId:" lines FC's console uses to show an
+// invocation's log.
+func handleInvoke(logger *slog.Logger, stdout *lineWriter, dst deliverer, to string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		reqID := r.Header.Get("x-fc-request-id")
+		stdout.line("FC Invoke Start RequestId: " + reqID)
+		defer stdout.line("FC Invoke End RequestId: " + reqID)
 		log := logger.With("request_id", reqID)
 		if fn := r.Header.Get("x-fc-function-name"); fn != "" {
 			log = log.With("function", fn)
@@ -62,16 +74,22 @@ func handleInvoke(logger *slog.Logger, fwd *forwarder) http.Handler {
 		first := doc.Events[0]
 		log = log.With("records", len(doc.Events), "event", first.EventName, "bucket", first.OSS.Bucket.Name, "key", first.OSS.Object.Key)
 
-		out := fwd.forward(r.Context(), body, reqID, log)
-		res := response{RequestID: reqID, Records: len(doc.Events), GatewayStatus: out.gatewayStatus, GatewayResponse: rawJSON(out.gatewayBody), Attempts: out.attempts}
-		log = log.With("gateway_status", out.gatewayStatus, "attempts", out.attempts, "duration_ms", time.Since(start).Milliseconds())
+		out := dst.deliver(r.Context(), body, doc, reqID, log)
+		res := response{RequestID: reqID, Records: len(doc.Events), GatewayStatus: out.gatewayStatus, GatewayResponse: rawJSON(out.gatewayBody),
+			Attempts: out.attempts, Sent: out.sent, Failed: out.failed, Skipped: out.skipped}
+		log = log.With("attempts", out.attempts, "duration_ms", time.Since(start).Milliseconds())
+		if to == "the gateway" {
+			log = log.With("gateway_status", out.gatewayStatus)
+		} else {
+			log = log.With("sent", out.sent, "failed", out.failed, "skipped", out.skipped)
+		}
 		if out.status != http.StatusOK {
 			res.Error = out.reason
-			log.Error("event not delivered to the gateway", "status", out.status, "reason", out.reason)
+			log.Error("event not delivered to "+to, "status", out.status, "reason", out.reason)
 			writeJSON(w, out.status, res)
 			return
 		}
-		log.Info("event delivered to the gateway")
+		log.Info("event delivered to " + to)
 		writeJSON(w, http.StatusOK, res)
 	})
 }
@@ -85,6 +103,18 @@ func handleInitialize(logger *slog.Logger) http.Handler {
 	})
 }
 
+// lineWriter writes whole lines to one writer from concurrent invocations.
+type lineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lineWriter) line(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, _ = io.WriteString(l.w, s+"\n")
+}
+
 func handleHealth() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -92,8 +122,17 @@ func handleHealth() http.Handler {
 	})
 }
 
+// writeJSON answers FC. x-fc-status is what FC's custom-runtime contract
+// reads to tell a function error (404) from a success (200): without it FC
+// counts the invocation as successful whatever the status code, and would
+// neither retry the event nor send it to the failure destination.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	if status == http.StatusOK {
+		w.Header().Set("x-fc-status", "200")
+	} else {
+		w.Header().Set("x-fc-status", "404")
+	}
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }

@@ -1,13 +1,17 @@
 // Command aliyun-fc is the Function Compute 3.0 custom-runtime function that
-// an OSS trigger invokes: it checks the OSS event document and forwards the
-// exact bytes, signed, to the oss2s3 gateway, answering FC with a non-200
-// status whenever the gateway did not take the event, so that FC's async
-// retries and failure destination keep it.
+// an OSS trigger invokes. It checks the OSS event document and delivers every
+// record of it, answering FC with a non-200 status whenever it could not, so
+// that FC's async retries and failure destination keep the event:
 //
-// Configuration (environment): OSS2S3_GATEWAY_URL (the function posts to
-// <url>/v1/events/oss), OSS2S3_WEBHOOK_SECRET, OSS2S3_TIMEOUT (time budget of
-// one invocation, a Go duration, default 10s; keep it below the function's
-// timeout) and FC_CUSTOM_LISTEN_PORT (set by FC, default 9000).
+//   - webhook mode (default) posts the exact bytes, signed, to the oss2s3
+//     gateway (OSS2S3_GATEWAY_URL, OSS2S3_WEBHOOK_SECRET);
+//   - sqs mode writes one message per record to an SQS queue with
+//     SendMessageBatch (OSS2S3_SQS_QUEUE_URL, OSS2S3_SQS_FORMAT dth or event,
+//     AWS credentials), for Data Transfer Hub's queue or a gateway that Aliyun
+//     cannot reach.
+//
+// envVars in run.go lists every variable it reads; README.md, "Deploying the
+// Function Compute function", explains them.
 package main
 
 import (

@@ -54,6 +54,9 @@ func TestInvoke(t *testing.T) {
 		if string(calls[0].body) != oneRecord {
 			t.Errorf("gateway got %q, want the invocation body unchanged", calls[0].body)
 		}
+		if want := "FC Invoke Start RequestId: req-accepted\nFC Invoke End RequestId: req-accepted\n"; fn.stdout.String() != want {
+			t.Errorf("stdout = %q, want the invocation framed as FC's console expects: %q", fn.stdout.String(), want)
+		}
 		if calls[0].requestID != "req-accepted" {
 			t.Errorf("X-Fc-Request-Id = %q, want req-accepted", calls[0].requestID)
 		}
@@ -366,8 +369,9 @@ func TestParseRetryAfter(t *testing.T) {
 
 // function is one running instance of the function under test.
 type function struct {
-	url  string
-	logs *syncBuffer
+	url    string
+	logs   *syncBuffer
+	stdout *syncBuffer
 }
 
 // startFunction runs the function as FC would (run with the environment FC
@@ -382,11 +386,11 @@ func startFunction(t *testing.T, gatewayURL string, env map[string]string) *func
 	for k, v := range env {
 		full[k] = v
 	}
-	logs := &syncBuffer{}
+	logs, stdout := &syncBuffer{}, &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"aliyun-fc", "-addr", "127.0.0.1:0"}, mapEnv(full), io.Discard, logs)
+		done <- run(ctx, []string{"aliyun-fc", "-addr", "127.0.0.1:0"}, mapEnv(full), stdout, logs)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -408,7 +412,7 @@ func startFunction(t *testing.T, gatewayURL string, env map[string]string) *func
 			if resp, err := http.Get(url + "/"); err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {
-					return &function{url: url, logs: logs}
+					return &function{url: url, logs: logs, stdout: stdout}
 				}
 			}
 		}
@@ -438,6 +442,14 @@ func (f *function) invoke(t *testing.T, requestID, body string) (int, response) 
 	var res response
 	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
 		t.Fatalf("invoke: decode answer (status %d): %v", resp.StatusCode, err)
+	}
+	// FC reads success or failure from x-fc-status, not the status code.
+	want := "404"
+	if resp.StatusCode == http.StatusOK {
+		want = "200"
+	}
+	if got := resp.Header.Get("x-fc-status"); got != want {
+		t.Errorf("invoke: status %d with x-fc-status %q, want %q", resp.StatusCode, got, want)
 	}
 	return resp.StatusCode, res
 }

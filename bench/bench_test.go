@@ -131,3 +131,15 @@ func TestFinalLine(t *testing.T) {
 		t.Errorf("nothing run: got %s", got)
 	}
 }
+
+func TestParseFCFlags(t *testing.T) {
+	o, err := parseFCFlags([]string{"-starts", "7", "-modes", "webhook, sqs,webhook"}, io.Discard)
+	if err != nil || o.starts != 7 || len(o.modes) != 2 || o.modes[0] != "webhook" || o.modes[1] != "sqs" {
+		t.Errorf("parseFCFlags = %+v, %v; want 7 starts of webhook and sqs", o, err)
+	}
+	for _, bad := range [][]string{{"-starts", "0"}, {"-modes", "mns"}, {"-modes", "sqs"}, {"extra"}} {
+		if _, err := parseFCFlags(bad, io.Discard); err == nil {
+			t.Errorf("parseFCFlags(%q) accepted", bad)
+		}
+	}
+}
