@@ -40,6 +40,7 @@ type bed struct {
 	addr    string
 	cfgPath string
 	stop    func() error
+	client  *http.Client // set for a gateway that serves HTTPS; nil: plain HTTP
 
 	// Extra configuration: top-level YAML, and lines added to the queue,
 	// workers and task options sections.
@@ -148,9 +149,13 @@ func (b *bed) start(t *testing.T) {
 			t.Logf("oss2s3 logs:\n%s", logs.String())
 		}
 	})
+	client, base := http.DefaultClient, "http://"+b.addr
+	if b.client != nil {
+		client, base = b.client, "https://"+b.addr
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get("http://" + b.addr + "/readyz")
+		resp, err := client.Get(base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
