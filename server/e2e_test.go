@@ -85,6 +85,10 @@ func (b *bed) writeConfig(t *testing.T, concurrency int) {
 	if b.s3.CAFile != "" {
 		caLine = "      ca_file: " + b.s3.CAFile + "\n"
 	}
+	grace := "  shutdown_grace: 5s\n"
+	if strings.Contains(b.workerConfig, "shutdown_grace:") {
+		grace = ""
+	}
 	cfg := fmt.Sprintf(`listen: %s
 data_dir: %s
 log: {level: debug, format: json}
@@ -97,8 +101,7 @@ queue:
   concurrency: %d
   part_size: 5MiB
   multipart_threshold: 6MiB
-  shutdown_grace: 5s
-%s%stasks:
+%s%s%stasks:
   - name: e2e
     source:
       endpoint: %s
@@ -114,7 +117,7 @@ queue:
       secret_access_key: ${S3_SK}
     options:
       restore_poll: 200ms
-%s`, b.addr, b.dataDir, b.queueConfig, concurrency, b.workerConfig, b.extraConfig, b.ossURL, e2eSrc, b.s3.Region, e2eDst, b.s3.Endpoint, caLine, b.taskOptions)
+%s`, b.addr, b.dataDir, b.queueConfig, concurrency, grace, b.workerConfig, b.extraConfig, b.ossURL, e2eSrc, b.s3.Region, e2eDst, b.s3.Endpoint, caLine, b.taskOptions)
 	b.cfgPath = filepath.Join(t.TempDir(), "oss2s3.yaml")
 	if err := os.WriteFile(b.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
