@@ -62,9 +62,15 @@ func freeAddr(t *testing.T) string {
 // the environment, as an operator's would.
 func newBed(t *testing.T, s3srv *s3test.Server, concurrency int) *bed {
 	t.Helper()
+	return newBedWith(t, s3srv, concurrency, ossemu.Options{})
+}
+
+// newBedWith is newBed with more emulator options.
+func newBedWith(t *testing.T, s3srv *s3test.Server, concurrency int, opts ossemu.Options) *bed {
+	t.Helper()
 	b := &bed{s3: s3srv, dataDir: t.TempDir(), addr: freeAddr(t)}
-	b.emu = ossemu.New(ossemu.Options{Credentials: map[string]string{e2eAK: e2eSK}, Region: "cn-hangzhou",
-		RestoreDelay: 500 * time.Millisecond})
+	opts.Credentials, opts.Region, opts.RestoreDelay = map[string]string{e2eAK: e2eSK}, "cn-hangzhou", 500*time.Millisecond
+	b.emu = ossemu.New(opts)
 	var err error
 	if b.ossURL, err = b.emu.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
