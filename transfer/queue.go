@@ -122,8 +122,15 @@ func OpenQueue(ctx context.Context, cfg QueueConfig, log *slog.Logger) (*Queue, 
 		url = ns.ClientURL()
 		opts = append(opts, nats.InProcessServer(ns))
 		log.Info("embedded JetStream started", "store", filepath.Join(cfg.DataDir, "jetstream"), "listen", cfg.EmbeddedListen)
-	} else if cfg.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	} else {
+		// NATS may come up after us (a cluster deployed together with
+		// the replicas): keep connecting in the background; ensure below
+		// retries until the streams can be created.
+		opts = append(opts, nats.RetryOnFailedConnect(true), nats.ReconnectWait(time.Second),
+			nats.ConnectHandler(func(nc *nats.Conn) { log.Info("nats connected", "url", nc.ConnectedUrl()) }))
+		if cfg.CredsFile != "" {
+			opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+		}
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {

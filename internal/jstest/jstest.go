@@ -23,9 +23,17 @@ func Start(t testing.TB) *server.Server {
 // test can stop it and start another on the same store.
 func StartIn(t testing.TB, storeDir string) *server.Server {
 	t.Helper()
+	return StartAt(t, storeDir, -1)
+}
+
+// StartAt runs a JetStream server on a given loopback port (-1: any free
+// one), for a test whose client was pointed at the port before the server
+// was up.
+func StartAt(t testing.TB, storeDir string, port int) *server.Server {
+	t.Helper()
 	ns, err := server.NewServer(&server.Options{
 		Host:      "127.0.0.1",
-		Port:      -1,
+		Port:      port,
 		JetStream: true,
 		StoreDir:  storeDir,
 		NoLog:     true,
