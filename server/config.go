@@ -25,6 +25,8 @@ import (
 // every field).
 type Config struct {
 	Listen      string             `yaml:"listen"`
+	TLS         TLSConfig          `yaml:"tls"`
+	DrainDelay  time.Duration      `yaml:"drain_delay"`
 	DataDir     string             `yaml:"data_dir"`
 	Log         LogConfig          `yaml:"log"`
 	NATS        NATSConfig         `yaml:"nats"`
@@ -345,6 +347,10 @@ func (c *Config) validate() []string {
 
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", "%q is not host:port (e.g. :8080)", c.Listen)
+	}
+	c.TLS.validate(bad)
+	if c.DrainDelay < 0 || c.DrainDelay > 5*time.Minute {
+		bad("drain_delay", "%s: want 0 to 5m", c.DrainDelay)
 	}
 	if c.NATS.URL == "" && c.DataDir == "" {
 		bad("data_dir", "required when nats.url is empty (the embedded JetStream keeps its files there)")

@@ -78,6 +78,8 @@ func TestParseConfigReportsEveryProblemWithItsPath(t *testing.T) {
 	t.Parallel()
 	bad := `
 listen: nowhere
+drain_delay: -1s
+tls: {cert_file: /nonexistent/cert.pem, key_file: /nonexistent/key.pem}
 webhook:
   secrets: [short]
 workers:
@@ -105,6 +107,8 @@ tasks:
 	}
 	for _, want := range []string{
 		`listen: "nowhere" is not host:port`,
+		"drain_delay: -1s: want 0 to 5m",
+		"tls.cert_file: cannot load the certificate and key (/nonexistent/cert.pem, /nonexistent/key.pem)",
 		"webhook.secrets[0]: is 5 characters",
 		"workers.concurrency: want 0",
 		"workers.part_size: 1MiB",

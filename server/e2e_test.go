@@ -40,6 +40,7 @@ type bed struct {
 	addr    string
 	cfgPath string
 	stop    func() error
+	client  *http.Client // set for a gateway that serves HTTPS; nil: plain HTTP
 
 	// Extra configuration: top-level YAML, and lines added to the queue,
 	// workers and task options sections.
@@ -61,9 +62,15 @@ func freeAddr(t *testing.T) string {
 // the environment, as an operator's would.
 func newBed(t *testing.T, s3srv *s3test.Server, concurrency int) *bed {
 	t.Helper()
+	return newBedWith(t, s3srv, concurrency, ossemu.Options{})
+}
+
+// newBedWith is newBed with more emulator options.
+func newBedWith(t *testing.T, s3srv *s3test.Server, concurrency int, opts ossemu.Options) *bed {
+	t.Helper()
 	b := &bed{s3: s3srv, dataDir: t.TempDir(), addr: freeAddr(t)}
-	b.emu = ossemu.New(ossemu.Options{Credentials: map[string]string{e2eAK: e2eSK}, Region: "cn-hangzhou",
-		RestoreDelay: 500 * time.Millisecond})
+	opts.Credentials, opts.Region, opts.RestoreDelay = map[string]string{e2eAK: e2eSK}, "cn-hangzhou", 500*time.Millisecond
+	b.emu = ossemu.New(opts)
 	var err error
 	if b.ossURL, err = b.emu.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
@@ -84,6 +91,10 @@ func (b *bed) writeConfig(t *testing.T, concurrency int) {
 	if b.s3.CAFile != "" {
 		caLine = "      ca_file: " + b.s3.CAFile + "\n"
 	}
+	grace := "  shutdown_grace: 5s\n"
+	if strings.Contains(b.workerConfig, "shutdown_grace:") {
+		grace = ""
+	}
 	cfg := fmt.Sprintf(`listen: %s
 data_dir: %s
 log: {level: debug, format: json}
@@ -96,8 +107,7 @@ queue:
   concurrency: %d
   part_size: 5MiB
   multipart_threshold: 6MiB
-  shutdown_grace: 5s
-%s%stasks:
+%s%s%stasks:
   - name: e2e
     source:
       endpoint: %s
@@ -113,7 +123,7 @@ queue:
       secret_access_key: ${S3_SK}
     options:
       restore_poll: 200ms
-%s`, b.addr, b.dataDir, b.queueConfig, concurrency, b.workerConfig, b.extraConfig, b.ossURL, e2eSrc, b.s3.Region, e2eDst, b.s3.Endpoint, caLine, b.taskOptions)
+%s`, b.addr, b.dataDir, b.queueConfig, concurrency, grace, b.workerConfig, b.extraConfig, b.ossURL, e2eSrc, b.s3.Region, e2eDst, b.s3.Endpoint, caLine, b.taskOptions)
 	b.cfgPath = filepath.Join(t.TempDir(), "oss2s3.yaml")
 	if err := os.WriteFile(b.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -148,9 +158,13 @@ func (b *bed) start(t *testing.T) {
 			t.Logf("oss2s3 logs:\n%s", logs.String())
 		}
 	})
+	client, base := http.DefaultClient, "http://"+b.addr
+	if b.client != nil {
+		client, base = b.client, "https://"+b.addr
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get("http://" + b.addr + "/readyz")
+		resp, err := client.Get(base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

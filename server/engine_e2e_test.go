@@ -71,6 +71,14 @@ type child struct {
 
 func startChild(t *testing.T, b *bed) *child {
 	t.Helper()
+	c := launchChild(t, b)
+	c.waitReady(t, b.addr)
+	return c
+}
+
+// launchChild starts oss2s3 on b's configuration without waiting for it.
+func launchChild(t *testing.T, b *bed) *child {
+	t.Helper()
 	c := &child{logs: &syncBuffer{}}
 	c.cmd = exec.Command(os.Args[0], "serve", "--config", b.cfgPath)
 	c.cmd.Env = append(os.Environ(), childEnv+"=1",
@@ -87,12 +95,18 @@ func startChild(t *testing.T, b *bed) *child {
 			t.Logf("child %d logs:\n%s", c.cmd.Process.Pid, c.logs.String())
 		}
 	})
+	return c
+}
+
+// waitReady waits until the child at addr answers /readyz with 200.
+func (c *child) waitReady(t *testing.T, addr string) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if resp, err := http.Get("http://" + b.addr + "/readyz"); err == nil {
+		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return c
+				return
 			}
 		}
 		if time.Now().After(deadline) {

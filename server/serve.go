@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -107,12 +108,36 @@ type app struct {
 	workers *transfer.Workers // nil when workers.concurrency is 0
 	sqs     []*sqsingest.Ingester
 	tasks   map[string]*transfer.TaskRuntime
+	certs   *certReloader // nil: plain HTTP
+
+	// draining is set when shutdown starts: /readyz answers 503 from then
+	// on, while webhooks are still accepted until the listener closes.
+	draining atomic.Bool
+}
+
+// readiness is /readyz's view: JetStream reachable and not shutting down.
+type readiness struct {
+	queue    handlers.Checker
+	draining *atomic.Bool
+}
+
+func (r readiness) Ready(ctx context.Context) error {
+	if r.draining.Load() {
+		return errors.New("shutting down")
+	}
+	return r.queue.Ready(ctx)
 }
 
 // newApp builds every part from cfg: clients for each task, JetStream, the
 // HTTP handler and the workers.
 func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 	a := &app{cfg: cfg, log: log, tasks: map[string]*transfer.TaskRuntime{}}
+	if cfg.TLS.enabled() {
+		var err error
+		if a.certs, err = newCertReloader(cfg.TLS, log); err != nil {
+			return nil, err
+		}
+	}
 	var taskList []*transfer.Task
 	var names []string
 	for i := range cfg.Tasks {
@@ -163,7 +188,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 		allowed, _ := mns.HostPattern(cfg.MNS.CertHostPattern) // validated with the configuration
 		mnsVerifier = &mns.Verifier{AllowedHost: allowed}
 	}
-	a.handler = handlers.New(log, m, reg, in, q, q, handlers.Config{
+	a.handler = handlers.New(log, m, reg, in, readiness{queue: q, draining: &a.draining}, q, handlers.Config{
 		WebhookSecrets: cfg.Webhook.Secrets, MaxBodyBytes: int64(cfg.Webhook.MaxBodyBytes), Tolerance: cfg.Webhook.Tolerance,
 		AdminTokens: cfg.Admin.Tokens, WebhookSources: webhookSources(cfg.Webhook.Sources),
 		EventBridge: cfg.EventBridge.auth(), MNS: mnsVerifier, MNSPathTokens: cfg.MNS.PathTokens,
@@ -181,9 +206,14 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 	return a, nil
 }
 
-// serve answers HTTP on ln and runs the workers until ctx is done; then it
-// stops taking requests, lets the workers finish or hand back their jobs,
-// and closes JetStream (flushing the embedded store).
+// serve answers HTTP(S) on ln and runs the workers until ctx is done. Then
+// it shuts down in order: /readyz answers 503 at once and for drain_delay
+// the gateway still takes webhooks (load balancers notice and stop sending);
+// then the listener closes and requests in flight finish. Meanwhile the SQS
+// ingesters and the workers stop taking work, copies in flight get
+// workers.shutdown_grace and the rest go back to the queue. JetStream is
+// closed last (flushing the embedded store), after every accepted event is
+// stored.
 func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	defer a.queue.Close()
 	srv := &http.Server{
@@ -194,19 +224,35 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
+	if a.certs != nil {
+		srv.TLSConfig = a.certs.tlsConfig()
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		a.log.Info("gateway listening", "addr", ln.Addr().String(), "tasks", len(a.tasks))
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		a.log.Info("gateway listening", "addr", ln.Addr().String(), "tls", a.certs != nil, "tasks", len(a.tasks))
+		var err error
+		if a.certs != nil {
+			err = srv.ServeTLS(ln, "", "")
+		} else {
+			err = srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)
 		}
 		return nil
 	})
 	g.Go(func() error {
 		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		a.draining.Store(true)
+		a.log.Info("shutting down: /readyz answers 503", "drain_delay", a.cfg.DrainDelay)
+		if ctx.Err() != nil { // a signal, not a failure: give load balancers time
+			time.Sleep(a.cfg.DrainDelay)
+		}
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		return srv.Shutdown(sctx)
+		err := srv.Shutdown(sctx)
+		a.log.Info("gateway stopped; requests in flight finished", "err", err)
+		return err
 	})
 	for _, in := range a.sqs {
 		g.Go(func() error { return in.Run(gctx) })

@@ -202,15 +202,49 @@ func (c *Checkpoints) SavePart(ctx context.Context, cp *Checkpoint, p Part) (boo
 	return true, nil
 }
 
+// isWrongSequence reports a compare-and-set conflict. A replicated (R3)
+// bucket reports it with another error code (10164) than a single-node one
+// (10071); missed, a conflict between two replicas counting parts of one
+// giant object at once failed the part job instead of counting again.
 func isWrongSequence(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return true
+	}
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// countedKey marks part n as counted into a giant checkpoint's Done.
+func countedKey(task, key, etag string, n int32) string {
+	return partKey(task, key, etag, n) + ".c"
+}
+
+// markCounted records that part n is counted in Done.
+func (c *Checkpoints) markCounted(ctx context.Context, cp *Checkpoint, n int32) error {
+	_, err := c.kv.Create(ctx, countedKey(cp.Task, cp.Key, cp.ETag, n), nil)
+	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) && !isWrongSequence(err) {
+		return fmt.Errorf("write checkpoint part count: %w", err)
+	}
+	return nil
+}
+
+// counted reports whether part n is known to be counted in Done.
+func (c *Checkpoints) counted(ctx context.Context, cp *Checkpoint, n int32) (bool, error) {
+	_, err := c.kv.Get(ctx, countedKey(cp.Task, cp.Key, cp.ETag, n))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read checkpoint part count: %w", err)
+	}
+	return true, nil
 }
 
 // Delete removes the checkpoint of task/key/etag and its parts.
 func (c *Checkpoints) Delete(ctx context.Context, task, key, etag string) error {
 	main := checkpointKey(task, key, etag)
-	if lister, err := c.kv.ListKeysFiltered(ctx, main+".p.*"); err == nil {
+	if lister, err := c.kv.ListKeysFiltered(ctx, main+".p.>"); err == nil { // parts and their count marks
 		for k := range lister.Keys() {
 			_ = c.kv.Purge(ctx, k)
 		}

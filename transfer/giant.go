@@ -66,8 +66,18 @@ func (c *Copier) CopyPart(ctx context.Context, task, key, etag, uploadID string,
 	if err != nil {
 		return nil, err
 	}
+	var count bool
 	if ok {
+		// Recorded before: the job is delivered again because its worker
+		// died or failed after recording the part, perhaps before
+		// counting it in, which would leave Done short of the total
+		// forever.
 		res.Part = done
+		counted, err := c.ckpt.counted(ctx, cp, n)
+		if err != nil {
+			return nil, err
+		}
+		count = !counted
 	} else {
 		off, length := partRange(n, cp.PartSize, info.Size)
 		weight := min(cp.PartSize, c.budgetSize) // the buffer is PartSize, whatever the part's length
@@ -83,41 +93,48 @@ func (c *Copier) CopyPart(ctx context.Context, task, key, etag, uploadID string,
 			return nil, err
 		}
 		res.Part = part
-		created, err := c.ckpt.SavePart(ctx, cp, part)
-		if err != nil {
+		// Not created: a worker with the same job recorded it at the same
+		// time, and counts it.
+		if count, err = c.ckpt.SavePart(ctx, cp, part); err != nil {
 			return nil, err
 		}
-		if created {
-			// Count it in. The worker whose count reaches the total
-			// completes the upload.
-			for attempt := 0; ; attempt++ {
-				cp.Done++
-				cp.Heartbeat = c.now()
-				if rev, err = c.ckpt.Save(ctx, cp, rev); err == nil {
-					break
-				}
-				if !errors.Is(err, ErrCheckpointConflict) || attempt > 1000 {
-					return nil, err
-				}
-				if cp, rev, err = c.ckpt.getMain(ctx, checkpointKey(task, key, etag)); err != nil {
-					return nil, err
-				}
-				if cp == nil || cp.UploadID != uploadID {
-					return nil, ErrStalePart
-				}
+	}
+	if count {
+		// Count it in. The worker whose count reaches the total
+		// completes the upload.
+		for attempt := 0; ; attempt++ {
+			cp.Done++
+			cp.Heartbeat = c.now()
+			if rev, err = c.ckpt.Save(ctx, cp, rev); err == nil {
+				break
 			}
+			if !errors.Is(err, ErrCheckpointConflict) || attempt > 1000 {
+				return nil, err
+			}
+			if cp, rev, err = c.ckpt.getMain(ctx, checkpointKey(task, key, etag)); err != nil {
+				return nil, err
+			}
+			if cp == nil || cp.UploadID != uploadID {
+				return nil, ErrStalePart
+			}
+		}
+		// A crash between the count and this mark counts the part twice
+		// when its job comes again: harmless, since completion below
+		// checks the parts themselves.
+		if err := c.ckpt.markCounted(ctx, cp, n); err != nil {
+			return nil, err
 		}
 	}
 	// Not the last part; or a part recorded before (a job delivered again,
 	// perhaps the one that was completing when its worker died): complete
-	// only once every part is counted in.
+	// only once every part is counted in and recorded.
 	if cp.Done < cp.TotalParts {
 		return res, nil
 	}
 	if cp, _, err = c.ckpt.Get(ctx, task, key, etag); err != nil {
 		return nil, err
 	}
-	if cp == nil || cp.UploadID != uploadID {
+	if cp == nil || cp.UploadID != uploadID || len(cp.Parts) < cp.TotalParts {
 		return res, nil
 	}
 	crc, err := c.finish(ctx, o, cp)

@@ -122,8 +122,15 @@ func OpenQueue(ctx context.Context, cfg QueueConfig, log *slog.Logger) (*Queue, 
 		url = ns.ClientURL()
 		opts = append(opts, nats.InProcessServer(ns))
 		log.Info("embedded JetStream started", "store", filepath.Join(cfg.DataDir, "jetstream"), "listen", cfg.EmbeddedListen)
-	} else if cfg.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	} else {
+		// NATS may come up after us (a cluster deployed together with
+		// the replicas): keep connecting in the background; ensure below
+		// retries until the streams can be created.
+		opts = append(opts, nats.RetryOnFailedConnect(true), nats.ReconnectWait(time.Second),
+			nats.ConnectHandler(func(nc *nats.Conn) { log.Info("nats connected", "url", nc.ConnectedUrl()) }))
+		if cfg.CredsFile != "" {
+			opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+		}
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
@@ -135,11 +142,31 @@ func OpenQueue(ctx context.Context, cfg QueueConfig, log *slog.Logger) (*Queue, 
 		q.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if err := q.ensure(ctx); err != nil {
+	if err := q.ensureWithRetry(ctx); err != nil {
 		q.Close()
 		return nil, err
 	}
 	return q, nil
+}
+
+// ensureSetupTime bounds how long OpenQueue keeps trying to create the
+// streams: on a cluster that is still electing leaders, or while several
+// replicas start at once and create the same streams, an attempt can time
+// out or fail and the next one succeed.
+const ensureSetupTime = 2 * time.Minute
+
+func (q *Queue) ensureWithRetry(ctx context.Context) error {
+	deadline := time.Now().Add(ensureSetupTime)
+	wait := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := q.ensure(ctx)
+		if err == nil || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		q.log.Warn("jetstream not ready for the streams yet, trying again", "err", err, "attempt", attempt, "retry_in", wait)
+		sleepCtx(ctx, wait)
+		wait = min(2*wait, 5*time.Second)
+	}
 }
 
 func startEmbedded(cfg QueueConfig) (*server.Server, error) {

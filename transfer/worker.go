@@ -105,25 +105,38 @@ func (w *Workers) Run(ctx context.Context) error {
 		}
 		it.Drain()
 	}()
-	for ctx.Err() == nil {
+	handedBack := 0
+	for {
 		msg, err := it.Next()
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
 				break
 			}
-			if ctx.Err() == nil {
-				w.log.Warn("fetch jobs", "err", err)
-				sleepCtx(ctx, time.Second)
-			}
+			w.log.Warn("fetch jobs", "err", err)
+			sleepCtx(ctx, time.Second)
+			continue
+		}
+		// Once shutdown starts, the jobs already pulled into the client's
+		// buffer (Drain hands them over until it is empty) are not started:
+		// straight back to the queue, so another replica takes them now
+		// rather than after ack_wait. (A select alone would pick a free
+		// worker half of the time.)
+		if ctx.Err() != nil {
+			_ = msg.Nak()
+			handedBack++
 			continue
 		}
 		select {
 		case jobs <- msg:
 		case <-ctx.Done():
-			_ = msg.Nak() // taken but not started: straight back to the queue
+			_ = msg.Nak()
+			handedBack++
 		}
 	}
 	close(stopped)
+	if handedBack > 0 {
+		w.log.Info("shutdown: jobs taken but not started handed back to the queue", "jobs", handedBack)
+	}
 	close(jobs)
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()

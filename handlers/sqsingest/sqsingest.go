@@ -119,7 +119,13 @@ func (g *Ingester) poll(ctx context.Context) {
 			pause = 0
 			continue
 		}
-		if err := g.handle(ctx, out.Messages); err != nil {
+		// A batch received is seen through even if shutdown starts
+		// meanwhile: its jobs are queued and its messages deleted now,
+		// rather than coming back after the visibility timeout.
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err = g.handle(hctx, out.Messages)
+		cancel()
+		if err != nil {
 			// JetStream cannot take the jobs (full, or down): stop
 			// pulling for a while. Nothing is deleted, so the messages
 			// come back when their visibility timeout ends.

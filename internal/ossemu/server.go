@@ -56,6 +56,12 @@ type Options struct {
 	// RestoreObject already reports ongoing-request="false").
 	RestoreDelay time.Duration
 
+	// WebhookRetries is how many times a failed webhook delivery is tried
+	// again, the delay doubling from 50ms up to 2s, as a trigger's retries
+	// outlast an outage of the receiver (e.g. a JetStream leader election).
+	// Zero means 3.
+	WebhookRetries int
+
 	// Now replaces time.Now (object times, signature time checks, restores).
 	// Nil uses time.Now.
 	Now func() time.Time
@@ -112,7 +118,7 @@ func New(opts Options) *Server {
 		s3Requests: make(map[string]int),
 		synthCRC:   make(map[[2]uint64]uint64),
 	}
-	s.hooks = newWebhooks(log)
+	s.hooks = newWebhooks(log, opts.WebhookRetries)
 	return s
 }
 

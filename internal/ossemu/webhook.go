@@ -24,6 +24,7 @@ import (
 const (
 	webhookRetries        = 3 // after the first attempt
 	webhookBackoff        = 50 * time.Millisecond
+	webhookMaxBackoff     = 2 * time.Second
 	webhookAttemptTimeout = 10 * time.Second
 )
 
@@ -118,11 +119,15 @@ type webhooks struct {
 	pending int           // queued + in flight
 	idle    chan struct{} // closed when pending drops to 0
 	wake    chan struct{}
+	retries int
 	errs    []error
 	closed  bool
 }
 
-func newWebhooks(log *slog.Logger) *webhooks {
+func newWebhooks(log *slog.Logger, retries int) *webhooks {
+	if retries <= 0 {
+		retries = webhookRetries
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	// A transport of its own, so that Close can drop its idle connections.
 	transport := &http.Transport{Proxy: http.ProxyFromEnvironment}
@@ -130,12 +135,13 @@ func newWebhooks(log *slog.Logger) *webhooks {
 		transport = dt.Clone()
 	}
 	h := &webhooks{
-		log:    log,
-		client: &http.Client{Transport: transport},
-		ctx:    ctx,
-		cancel: cancel,
-		done:   make(chan struct{}),
-		wake:   make(chan struct{}, 1),
+		log:     log,
+		client:  &http.Client{Transport: transport},
+		ctx:     ctx,
+		cancel:  cancel,
+		done:    make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		retries: retries,
 	}
 	go h.run()
 	return h
@@ -207,14 +213,14 @@ func (h *webhooks) done1() {
 func (h *webhooks) deliver(d delivery) error {
 	var err error
 	backoff := webhookBackoff
-	for attempt := 0; attempt <= webhookRetries; attempt++ {
+	for attempt := 0; attempt <= h.retries; attempt++ {
 		if attempt > 0 {
 			select {
 			case <-time.After(backoff):
 			case <-h.ctx.Done():
 				return fmt.Errorf("%w (last error: %v)", ErrWebhookAbandoned, err)
 			}
-			backoff *= 2
+			backoff = min(2*backoff, webhookMaxBackoff)
 		}
 		if err = h.post(d); err == nil {
 			return nil
@@ -223,7 +229,7 @@ func (h *webhooks) deliver(d delivery) error {
 			return fmt.Errorf("%w (last error: %v)", ErrWebhookAbandoned, err)
 		}
 	}
-	return fmt.Errorf("gave up after %d attempts: %w", webhookRetries+1, err)
+	return fmt.Errorf("gave up after %d attempts: %w", h.retries+1, err)
 }
 
 func (h *webhooks) post(d delivery) error {
