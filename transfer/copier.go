@@ -134,6 +134,9 @@ type CopyResult struct {
 	CRC64     uint64
 	Multipart bool
 	Duration  time.Duration
+	// Skipped: the destination already held this source version
+	// (Object.KeepCurrent); nothing was written.
+	Skipped bool
 }
 
 // Object names one copy: which task, from which source object (as a HEAD
@@ -145,6 +148,11 @@ type Object struct {
 	Info   *ObjectInfo
 	DstKey string
 	Write  *WriteInfo
+	// KeepCurrent: leave a destination object that already holds this
+	// source version alone (CopyResult.Skipped). Only objects that take
+	// the whole-object path (WritesWhole) look; for others the caller
+	// HEADs the destination before the copy.
+	KeepCurrent bool
 }
 
 // Copy makes o.DstKey a verified copy of the source version o.Info
@@ -227,10 +235,36 @@ func (c *Copier) putBytes(ctx context.Context, o Object, bp BytesPutter, v *veri
 	if err := v.verify(); err != nil {
 		return nil, err
 	}
-	if err := bp.PutBytes(ctx, o.DstKey, buf[:n], o.Write); err != nil {
+	res := &CopyResult{Bytes: v.n, CRC64: v.sum()}
+	if o.KeepCurrent {
+		// Create-only first: for a key the destination does not have yet
+		// (a first copy, most events) this one request both looks and
+		// writes. Only a key that exists is looked at.
+		err := bp.PutBytes(ctx, o.DstKey, buf[:n], o.Write, true)
+		if !errors.Is(err, ErrExists) {
+			return res, err
+		}
+		cur, err := o.Dst.Head(ctx, o.DstKey)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		if err == nil && HoldsVersion(cur, o.Info) {
+			res.Skipped, res.Bytes = true, 0
+			return res, nil
+		}
+	}
+	if err := bp.PutBytes(ctx, o.DstKey, buf[:n], o.Write, false); err != nil {
 		return nil, err
 	}
-	return &CopyResult{Bytes: v.n, CRC64: v.sum()}, nil
+	return res, nil
+}
+
+// WritesWhole reports whether a copy of size bytes to dst takes the
+// whole-object path (read, verify, one PUT), where Object.KeepCurrent
+// replaces a HEAD before the copy.
+func WritesWhole(dst Destination, size int64) bool {
+	_, ok := dst.(BytesPutter)
+	return ok && size <= int64(smallPutMax)
 }
 
 // partRange returns where part n (1-based) starts and how long it is.

@@ -82,6 +82,30 @@ func TestCopyEngine(t *testing.T) {
 		}
 	})
 
+	t.Run("WholeObjectLooksAtTheDestinationOnlyWhenTheKeyExists", func(t *testing.T) {
+		t.Parallel()
+		b := startWorkers(t, transfer.QueueConfig{}, bedOptions{whole: true})
+		b.src.put("k", []byte("v1"), nil)
+		publish(t, b.q, job("t", "k", "e1"))
+		waitFor(t, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
+		if h := b.dst.heads.Load(); h != 0 {
+			t.Fatalf("%d destination HEADs for a key it did not have; the create-only PUT is the look", h)
+		}
+		j := job("t", "k", "e1")
+		j.Nonce = "again"
+		publish(t, b.q, j)
+		waitFor(t, "the skip", func() bool { return b.count(metrics.CopySkipped) == 1 })
+		if h := b.dst.heads.Load(); h != 1 {
+			t.Fatalf("%d destination HEADs after the create-only PUT found the key, want 1", h)
+		}
+		b.src.put("k", []byte("v2"), nil) // same size, new version
+		publish(t, b.q, job("t", "k", "e2"))
+		waitFor(t, "the second copy", func() bool { return b.count(metrics.CopyCopied) == 2 })
+		if got, _ := b.dst.object("copy/k"); string(got) != "v2" {
+			t.Fatalf("destination holds %q", got)
+		}
+	})
+
 	t.Run("InterruptedMultipartCopyResumesFromItsLastPart", func(t *testing.T) {
 		t.Parallel()
 		b := startWorkers(t, transfer.QueueConfig{MaxDeliver: 5}, bedOptions{copy: multipartCopy})

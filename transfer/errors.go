@@ -9,6 +9,9 @@ import (
 // source's own CRC-64 or length; the copy is abandoned and retried.
 var ErrChecksumMismatch = errors.New("checksum mismatch")
 
+// ErrExists means a create-only write found the key already there.
+var ErrExists = errors.New("destination object exists")
+
 // permanentError marks an error that no retry can fix (access denied, no
 // such bucket): the job goes to the dead-letter queue at once.
 type permanentError struct{ err error }

@@ -140,6 +140,7 @@ type memDest struct {
 	inFlight  atomic.Int64 // part bytes being uploaded now
 	peakBytes atomic.Int64
 	parts     atomic.Int32
+	heads     atomic.Int32
 }
 
 func newMemDest() *memDest {
@@ -166,6 +167,7 @@ func stored(w *transfer.WriteInfo, size int) transfer.ObjectInfo {
 }
 
 func (d *memDest) Head(_ context.Context, key string) (*transfer.ObjectInfo, error) {
+	d.heads.Add(1)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	info, ok := d.info[key]
@@ -307,7 +309,12 @@ type memBytesDest struct {
 	bytesPuts atomic.Int32
 }
 
-func (d *memBytesDest) PutBytes(ctx context.Context, key string, body []byte, w *transfer.WriteInfo) error {
+func (d *memBytesDest) PutBytes(ctx context.Context, key string, body []byte, w *transfer.WriteInfo, ifAbsent bool) error {
 	d.bytesPuts.Add(1)
+	if ifAbsent {
+		if _, ok := d.object(key); ok {
+			return transfer.ErrExists
+		}
+	}
 	return d.Put(ctx, key, bytes.NewReader(body), int64(len(body)), w)
 }

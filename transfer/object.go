@@ -98,8 +98,13 @@ type Destination interface {
 // BytesPutter is a Destination that can write a small object whose bytes
 // are already in memory (read and verified against the source before
 // anything is sent) more cheaply than a streamed Put.
+//
+// With ifAbsent the write happens only if key does not exist yet (S3's
+// conditional write, If-None-Match: *); otherwise PutBytes returns
+// ErrExists and changes nothing. A destination that cannot make the write
+// conditional may return ErrExists without trying, or write anyway.
 type BytesPutter interface {
-	PutBytes(ctx context.Context, key string, body []byte, w *WriteInfo) error
+	PutBytes(ctx context.Context, key string, body []byte, w *WriteInfo, ifAbsent bool) error
 }
 
 // CRCRecorder is a Destination that can note on a copy, after the fact,

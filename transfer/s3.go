@@ -174,15 +174,18 @@ var _ BytesPutter = (*S3Destination)(nil)
 
 // PutBytes implements BytesPutter: one PUT of bytes already read and
 // verified, with their CRC32C in a header for S3 to check.
-func (d *S3Destination) PutBytes(ctx context.Context, key string, body []byte, w *WriteInfo) error {
+func (d *S3Destination) PutBytes(ctx context.Context, key string, body []byte, w *WriteInfo, ifAbsent bool) error {
 	if d.lean == nil {
+		if ifAbsent {
+			return ErrExists // no conditional write here: let the caller look first
+		}
 		return d.Put(ctx, key, bytes.NewReader(body), int64(len(body)), w)
 	}
 	sum := ""
 	if d.checksum == types.ChecksumAlgorithmCrc32c {
 		sum = crc32cBase64(body)
 	}
-	return d.lean.put(ctx, key, body, sum, d.headers(w), d.cfg)
+	return d.lean.put(ctx, key, body, sum, d.headers(w), d.cfg, ifAbsent)
 }
 
 // TagCRC64 is the object tag that records a CRC-64 oss2s3 computed itself.

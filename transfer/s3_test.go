@@ -71,7 +71,7 @@ func TestS3DestinationWholeObjects(t *testing.T) {
 		LastModified: time.Date(2026, 11, 25, 1, 2, 3, 0, time.UTC), CRC64: 42, HasCRC64: true}
 	keys := []string{"plain", "a b/c+d%20e.txt", "ünï/cödé/日本", strings.Repeat(strings.Repeat("k", 99)+"/", 10) + "end", "q?x=1&y#z", "~tilde;semi:colon@at"}
 	for _, key := range keys {
-		if err := d.PutBytes(ctx, key, []byte("hello"), &transfer.WriteInfo{Source: src, Tags: map[string]string{"t": "v w"}}); err != nil {
+		if err := d.PutBytes(ctx, key, []byte("hello"), &transfer.WriteInfo{Source: src, Tags: map[string]string{"t": "v w"}}, false); err != nil {
 			t.Fatalf("put %q: %v", key, err)
 		}
 		got, err := d.Head(ctx, key)
@@ -96,6 +96,18 @@ func TestS3DestinationWholeObjects(t *testing.T) {
 		if err != nil || len(tags.TagSet) != 1 || aws.ToString(tags.TagSet[0].Value) != "v w" {
 			t.Fatalf("tags of %q: %v %v", key, tags, err)
 		}
+	}
+	info := &transfer.WriteInfo{Source: src}
+	if err := d.PutBytes(ctx, "plain", []byte("other"), info, true); !errors.Is(err, transfer.ErrExists) {
+		t.Fatalf("create-only PUT of an existing key: %v, want ErrExists", err)
+	}
+	if out, err := srv.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("dst"), Key: aws.String("plain")}); err != nil {
+		t.Fatal(err)
+	} else if b, _ := io.ReadAll(out.Body); string(b) != "hello" {
+		t.Fatalf("a create-only PUT changed an existing object: %q", b)
+	}
+	if err := d.PutBytes(ctx, "new", []byte("hello"), info, true); err != nil {
+		t.Fatalf("create-only PUT of a new key: %v", err)
 	}
 	if _, err := d.Head(ctx, "absent"); !errors.Is(err, transfer.ErrNotFound) {
 		t.Fatalf("head of a missing key: %v, want ErrNotFound", err)

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -41,6 +42,9 @@ type leanS3 struct {
 	pathStyle bool   // the bucket is the first path segment, not part of host
 	bucket    string
 	now       func() time.Time
+	// noConditional is set once the server answered a conditional write
+	// with 501 Not Implemented.
+	noConditional atomic.Bool
 }
 
 // newLeanS3 returns the lean client for cfg, or nil where it cannot
@@ -158,7 +162,10 @@ func (l *leanS3) head(ctx context.Context, key string) (*ObjectInfo, error) {
 // put writes the whole object in one request. checksum is the value of
 // the x-amz-checksum-crc32c header (empty: none); S3 refuses the object if
 // the bytes it received do not match it.
-func (l *leanS3) put(ctx context.Context, key string, body []byte, checksum string, h s3Headers, cfg DestinationConfig) error {
+func (l *leanS3) put(ctx context.Context, key string, body []byte, checksum string, h s3Headers, cfg DestinationConfig, ifAbsent bool) error {
+	if ifAbsent && l.noConditional.Load() {
+		return fmt.Errorf("s3 put %q: %w (conditional writes not supported here)", key, ErrExists)
+	}
 	req, err := l.request(ctx, http.MethodPut, key, body)
 	if err != nil {
 		return err
@@ -194,6 +201,9 @@ func (l *leanS3) put(ctx context.Context, key string, body []byte, checksum stri
 	if checksum != "" {
 		hd.Set("X-Amz-Checksum-Crc32c", checksum)
 	}
+	if ifAbsent {
+		hd.Set("If-None-Match", "*")
+	}
 	resp, err := l.do(ctx, req)
 	if err != nil {
 		return classifyS3("put", key, err)
@@ -201,6 +211,15 @@ func (l *leanS3) put(ctx context.Context, key string, body []byte, checksum stri
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		switch {
+		case ifAbsent && resp.StatusCode == http.StatusPreconditionFailed:
+			return fmt.Errorf("s3 put %q: %w", key, ErrExists)
+		case ifAbsent && resp.StatusCode == http.StatusNotImplemented:
+			// An S3-compatible server without conditional writes: stop
+			// asking, and let the caller look before it writes.
+			l.noConditional.Store(true)
+			return fmt.Errorf("s3 put %q: %w (conditional writes not supported here)", key, ErrExists)
+		}
 		return classifyS3("put", key, responseError(resp, b))
 	}
 	_, _ = io.Copy(io.Discard, resp.Body) // keep the connection reusable

@@ -268,7 +268,7 @@ func (w *Workers) converge(ctx context.Context, rt *TaskRuntime, job Job, log *s
 	key := job.Key
 	cfg := w.copyConfig(rt)
 	if op, ok := rt.Source.(Opener); ok && job.Kind == KindConverge && job.Size < int64(cfg.MultipartThreshold) {
-		if out, handled, err := w.convergeSmall(ctx, rt, op, key, cfg, log); handled {
+		if out, handled, err := w.convergeSmall(ctx, rt, op, job, cfg, log); handled {
 			return out, err
 		}
 	}
@@ -339,20 +339,25 @@ func (w *Workers) copied(ctx context.Context, rt *TaskRuntime, o Object, res *Co
 }
 
 // convergeSmall is the path of a small object: one GET gives its headers
-// and its bytes, one HEAD of the destination, sent at the same time, says
-// whether it holds the version already, and one PUT writes it. Anything unusual (an error, a big or archived object, tags
+// and its bytes, and one PUT writes it. Whether the destination already
+// holds the version is asked in the cheapest way: for an object written
+// whole (up to 1 MiB) by a create-only PUT that looks only if the key
+// exists (Object.KeepCurrent); for a bigger one by a HEAD sent together
+// with the GET. Anything unusual (an error, a big or archived object, tags
 // to copy) is left to the full path: handled is false.
-func (w *Workers) convergeSmall(ctx context.Context, rt *TaskRuntime, op Opener, key string, cfg CopyConfig, log *slog.Logger) (out outcome, handled bool, err error) {
+func (w *Workers) convergeSmall(ctx context.Context, rt *TaskRuntime, op Opener, job Job, cfg CopyConfig, log *slog.Logger) (out outcome, handled bool, err error) {
 	task, opts := rt.Task, rt.Task.Options
-	dstKey := task.DestinationKey(key)
+	key, dstKey := job.Key, task.DestinationKey(job.Key)
 	var (
 		cur     *ObjectInfo
 		headErr error
 		headed  = make(chan struct{})
 	)
-	if opts.Compares() {
+	// job.Size is the event's word for the size; the GET's is the truth.
+	headFirst := opts.Compares() && !WritesWhole(rt.Destination, job.Size)
+	if headFirst {
 		// The HEAD does not depend on the GET's answer: send both at once,
-		// so a small object costs two round trips, not three.
+		// so the object costs two round trips, not three.
 		go func() {
 			defer close(headed)
 			cur, headErr = rt.Destination.Head(ctx, dstKey)
@@ -361,30 +366,35 @@ func (w *Workers) convergeSmall(ctx context.Context, rt *TaskRuntime, op Opener,
 		close(headed)
 	}
 	info, body, err := op.Open(ctx, key)
+	<-headed
 	if err != nil {
-		<-headed
 		return outcome{}, false, nil
 	}
 	defer body.Close()
-	<-headed
 	if info.Size >= int64(cfg.MultipartThreshold) || info.NeedsRestore() || (opts.CopyTags && info.TagCount > 0) ||
 		(info.ObjectType == ObjectTypeSymlink && opts.Symlinks == SymlinksSkip) {
 		return outcome{}, false, nil
 	}
-	if opts.Compares() {
-		err := headErr
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return outcome{}, true, err
+	keepCurrent := opts.Compares() && WritesWhole(rt.Destination, info.Size)
+	if opts.Compares() && !keepCurrent {
+		if !headFirst { // the event said small, the object is not
+			cur, headErr = rt.Destination.Head(ctx, dstKey)
 		}
-		if err == nil && HoldsVersion(cur, info) {
+		if headErr != nil && !errors.Is(headErr, ErrNotFound) {
+			return outcome{}, true, headErr
+		}
+		if headErr == nil && HoldsVersion(cur, info) {
 			return outcome{result: metrics.CopySkipped, why: "destination already holds this source version"}, true, nil
 		}
 	}
-	o := Object{Task: task.Name, Src: rt.Source, Dst: rt.Destination, Info: info, DstKey: dstKey,
+	o := Object{Task: task.Name, Src: rt.Source, Dst: rt.Destination, Info: info, DstKey: dstKey, KeepCurrent: keepCurrent,
 		Write: &WriteInfo{Source: info, StorageClass: task.Destination.StorageClassMap[info.StorageClass]}}
 	res, err := w.copier.CopyBody(ctx, o, body)
 	if err != nil {
 		return outcome{}, true, err
+	}
+	if res.Skipped {
+		return outcome{result: metrics.CopySkipped, why: "destination already holds this source version"}, true, nil
 	}
 	return w.copied(ctx, rt, o, res, log), true, nil
 }

@@ -150,6 +150,7 @@ type bedOptions struct {
 	task     transfer.TaskOptions
 	copy     transfer.CopyConfig
 	replicas int
+	whole    bool // the destination takes small objects whole (a BytesPutter, as S3Destination)
 }
 
 func startWorkers(t *testing.T, qcfg transfer.QueueConfig, opts ...bedOptions) *workerBed {
@@ -160,9 +161,13 @@ func startWorkers(t *testing.T, qcfg transfer.QueueConfig, opts ...bedOptions) *
 	}
 	b := &workerBed{q: openQueue(t, qcfg), src: newMemSource(), dst: newMemDest(), reg: prometheus.NewRegistry()}
 	m := metrics.New(b.reg, []string{"t"})
+	var dst transfer.Destination = b.dst
+	if o.whole {
+		dst = &memBytesDest{memDest: b.dst}
+	}
 	tasks := map[string]*transfer.TaskRuntime{"t": {
 		Task:   &transfer.Task{Name: "t", Destination: transfer.DestinationConfig{Prefix: "copy/"}, Options: o.task},
-		Source: b.src, Destination: b.dst,
+		Source: b.src, Destination: dst,
 	}}
 	for i := range max(o.replicas, 1) {
 		// Replicas share the queue and the checkpoints, as processes on
