@@ -36,6 +36,9 @@ type Job struct {
 	// Nonce makes a job re-queued on purpose (a redrive, a wait) distinct
 	// from the one it replaces, for deduplication.
 	Nonce string `json:"nonce,omitempty"`
+	// Force copies even when the destination already holds the source
+	// version (a reconcile run in copy_all mode).
+	Force bool `json:"force,omitempty"`
 }
 
 // Job kinds.

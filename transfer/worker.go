@@ -249,7 +249,7 @@ func (w *Workers) converge(ctx context.Context, rt *TaskRuntime, job Job, log *s
 	key := job.Key
 	cfg := w.copyConfig(rt)
 	if op, ok := rt.Source.(Opener); ok && job.Kind == KindConverge && job.Size < int64(cfg.MultipartThreshold) {
-		if out, handled, err := w.convergeSmall(ctx, rt, op, key, cfg, log); handled {
+		if out, handled, err := w.convergeSmall(ctx, rt, op, key, job.Force, cfg, log); handled {
 			return out, err
 		}
 	}
@@ -278,7 +278,7 @@ func (w *Workers) converge(ctx context.Context, rt *TaskRuntime, job Job, log *s
 	if info.NeedsRestore() {
 		return w.archived(ctx, rt, job, info, log)
 	}
-	if opts.Compares() {
+	if opts.Compares() && !job.Force {
 		cur, err := rt.Destination.Head(ctx, dstKey)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return outcome{}, err
@@ -325,7 +325,7 @@ func (w *Workers) copied(ctx context.Context, rt *TaskRuntime, o Object, res *Co
 // the throughput of small objects is bound by CPU, not by latency), and one
 // PUT writes it. Anything unusual (an error, a big or archived object, tags
 // to copy) is left to the full path: handled is false.
-func (w *Workers) convergeSmall(ctx context.Context, rt *TaskRuntime, op Opener, key string, cfg CopyConfig, log *slog.Logger) (out outcome, handled bool, err error) {
+func (w *Workers) convergeSmall(ctx context.Context, rt *TaskRuntime, op Opener, key string, force bool, cfg CopyConfig, log *slog.Logger) (out outcome, handled bool, err error) {
 	task, opts := rt.Task, rt.Task.Options
 	dstKey := task.DestinationKey(key)
 	info, body, err := op.Open(ctx, key)
@@ -337,7 +337,7 @@ func (w *Workers) convergeSmall(ctx context.Context, rt *TaskRuntime, op Opener,
 		(info.ObjectType == ObjectTypeSymlink && opts.Symlinks == SymlinksSkip) {
 		return outcome{}, false, nil
 	}
-	if opts.Compares() {
+	if opts.Compares() && !force {
 		cur, err := rt.Destination.Head(ctx, dstKey)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return outcome{}, true, err
