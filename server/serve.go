@@ -136,12 +136,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg, names)
 
-	q, err := transfer.OpenQueue(ctx, transfer.QueueConfig{
-		URL: cfg.NATS.URL, CredsFile: cfg.NATS.CredsFile, DataDir: cfg.DataDir,
-		EmbeddedListen: cfg.NATS.EmbeddedListen, Replicas: cfg.NATS.Replicas,
-		DuplicateWindow: cfg.Queue.DuplicateWindow, MaxMsgs: cfg.Queue.MaxJobs, MaxBytes: int64(cfg.Queue.MaxBytes),
-		AckWait: cfg.Queue.AckWait, MaxDeliver: cfg.Queue.MaxDeliver, DeadLetterAge: cfg.Queue.DeadLetterAge,
-	}, log)
+	q, err := transfer.OpenQueue(ctx, queueConfig(cfg), log)
 	if err != nil {
 		return nil, err
 	}
@@ -181,6 +176,15 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 		}, m, log)
 	}
 	return a, nil
+}
+
+func queueConfig(cfg *Config) transfer.QueueConfig {
+	return transfer.QueueConfig{
+		URL: cfg.NATS.URL, CredsFile: cfg.NATS.CredsFile, DataDir: cfg.DataDir,
+		EmbeddedListen: cfg.NATS.EmbeddedListen, Replicas: cfg.NATS.Replicas,
+		DuplicateWindow: cfg.Queue.DuplicateWindow, MaxMsgs: cfg.Queue.MaxJobs, MaxBytes: int64(cfg.Queue.MaxBytes),
+		AckWait: cfg.Queue.AckWait, MaxDeliver: cfg.Queue.MaxDeliver, DeadLetterAge: cfg.Queue.DeadLetterAge,
+	}
 }
 
 // serve answers HTTP on ln and runs the workers until ctx is done; then it
