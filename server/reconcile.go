@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -164,6 +165,17 @@ func reconcileLocal(ctx context.Context, f *reconcileFlags, getenv func(string) 
 	prefixes := o.Prefixes
 	if len(prefixes) == 0 {
 		prefixes = rt.Task.Source.Prefixes
+	}
+	if path := getenv("OSS2S3_CPUPROFILE"); path != "" {
+		pf, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
 	stop := progressBar(stderr, f.quiet, func() string { return progressLine(d.Progress.Snapshot(), time.Since(start)) })
