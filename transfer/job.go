@@ -39,6 +39,9 @@ type Job struct {
 	// Force copies even when the destination already holds the source
 	// version (a reconcile run in copy_all mode).
 	Force bool `json:"force,omitempty"`
+	// Shard is a reconcile shard's description (Kind "reconcile"), read by
+	// the ShardRunner.
+	Shard json.RawMessage `json:"shard,omitempty"`
 }
 
 // Job kinds.
@@ -46,6 +49,9 @@ const (
 	KindConverge = "converge"
 	KindRemove   = "remove"
 	KindPart     = "part"
+	// KindReconcile jobs diff one shard of a reconcile run; any replica
+	// may take one, and a replica that dies leaves it to another.
+	KindReconcile = "reconcile"
 )
 
 // MsgID is the JetStream message id that makes a re-sent event a no-op

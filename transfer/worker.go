@@ -56,6 +56,7 @@ type TaskRuntime struct {
 // replica runs its own Workers on the same consumer, so JetStream spreads
 // the jobs over all of them.
 type Workers struct {
+	shards ShardRunner
 	q      *Queue
 	copier *Copier
 	tasks  map[string]*TaskRuntime
@@ -68,6 +69,16 @@ type Workers struct {
 func NewWorkers(q *Queue, copier *Copier, tasks map[string]*TaskRuntime, cfg WorkerConfig, m *metrics.Metrics, log *slog.Logger) *Workers {
 	return &Workers{q: q, copier: copier, tasks: tasks, cfg: cfg.withDefaults(), m: m, log: log}
 }
+
+// ShardRunner runs the reconcile shard a job of kind KindReconcile
+// describes. An error hands the job back to the queue (it is retried like a
+// copy); a shard whose diff failed records that itself and returns nil.
+type ShardRunner interface {
+	RunShard(ctx context.Context, job Job, log *slog.Logger) error
+}
+
+// SetShardRunner makes the workers take reconcile shard jobs.
+func (w *Workers) SetShardRunner(r ShardRunner) { w.shards = r }
 
 // Run works jobs until ctx is done, then stops taking new ones, gives the
 // jobs in flight ShutdownGrace to finish and hands the rest back to the
@@ -156,6 +167,10 @@ func (w *Workers) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.NakWithDelay(wait)
 		return
 	}
+	if job.Kind == KindReconcile {
+		w.shard(ctx, msg, job, attempt, log)
+		return
+	}
 	rt, ok := w.tasks[job.Task]
 	if !ok {
 		w.deadLetter(ctx, msg, job, attempt, Permanent(fmt.Errorf("no task named %q is configured", job.Task)), log)
@@ -203,6 +218,31 @@ func (w *Workers) handle(ctx context.Context, msg jetstream.Msg) {
 		w.m.ObjectsCopied.WithLabelValues(job.Task, metrics.CopyRetried).Inc()
 		log.Warn("copy failed, will retry", "err", err, "retry_in", delay.Round(time.Millisecond),
 			"attempts_left", uint64(w.q.cfg.MaxDeliver)-attempt)
+	}
+}
+
+// shard runs a reconcile shard, telling JetStream it is alive meanwhile:
+// if this replica dies, the shard is redelivered to another after AckWait.
+func (w *Workers) shard(ctx context.Context, msg jetstream.Msg, job Job, attempt uint64, log *slog.Logger) {
+	if w.shards == nil {
+		_ = msg.NakWithDelay(w.q.cfg.AckWait)
+		log.Warn("reconcile shard job, but this process runs no reconciler: handed back")
+		return
+	}
+	stop := keepAlive(msg, w.q.cfg.AckWait/3)
+	err := w.shards.RunShard(ctx, job, log)
+	stop()
+	switch {
+	case err == nil:
+		_ = msg.Ack()
+	case ctx.Err() != nil:
+		_ = msg.Nak()
+		log.Warn("reconcile shard interrupted by shutdown, handed back to the queue", "err", err)
+	case attempt >= uint64(w.q.cfg.MaxDeliver):
+		w.deadLetter(ctx, msg, job, attempt, err, log)
+	default:
+		_ = msg.NakWithDelay(w.backoff(attempt))
+		log.Warn("reconcile shard failed, will retry", "err", err)
 	}
 }
 

@@ -28,13 +28,16 @@ type OSSLister struct {
 }
 
 // List implements Lister.
-func (l *OSSLister) List(ctx context.Context, prefix, startAfter string, fn func([]Entry) error) error {
+func (l *OSSLister) List(ctx context.Context, q Query, fn func([]Entry) error) error {
 	opts := []oss.Option{oss.MaxKeys(size(l.PageSize)), oss.WithContext(ctx)}
-	if prefix != "" {
-		opts = append(opts, oss.Prefix(prefix))
+	if q.Prefix != "" {
+		opts = append(opts, oss.Prefix(q.Prefix))
 	}
-	if startAfter != "" {
-		opts = append(opts, oss.StartAfter(startAfter))
+	if q.StartAfter != "" {
+		opts = append(opts, oss.StartAfter(q.StartAfter))
+	}
+	if q.Delimiter != "" {
+		opts = append(opts, oss.Delimiter(q.Delimiter))
 	}
 	var es []Entry
 	token := ""
@@ -74,13 +77,16 @@ type S3Lister struct {
 }
 
 // List implements Lister.
-func (l *S3Lister) List(ctx context.Context, prefix, startAfter string, fn func([]Entry) error) error {
+func (l *S3Lister) List(ctx context.Context, q Query, fn func([]Entry) error) error {
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(l.Bucket), MaxKeys: aws.Int32(int32(size(l.PageSize)))}
-	if prefix != "" {
-		in.Prefix = aws.String(prefix)
+	if q.Prefix != "" {
+		in.Prefix = aws.String(q.Prefix)
 	}
-	if startAfter != "" {
-		in.StartAfter = aws.String(startAfter)
+	if q.StartAfter != "" {
+		in.StartAfter = aws.String(q.StartAfter)
+	}
+	if q.Delimiter != "" {
+		in.Delimiter = aws.String(q.Delimiter)
 	}
 	var es []Entry
 	for {
@@ -109,4 +115,45 @@ func (l *S3Lister) List(ctx context.Context, prefix, startAfter string, fn func(
 		}
 		in.ContinuationToken = aws.String(next)
 	}
+}
+
+// CommonPrefixes lists the prefixes one delimiter deep under prefix.
+func (l *OSSLister) CommonPrefixes(ctx context.Context, prefix, delimiter string) ([]string, error) {
+	var out []string
+	token := ""
+	for {
+		opts := []oss.Option{oss.MaxKeys(pageSize), oss.WithContext(ctx), oss.Delimiter(delimiter), oss.Prefix(prefix)}
+		if token != "" {
+			opts = append(opts, oss.ContinuationToken(token))
+		}
+		res, err := l.Bucket.ListObjectsV2(opts...)
+		if err != nil {
+			return nil, fmt.Errorf("oss list prefixes: %w", err)
+		}
+		out = append(out, res.CommonPrefixes...)
+		if !res.IsTruncated || res.NextContinuationToken == "" {
+			return out, nil
+		}
+		token = res.NextContinuationToken
+	}
+}
+
+// CommonPrefixes lists the prefixes one delimiter deep under prefix.
+func (l *S3Lister) CommonPrefixes(ctx context.Context, prefix, delimiter string) ([]string, error) {
+	var out []string
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(l.Bucket), Delimiter: aws.String(delimiter)}
+	if prefix != "" {
+		in.Prefix = aws.String(prefix)
+	}
+	p := s3.NewListObjectsV2Paginator(l.Client, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("s3 list prefixes: %w", err)
+		}
+		for _, cp := range page.CommonPrefixes {
+			out = append(out, aws.ToString(cp.Prefix))
+		}
+	}
+	return out, nil
 }

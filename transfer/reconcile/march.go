@@ -21,11 +21,17 @@ type Entry struct {
 }
 
 // Lister lists one side of a task. List calls page with every page of the
-// objects whose keys start with prefix and sort (as bytes) after
-// startAfter, in the order the server returns them; it stops at the first
-// error page returns. The page slice may be reused once page returns.
+// objects whose keys start with q.Prefix and sort (as bytes) after
+// q.StartAfter, in the order the server returns them (with a Delimiter:
+// only the objects with no delimiter after the prefix); it stops at the
+// first error page returns. The page slice may be reused once page returns.
 type Lister interface {
-	List(ctx context.Context, prefix, startAfter string, page func([]Entry) error) error
+	List(ctx context.Context, q Query, page func([]Entry) error) error
+}
+
+// Query is one listing.
+type Query struct {
+	Prefix, StartAfter, Delimiter string
 }
 
 // ErrOutOfOrder means a listing returned a key that does not sort after
@@ -44,8 +50,11 @@ type Handler interface {
 // after After and (if End is set) before End.
 type Range struct {
 	Prefix string `json:"prefix,omitempty"`
-	After  string `json:"after,omitempty"`
-	End    string `json:"end,omitempty"`
+	// Flat keeps only the keys with no "/" after Prefix (the top level of
+	// a bucket split into its top-level prefixes).
+	Flat  bool   `json:"flat,omitempty"`
+	After string `json:"after,omitempty"`
+	End   string `json:"end,omitempty"`
 }
 
 func (r Range) String() string {
@@ -56,11 +65,15 @@ func (r Range) String() string {
 	if r.End != "" {
 		s += fmt.Sprintf(" before %q", r.End)
 	}
+	if r.Flat {
+		s += " (top level)"
+	}
 	return s
 }
 
 func (r Range) contains(key string) bool {
-	return strings.HasPrefix(key, r.Prefix) && key > r.After && (r.End == "" || key < r.End)
+	return strings.HasPrefix(key, r.Prefix) && key > r.After && (r.End == "" || key < r.End) &&
+		(!r.Flat || !strings.Contains(key[len(r.Prefix):], "/"))
 }
 
 // Ranges turns a task's prefixes into disjoint listing ranges in byte
@@ -107,8 +120,12 @@ func March(ctx context.Context, s Sides, r Range, h Handler) error {
 	if s.Depth == 0 {
 		depth = 2
 	}
-	src := startStream(ctx, "source", s.Src, r.Prefix, r.After, "", r, depth)
-	dst := startStream(ctx, "destination", s.Dst, s.DstPrefix+r.Prefix, s.DstPrefix+r.After, s.DstPrefix, r, depth)
+	delim := ""
+	if r.Flat {
+		delim = "/"
+	}
+	src := startStream(ctx, "source", s.Src, Query{r.Prefix, r.After, delim}, "", r, depth)
+	dst := startStream(ctx, "destination", s.Dst, Query{s.DstPrefix + r.Prefix, s.DstPrefix + r.After, delim}, s.DstPrefix, r, depth)
 	se, sok, err := src.next(s.Keep)
 	if err != nil {
 		return err
@@ -167,12 +184,15 @@ type stream struct {
 	pastEnd bool
 }
 
-func startStream(ctx context.Context, side string, l Lister, prefix, after, strip string, r Range, depth int) *stream {
+func startStream(ctx context.Context, side string, l Lister, q Query, strip string, r Range, depth int) *stream {
 	st := &stream{side: side, pages: make(chan page, depth), strip: strip, rng: r}
 	go func() {
 		defer close(st.pages)
 		end := r.End
-		err := l.List(ctx, prefix, after, func(es []Entry) error {
+		if q.StartAfter == strip {
+			q.StartAfter = "" // no After: the destination prefix alone is no bound
+		}
+		err := l.List(ctx, q, func(es []Entry) error {
 			cp := make([]Entry, len(es))
 			copy(cp, es)
 			select {
@@ -224,7 +244,7 @@ func (st *stream) next(keep func(string) bool) (e Entry, ok bool, err error) {
 			return Entry{}, false, fmt.Errorf("%w: %s listing returned %q after %q", ErrOutOfOrder, st.side, full, st.last)
 		}
 		st.last, st.seen = full, true
-		if !hadPrefix || !strings.HasPrefix(key, st.rng.Prefix) || key <= st.rng.After {
+		if !hadPrefix || !st.rng.contains(key) && (st.rng.End == "" || key < st.rng.End) {
 			return Entry{}, false, fmt.Errorf("%w: %s listing of %s returned %q, outside the range", ErrOutOfOrder, st.side, st.rng, full)
 		}
 		if st.rng.End != "" && key >= st.rng.End {
