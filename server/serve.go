@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,7 @@ import (
 	"github.com/oss2s3/oss2s3/handlers/sqsingest"
 	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer"
+	"github.com/oss2s3/oss2s3/transfer/reconcile"
 )
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -109,6 +111,7 @@ type app struct {
 	workers *transfer.Workers // nil when workers.concurrency is 0
 	sqs     []*sqsingest.Ingester
 	tasks   map[string]*transfer.TaskRuntime
+	recon   *reconcile.Service
 }
 
 // newApp builds every part from cfg: clients for each task, JetStream, the
@@ -141,6 +144,18 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.queue = q
+	sides := map[string]*reconcile.TaskSides{}
+	for name, rt := range a.tasks {
+		sides[name] = &reconcile.TaskSides{Runtime: rt,
+			Src: &reconcile.OSSLister{Bucket: rt.Source.(*transfer.OSSSource).Bucket()},
+			Dst: &reconcile.S3Lister{Client: rt.Destination.(*transfer.S3Destination).Client(), Bucket: rt.Task.Destination.Bucket}}
+	}
+	if a.recon, err = reconcile.NewService(ctx, q.JetStream(), q, sides, reconcile.ServiceConfig{
+		Replicas: q.Replicas(), Owner: hostname() + "-" + strconv.Itoa(os.Getpid()),
+	}, m, log); err != nil {
+		q.Close()
+		return nil, err
+	}
 	router := transfer.NewRouter(taskList)
 	in := intake.New(q, router, m, log)
 	for _, sc := range cfg.SQS {
@@ -164,6 +179,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 		WebhookSecrets: cfg.Webhook.Secrets, MaxBodyBytes: int64(cfg.Webhook.MaxBodyBytes), Tolerance: cfg.Webhook.Tolerance,
 		AdminTokens: cfg.Admin.Tokens, WebhookSources: webhookSources(cfg.Webhook.Sources),
 		EventBridge: cfg.EventBridge.auth(), MNS: mnsVerifier, MNSPathTokens: cfg.MNS.PathTokens,
+		Reconciler: a.recon,
 	})
 	if w := cfg.Workers; *w.Concurrency > 0 {
 		owner := fmt.Sprintf("%s-%d-%s", hostname(), os.Getpid(), randomHex(4))
@@ -174,6 +190,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 			RetryBase: cfg.Queue.RetryBase, RetryMax: cfg.Queue.RetryMax,
 			JobTimeout: w.JobTimeout, ShutdownGrace: w.ShutdownGrace,
 		}, m, log)
+		a.workers.SetShardRunner(a.recon)
 	}
 	return a, nil
 }
@@ -217,12 +234,14 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	for _, in := range a.sqs {
 		g.Go(func() error { return in.Run(gctx) })
 	}
+	g.Go(func() error { return a.recon.Schedule(gctx) })
 	if a.workers != nil {
 		g.Go(func() error { return a.workers.Run(gctx) })
 	} else {
 		a.log.Info("workers.concurrency is 0: this process only receives events")
 	}
 	err := g.Wait()
+	a.recon.Wait()
 	a.log.Info("stopped")
 	return err
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/robfig/cron/v3"
 
 	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer"
@@ -116,10 +117,12 @@ type Service struct {
 	m       *metrics.Metrics
 	log     *slog.Logger
 
-	wg sync.WaitGroup
+	ctx context.Context // the coordinators' lifetime
+	wg  sync.WaitGroup
 }
 
-// NewService creates (or opens) the KV buckets and the report stream.
+// NewService creates (or opens) the KV buckets and the report stream. The
+// runs this replica coordinates live until ctx is done.
 func NewService(ctx context.Context, js jetstream.JetStream, queue Publisher, tasks map[string]*TaskSides,
 	cfg ServiceConfig, m *metrics.Metrics, log *slog.Logger) (*Service, error) {
 	if cfg.Replicas <= 0 {
@@ -140,7 +143,7 @@ func NewService(ctx context.Context, js jetstream.JetStream, queue Publisher, ta
 	if cfg.Owner == "" {
 		cfg.Owner = "oss2s3-" + newID()[:8]
 	}
-	s := &Service{cfg: cfg, js: js, queue: queue, tasks: tasks, m: m, log: log}
+	s := &Service{cfg: cfg, js: js, queue: queue, tasks: tasks, m: m, log: log, ctx: ctx}
 	var err error
 	s.runs, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: RunsBucket, Description: "oss2s3 reconcile runs: state and progress of each run and shard",
@@ -179,7 +182,8 @@ func newID() string {
 
 // Start begins a run of task: it takes the task's lock (or returns a
 // *RunningError), plans the shards, queues them, and coordinates the run
-// in the background until it ends or ctx is done.
+// in the background until it ends or the service's context is done (ctx
+// is only for starting).
 func (s *Service) Start(ctx context.Context, task string, o Options, trigger string) (RunState, error) {
 	ts := s.tasks[task]
 	if ts == nil {
@@ -230,7 +234,7 @@ func (s *Service) Start(ctx context.Context, task string, o Options, trigger str
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.coordinate(ctx, ts, st, o)
+		s.coordinate(s.ctx, ts, st, o)
 	}()
 	return st, nil
 }
@@ -678,5 +682,48 @@ func (s *Service) WriteReport(ctx context.Context, id string, w io.Writer) error
 		}
 		pending -= uint64(got)
 	}
+	return nil
+}
+
+// ParseSchedule parses a task's reconcile schedule: a standard cron
+// expression (minute hour day month weekday), a descriptor (@hourly,
+// @daily), or a fixed rate ("@every 1h").
+func ParseSchedule(spec string) (cron.Schedule, error) {
+	return cron.ParseStandard(spec)
+}
+
+// Schedule starts each task's runs on its schedule (and once now, for
+// tasks with on_start) until ctx is done. Every replica schedules; the
+// task's lock lets one of them run it, the others skip that time.
+func (s *Service) Schedule(ctx context.Context) error {
+	c := cron.New()
+	for name, ts := range s.tasks {
+		rc := ts.Runtime.Task.Reconcile
+		start := func(trigger string) {
+			st, err := s.Start(ctx, name, Options{}, trigger)
+			var re *RunningError
+			switch {
+			case errors.As(err, &re):
+				s.log.Info("reconcile run already in progress: skipped", "task", name, "running", re.ID, "trigger", trigger)
+			case err != nil:
+				s.log.Error("reconcile run did not start", "task", name, "trigger", trigger, "err", err)
+			default:
+				_ = st
+			}
+		}
+		if rc.Schedule != "" {
+			sched, err := ParseSchedule(rc.Schedule)
+			if err != nil {
+				return fmt.Errorf("task %s: reconcile.schedule %q: %w", name, rc.Schedule, err)
+			}
+			c.Schedule(sched, cron.FuncJob(func() { start("schedule") }))
+		}
+		if rc.OnStart {
+			go start("start")
+		}
+	}
+	c.Start()
+	<-ctx.Done()
+	<-c.Stop().Done()
 	return nil
 }
