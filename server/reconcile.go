@@ -2,12 +2,15 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"runtime/pprof"
 	"strings"
@@ -90,7 +93,72 @@ func runSync(ctx context.Context, args []string, getenv func(string) string, std
 	if !f.local {
 		return reconcileRemote(ctx, f, stdout, stderr)
 	}
-	return reconcileLocal(ctx, f, getenv, stdout, stderr)
+	if f.mode == reconcile.ModeReport {
+		return errors.New("sync --mode report copies nothing: use reconcile")
+	}
+	if f.config == "" {
+		return errors.New("--local needs --config FILE (or OSS2S3_CONFIG)")
+	}
+	cfg, err := loadConfig(f.config, getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.Log)
+	if *cfg.Workers.Concurrency == 0 {
+		return errors.New("sync copies here: workers.concurrency must be above 0")
+	}
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.queue.Close()
+	rt := a.tasks[f.task]
+	if rt == nil {
+		return fmt.Errorf("no task named %q in the configuration", f.task)
+	}
+	wctx, stopWorkers := context.WithCancel(ctx)
+	workersDone := make(chan error, 1)
+	go func() { workersDone <- a.workers.Run(wctx) }()
+	defer func() { stopWorkers(); <-workersDone }()
+
+	o := f.options()
+	d := &reconcile.Diff{Task: rt.Task, Source: rt.Source, Destination: rt.Destination, Queue: a.queue, Log: log,
+		RunID: "sync-" + randomHex(6), Options: o, Progress: &reconcile.Progress{},
+		Src: &reconcile.OSSLister{Bucket: rt.Source.(*transfer.OSSSource).Bucket()},
+		Dst: &reconcile.S3Lister{Client: rt.Destination.(*transfer.S3Destination).Client(), Bucket: rt.Task.Destination.Bucket}}
+	prefixes := o.Prefixes
+	if len(prefixes) == 0 {
+		prefixes = rt.Task.Source.Prefixes
+	}
+	start := time.Now()
+	var waiting uint64
+	stop := progressBar(stderr, f.quiet, func() string {
+		return progressLine(d.Progress.Snapshot(), time.Since(start)) + fmt.Sprintf("  waiting %d", waiting)
+	})
+	err = d.Run(ctx, reconcile.Ranges(prefixes))
+	for err == nil {
+		// Copies (and their retries) are done when the work queue is empty.
+		var n uint64
+		if n, err = a.queue.Depth(ctx); err != nil || n == 0 {
+			break
+		}
+		waiting = n
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	stop()
+	c := d.Progress.Snapshot()
+	fmt.Fprintf(stdout, "sync task=%s listed=%d missing=%d different=%d extraneous=%d queued=%d deleted=%d errors=%d elapsed=%s\n",
+		rt.Task.Name, c.Listed, c.Missing, c.Different, c.Extraneous, c.Queued, c.Deleted, c.Errors, time.Since(start).Round(time.Millisecond))
+	if err == nil {
+		if dead, derr := a.queue.DeadLetters(ctx, transfer.DeadLetterFilter{Task: rt.Task.Name}, 1); derr == nil && len(dead) > 0 {
+			err = fmt.Errorf("some copies failed for good: see the dead-letter queue (GET /v1/dlq?task=%s)", rt.Task.Name)
+		}
+	}
+	return err
 }
 
 // localTask builds one task's clients and listers from the configuration.
@@ -255,6 +323,118 @@ func (r *fileReport) Close() error {
 	return r.f.Close()
 }
 
+// reconcileRemote starts a run on a gateway (or follows the one in
+// progress), polls it with a progress bar and prints its summary.
 func reconcileRemote(ctx context.Context, f *reconcileFlags, stdout, stderr io.Writer) error {
-	return errors.New("not yet")
+	if f.gateway == "" {
+		return errors.New("give --gateway URL (and --token) of a running oss2s3, or --local")
+	}
+	base := strings.TrimRight(f.gateway, "/")
+	client := &http.Client{Timeout: 30 * time.Second}
+	do := func(method, path string, body any, out any) (int, error) {
+		var rd io.Reader
+		if body != nil {
+			raw, err := json.Marshal(body)
+			if err != nil {
+				return 0, err
+			}
+			rd = bytes.NewReader(raw)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Authorization", "Bearer "+f.token)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer res.Body.Close()
+		data, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+		if err != nil {
+			return res.StatusCode, err
+		}
+		if res.StatusCode >= 300 && res.StatusCode != http.StatusConflict {
+			return res.StatusCode, fmt.Errorf("%s %s: %s: %s", method, path, res.Status, strings.TrimSpace(string(data)))
+		}
+		if out != nil {
+			if err := json.Unmarshal(data, out); err != nil {
+				return res.StatusCode, fmt.Errorf("%s %s: %w", method, path, err)
+			}
+		}
+		return res.StatusCode, nil
+	}
+	o := f.options()
+	var started struct {
+		ID string `json:"id"`
+	}
+	code, err := do(http.MethodPost, "/v1/tasks/"+url.PathEscape(f.task)+"/reconcile",
+		map[string]any{"mode": o.Mode, "verify": o.Verify, "max_deletes": o.MaxDeletes, "prefixes": o.Prefixes}, &started)
+	if err != nil {
+		return err
+	}
+	if code == http.StatusConflict {
+		fmt.Fprintf(stderr, "a run of %s is already in progress: following %s\n", f.task, started.ID)
+	}
+	var st reconcile.RunState
+	start := time.Now()
+	stop := progressBar(stderr, f.quiet, func() string {
+		return progressLine(st.Counts, time.Since(start)) + fmt.Sprintf("  shards %d/%d", st.ShardsDone, st.Shards)
+	})
+	for {
+		if _, err = do(http.MethodGet, "/v1/reconciles/"+url.PathEscape(started.ID), nil, &st); err != nil || st.Done {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-time.After(time.Second):
+		}
+		if err != nil {
+			break
+		}
+	}
+	stop()
+	if err != nil {
+		return err
+	}
+	if f.report != "" {
+		if err := downloadReport(ctx, client, base, f.token, st.ID, f.report); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "reconcile task=%s run=%s mode=%s listed=%d dst_listed=%d missing=%d different=%d extraneous=%d queued=%d deleted=%d heads=%d errors=%d elapsed=%.1fs\n",
+		st.Task, st.ID, st.Mode, st.Listed, st.DstListed, st.Missing, st.Different, st.Extraneous, st.Queued, st.Deleted, st.Heads, st.Errors, st.Elapsed)
+	if st.Error != "" {
+		return fmt.Errorf("run %s failed: %s", st.ID, st.Error)
+	}
+	return nil
+}
+
+func downloadReport(ctx context.Context, client *http.Client, base, token, id, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/reconciles/"+url.PathEscape(id)+"/report", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("report of %s: %s", id, res.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, res.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
