@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -171,6 +172,44 @@ func TestReconcileEndToEnd(t *testing.T) {
 	for k := range want {
 		if _, err := b.s3.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(e2eDst), Key: aws.String(k)}); err != nil {
 			t.Fatalf("sync deleted %s: %v", k, err)
+		}
+	}
+}
+
+// `oss2s3 reconcile --local` diffs in this process and writes its report
+// to a file; `oss2s3 sync --local` copies what differs with this process's
+// workers and returns when the queue is empty.
+func TestReconcileAndSyncLocal(t *testing.T) {
+	b := newBed(t, s3test.StartVersity(t), 2)
+	b.emu.SetWebhook("", "")
+	ctx := context.Background()
+	for i := range 3 {
+		if _, err := b.emu.PutObject(e2eSrc, fmt.Sprintf("k%d", i), []byte(strings.Repeat("x", i+1)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	getenv := env(map[string]string{"WEBHOOK_SECRET": e2eSecret, "OSS_AK": e2eAK, "OSS_SK": e2eSK,
+		"S3_AK": b.s3.AccessKey, "S3_SK": b.s3.SecretKey})
+	report := t.TempDir() + "/report.jsonl"
+	var out, errOut bytes.Buffer
+	err := run(ctx, []string{"oss2s3", "reconcile", "--local", "--quiet", "--config", b.cfgPath, "--task", "e2e", "--mode", "report", "--report", report},
+		getenv, nil, &out, &errOut)
+	if err != nil || !strings.Contains(out.String(), "listed=3 dst_listed=0 missing=3") {
+		t.Fatalf("reconcile --local: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	data, err := os.ReadFile(report)
+	if err != nil || strings.Count(string(data), `"result":"missing"`) != 3 {
+		t.Fatalf("report file: %v\n%s", err, data)
+	}
+
+	out.Reset()
+	err = run(ctx, []string{"oss2s3", "sync", "--local", "--quiet", "--config", b.cfgPath, "--task", "e2e"}, getenv, nil, &out, &errOut)
+	if err != nil || !strings.Contains(out.String(), "queued=3") {
+		t.Fatalf("sync --local: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	for i := range 3 {
+		if _, err := b.s3.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(e2eDst), Key: aws.String(fmt.Sprintf("k%d", i))}); err != nil {
+			t.Fatalf("k%d not copied by sync: %v", i, err)
 		}
 	}
 }

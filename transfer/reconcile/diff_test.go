@@ -392,3 +392,22 @@ func TestGeneratedListings(t *testing.T) {
 		t.Fatalf("counts %+v", c)
 	}
 }
+
+// A flat range (a bucket's top level, when a run is split into its
+// top-level prefixes) sees only the keys with no "/" in them.
+func TestFlatRange(t *testing.T) {
+	e := newEnv(t, 1)
+	for _, k := range []string{"a", "b/c", "d", "e/f/g"} {
+		e.put(t, "src", k, k, nil)
+	}
+	e.put(t, "dst", "backup/a", "a", nil)
+	e.put(t, "dst", "backup/x/y", "under a prefix", nil)
+	e.put(t, "dst", "backup/z", "top level", nil)
+	d, rep := e.diff(reconcile.Options{Mode: reconcile.ModeReport})
+	d.Queue = nil
+	if err := d.Run(context.Background(), []reconcile.Range{{Flat: true}}); err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "missing", rep.keys("missing"), []string{"d"})
+	eq(t, "extraneous", rep.keys("extraneous"), []string{"z"})
+}
