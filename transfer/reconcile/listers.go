@@ -1,13 +1,17 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"strings"
+	"io"
+	"net/http"
+	"sync"
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 // pageSize is the largest page both APIs return.
@@ -27,9 +31,11 @@ type OSSLister struct {
 	PageSize int // keys per request, at most (and by default) 1000
 }
 
-// List implements Lister.
+// List implements Lister. The SDK signs and sends each request (and turns
+// an error answer into its ServiceError); the page is parsed here (see
+// parseListing).
 func (l *OSSLister) List(ctx context.Context, q Query, fn func([]Entry) error) error {
-	opts := []oss.Option{oss.MaxKeys(size(l.PageSize)), oss.WithContext(ctx)}
+	opts := []oss.Option{oss.MaxKeys(size(l.PageSize)), oss.EncodingType("url"), oss.ListType(2)}
 	if q.Prefix != "" {
 		opts = append(opts, oss.Prefix(q.Prefix))
 	}
@@ -40,31 +46,42 @@ func (l *OSSLister) List(ctx context.Context, q Query, fn func([]Entry) error) e
 		opts = append(opts, oss.Delimiter(q.Delimiter))
 	}
 	var es []Entry
+	var buf bytes.Buffer
 	token := ""
 	for {
 		o := opts
 		if token != "" {
 			o = append(o[:len(o):len(o)], oss.ContinuationToken(token))
 		}
-		res, err := l.Bucket.ListObjectsV2(o...)
+		params, err := oss.GetRawParams(o)
+		if err != nil {
+			return err
+		}
+		res, err := l.Bucket.Client.Conn.DoWithContext(ctx, "GET", l.Bucket.BucketName, "", params, nil, nil, 0, nil)
 		if err != nil {
 			return fmt.Errorf("oss list objects: %w", err)
 		}
-		es = es[:0]
-		for _, p := range res.Objects {
-			es = append(es, Entry{Key: p.Key, Size: p.Size, ETag: strings.Trim(p.ETag, `"`),
-				LastModified: p.LastModified, StorageClass: p.StorageClass, ObjectType: p.Type})
+		buf.Reset()
+		_, err = buf.ReadFrom(res.Body)
+		res.Body.Close()
+		if err != nil {
+			return fmt.Errorf("oss list objects: read the answer: %w", err)
 		}
+		p, err := parseListing(buf.Bytes(), true, es)
+		if err != nil {
+			return fmt.Errorf("oss list objects: %w", err)
+		}
+		es = p.entries
 		if err := fn(es); err != nil {
 			return err
 		}
-		if !res.IsTruncated {
+		if !p.truncated {
 			return nil
 		}
-		if res.NextContinuationToken == "" || res.NextContinuationToken == token {
+		if p.next == token {
 			return fmt.Errorf("oss list objects: truncated page without a new continuation token")
 		}
-		token = res.NextContinuationToken
+		token = p.next
 	}
 }
 
@@ -74,11 +91,63 @@ type S3Lister struct {
 	Client   *s3.Client
 	Bucket   string
 	PageSize int // keys per request, at most (and by default) 1000
+
+	once sync.Once
+	fast *s3.Client
+}
+
+// fastClient is Client with an HTTP client that parses listing answers
+// itself (see parseListing) and hands the SDK an empty one: the SDK still
+// signs, retries and decodes errors.
+func (l *S3Lister) fastClient() *s3.Client {
+	l.once.Do(func() {
+		l.fast = s3.New(l.Client.Options(), func(o *s3.Options) {
+			o.HTTPClient = &parsingClient{inner: o.HTTPClient}
+		})
+	})
+	return l.fast
+}
+
+type pageSlot struct {
+	es   []Entry
+	page listPage
+	err  error
+	set  bool
+	buf  bytes.Buffer
+}
+
+type slotKey struct{}
+
+type parsingClient struct {
+	inner s3.HTTPClient
+}
+
+var emptyListing = []byte(`<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>`)
+
+func (c *parsingClient) Do(req *http.Request) (*http.Response, error) {
+	res, err := c.inner.Do(req)
+	slot, _ := req.Context().Value(slotKey{}).(*pageSlot)
+	if err != nil || slot == nil || res.StatusCode != http.StatusOK {
+		return res, err
+	}
+	slot.buf.Reset()
+	_, rerr := slot.buf.ReadFrom(res.Body)
+	res.Body.Close()
+	if rerr != nil {
+		return nil, rerr // the SDK retries a broken read
+	}
+	slot.page, slot.err = parseListing(slot.buf.Bytes(), false, slot.es)
+	slot.set = true
+	res.Body = io.NopCloser(bytes.NewReader(emptyListing))
+	res.ContentLength = int64(len(emptyListing))
+	res.Header.Del("Content-Length")
+	return res, nil
 }
 
 // List implements Lister.
 func (l *S3Lister) List(ctx context.Context, q Query, fn func([]Entry) error) error {
-	in := &s3.ListObjectsV2Input{Bucket: aws.String(l.Bucket), MaxKeys: aws.Int32(int32(size(l.PageSize)))}
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(l.Bucket), MaxKeys: aws.Int32(int32(size(l.PageSize))),
+		EncodingType: types.EncodingTypeUrl}
 	if q.Prefix != "" {
 		in.Prefix = aws.String(q.Prefix)
 	}
@@ -88,32 +157,32 @@ func (l *S3Lister) List(ctx context.Context, q Query, fn func([]Entry) error) er
 	if q.Delimiter != "" {
 		in.Delimiter = aws.String(q.Delimiter)
 	}
-	var es []Entry
+	client := l.fastClient()
+	slot := &pageSlot{}
+	ctx = context.WithValue(ctx, slotKey{}, slot)
 	for {
-		out, err := l.Client.ListObjectsV2(ctx, in)
-		if err != nil {
+		slot.set = false
+		if _, err := client.ListObjectsV2(ctx, in); err != nil {
 			return fmt.Errorf("s3 list objects: %w", err)
 		}
-		es = es[:0]
-		for _, o := range out.Contents {
-			e := Entry{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size), ETag: strings.Trim(aws.ToString(o.ETag), `"`),
-				StorageClass: string(o.StorageClass)}
-			if o.LastModified != nil {
-				e.LastModified = *o.LastModified
-			}
-			es = append(es, e)
+		if !slot.set {
+			return fmt.Errorf("s3 list objects: no answer parsed")
 		}
-		if err := fn(es); err != nil {
+		if slot.err != nil {
+			return fmt.Errorf("s3 list objects: %w", slot.err)
+		}
+		p := slot.page
+		slot.es = p.entries
+		if err := fn(p.entries); err != nil {
 			return err
 		}
-		if !aws.ToBool(out.IsTruncated) {
+		if !p.truncated {
 			return nil
 		}
-		next := aws.ToString(out.NextContinuationToken)
-		if next == "" || next == aws.ToString(in.ContinuationToken) {
+		if p.next == aws.ToString(in.ContinuationToken) {
 			return fmt.Errorf("s3 list objects: truncated page without a new continuation token")
 		}
-		in.ContinuationToken = aws.String(next)
+		in.ContinuationToken = aws.String(p.next)
 	}
 }
 
