@@ -191,6 +191,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 			JobTimeout: w.JobTimeout, ShutdownGrace: w.ShutdownGrace,
 		}, m, log)
 		a.workers.SetShardRunner(a.recon)
+		a.workers.SetJobObserver(a.recon)
 	}
 	return a, nil
 }
@@ -235,6 +236,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		g.Go(func() error { return in.Run(gctx) })
 	}
 	g.Go(func() error { return a.recon.Schedule(gctx) })
+	g.Go(func() error { a.recon.SaveTallies(gctx); return nil })
 	if a.workers != nil {
 		g.Go(func() error { return a.workers.Run(gctx) })
 	} else {

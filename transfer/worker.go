@@ -56,13 +56,14 @@ type TaskRuntime struct {
 // replica runs its own Workers on the same consumer, so JetStream spreads
 // the jobs over all of them.
 type Workers struct {
-	shards ShardRunner
-	q      *Queue
-	copier *Copier
-	tasks  map[string]*TaskRuntime
-	cfg    WorkerConfig
-	m      *metrics.Metrics
-	log    *slog.Logger
+	shards   ShardRunner
+	observer JobObserver
+	q        *Queue
+	copier   *Copier
+	tasks    map[string]*TaskRuntime
+	cfg      WorkerConfig
+	m        *metrics.Metrics
+	log      *slog.Logger
 }
 
 // NewWorkers prepares workers; Run starts them.
@@ -76,6 +77,15 @@ func NewWorkers(q *Queue, copier *Copier, tasks map[string]*TaskRuntime, cfg Wor
 type ShardRunner interface {
 	RunShard(ctx context.Context, job Job, log *slog.Logger) error
 }
+
+// JobObserver hears how each job ended (the reconciler counts the copies
+// its runs queued). It must not block.
+type JobObserver interface {
+	JobDone(job Job, result string)
+}
+
+// SetJobObserver makes the workers report each finished job to o.
+func (w *Workers) SetJobObserver(o JobObserver) { w.observer = o }
 
 // SetShardRunner makes the workers take reconcile shard jobs.
 func (w *Workers) SetShardRunner(r ShardRunner) { w.shards = r }
@@ -195,6 +205,9 @@ func (w *Workers) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Ack()
 		if out.result != "" {
 			w.m.ObjectsCopied.WithLabelValues(job.Task, out.result).Inc()
+			if w.observer != nil {
+				w.observer.JobDone(job, out.result)
+			}
 		}
 		if out.copy != nil {
 			w.m.BytesCopied.WithLabelValues(job.Task).Add(float64(out.copy.Bytes))
@@ -514,6 +527,9 @@ func (w *Workers) deadLetter(ctx context.Context, msg jetstream.Msg, job Job, at
 	_ = msg.TermWithReason("dead-lettered")
 	if job.Task != "" {
 		w.m.ObjectsCopied.WithLabelValues(job.Task, metrics.CopyFailed).Inc()
+		if w.observer != nil {
+			w.observer.JobDone(job, metrics.CopyFailed)
+		}
 	}
 	log.Error("copy failed for good, moved to the dead-letter queue", "err", cause, "permanent", IsPermanent(cause))
 }

@@ -119,6 +119,17 @@ type Service struct {
 
 	ctx context.Context // the coordinators' lifetime
 	wg  sync.WaitGroup
+
+	doneMu sync.Mutex
+	done   map[string]*jobTally // run id -> copies this replica finished
+}
+
+// jobTally counts the copy jobs of one run that this replica's workers
+// finished; it is saved as done.<run>.<owner>, and Get sums the replicas'.
+type jobTally struct {
+	Copied int64 `json:"copied"`
+	Failed int64 `json:"failed"`
+	dirty  bool
 }
 
 // NewService creates (or opens) the KV buckets and the report stream. The
@@ -143,7 +154,7 @@ func NewService(ctx context.Context, js jetstream.JetStream, queue Publisher, ta
 	if cfg.Owner == "" {
 		cfg.Owner = "oss2s3-" + newID()[:8]
 	}
-	s := &Service{cfg: cfg, js: js, queue: queue, tasks: tasks, m: m, log: log, ctx: ctx}
+	s := &Service{cfg: cfg, js: js, queue: queue, tasks: tasks, m: m, log: log, ctx: ctx, done: map[string]*jobTally{}}
 	var err error
 	s.runs, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: RunsBucket, Description: "oss2s3 reconcile runs: state and progress of each run and shard",
@@ -350,11 +361,102 @@ func (s *Service) Get(ctx context.Context, id string) (RunState, error) {
 	if err != nil {
 		return st, err
 	}
-	err = json.Unmarshal(e.Value(), &st)
-	if err == nil && !st.Done {
+	if err = json.Unmarshal(e.Value(), &st); err != nil {
+		return st, err
+	}
+	if !st.Done {
 		st.Elapsed = time.Since(st.Started).Seconds()
 	}
-	return st, err
+	st.Copied, st.Failed = s.tally(ctx, id)
+	return st, nil
+}
+
+// JobDone implements transfer.JobObserver: it counts the copies of the
+// runs' jobs (those whose nonce names a run).
+func (s *Service) JobDone(job transfer.Job, result string) {
+	id, ok := strings.CutPrefix(job.Nonce, "reconcile-")
+	if !ok || job.Kind == transfer.KindReconcile {
+		return
+	}
+	s.doneMu.Lock()
+	defer s.doneMu.Unlock()
+	t := s.done[id]
+	if t == nil {
+		t = &jobTally{}
+		s.done[id] = t
+	}
+	switch result {
+	case metrics.CopyCopied:
+		t.Copied++
+	case metrics.CopyFailed:
+		t.Failed++
+	default:
+		return
+	}
+	t.dirty = true
+}
+
+// SaveTallies writes this replica's job tallies every Poll until ctx is
+// done.
+func (s *Service) SaveTallies(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.flushTallies(context.WithoutCancel(ctx))
+			return
+		case <-t.C:
+			s.flushTallies(ctx)
+		}
+	}
+}
+
+func (s *Service) flushTallies(ctx context.Context) {
+	s.doneMu.Lock()
+	save := map[string][]byte{}
+	for id, t := range s.done {
+		if t.dirty {
+			save[id], _ = json.Marshal(t)
+			t.dirty = false
+		}
+	}
+	s.doneMu.Unlock()
+	for id, raw := range save {
+		if _, err := s.runs.Put(ctx, "done."+id+"."+kvToken(s.cfg.Owner), raw); err != nil {
+			s.log.Warn("save reconcile job tally", "run", id, "err", err)
+		}
+	}
+}
+
+func (s *Service) tally(ctx context.Context, id string) (copied, failed int64) {
+	kl, err := s.runs.ListKeysFiltered(ctx, "done."+id+".*")
+	if err != nil {
+		return 0, 0
+	}
+	defer func() { _ = kl.Stop() }()
+	for k := range kl.Keys() {
+		e, err := s.runs.Get(ctx, k)
+		if err != nil {
+			continue
+		}
+		var t jobTally
+		if json.Unmarshal(e.Value(), &t) == nil {
+			copied += t.Copied
+			failed += t.Failed
+		}
+	}
+	return copied, failed
+}
+
+// kvToken keeps a replica name to the characters a KV key allows.
+func kvToken(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, s)
 }
 
 func validID(id string) bool {

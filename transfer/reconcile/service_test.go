@@ -57,6 +57,8 @@ func startReplica(t *testing.T, e *env, url string, workers bool) *replica {
 		w := transfer.NewWorkers(q, transfer.NewCopier(64*transfer.MiB, q.Checkpoints(), "w"), map[string]*transfer.TaskRuntime{e.task.Name: rt},
 			transfer.WorkerConfig{Concurrency: 4, RetryBase: 50 * time.Millisecond, RetryMax: time.Second, ShutdownGrace: time.Second}, m, log)
 		w.SetShardRunner(svc)
+		w.SetJobObserver(svc)
+		go svc.SaveTallies(ctx)
 		go func() { defer close(r.done); _ = w.Run(ctx) }()
 	} else {
 		close(r.done)
@@ -125,6 +127,7 @@ func TestServiceRunsShardsOnTheQueue(t *testing.T) {
 	if st.Error != "" || st.Queued != 4 {
 		t.Fatalf("copy run: %+v", st)
 	}
+	copyID := st.ID
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		st, err = r.svc.Start(ctx, "t1", reconcile.Options{Mode: reconcile.ModeReport}, "test")
@@ -141,6 +144,16 @@ func TestServiceRunsShardsOnTheQueue(t *testing.T) {
 	}
 	if st.Extraneous != 3 {
 		t.Fatalf("after copies: %+v", st)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		if st, _ = r.svc.Get(ctx, copyID); st.Copied == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("copy run's copies not counted: %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 
 	// Sync deletes the destination-only objects, and nothing else.
