@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/oss2s3/oss2s3/internal/jstest"
 	"github.com/oss2s3/oss2s3/internal/ossemu"
@@ -29,6 +30,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 
 // replica is one oss2s3 process's queue, workers and reconciler.
 type replica struct {
+	m      *metrics.Metrics
 	q      *transfer.Queue
 	svc    *reconcile.Service
 	cancel context.CancelFunc
@@ -52,7 +54,7 @@ func startReplica(t *testing.T, e *env, url string, workers bool) *replica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &replica{q: q, svc: svc, cancel: cancel, done: make(chan struct{})}
+	r := &replica{m: m, q: q, svc: svc, cancel: cancel, done: make(chan struct{})}
 	if workers {
 		w := transfer.NewWorkers(q, transfer.NewCopier(64*transfer.MiB, q.Checkpoints(), "w"), map[string]*transfer.TaskRuntime{e.task.Name: rt},
 			transfer.WorkerConfig{Concurrency: 4, RetryBase: 50 * time.Millisecond, RetryMax: time.Second, ShutdownGrace: time.Second}, m, log)
@@ -104,6 +106,15 @@ func TestServiceRunsShardsOnTheQueue(t *testing.T) {
 	st = waitRun(t, r.svc, st.ID)
 	if st.Error != "" || st.Listed != 10 || st.Missing != 2 || st.Different != 2 || st.Extraneous != 3 || st.Queued != 0 {
 		t.Fatalf("report run: %+v", st)
+	}
+	if got := testutil.ToFloat64(r.m.ReconcileRuns.WithLabelValues("t1", metrics.RunSucceeded)); got != 1 {
+		t.Errorf("reconcile_runs_total{succeeded} = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(r.m.ReconcileObjects.WithLabelValues("t1", metrics.ReconcileListed)); got != 10 {
+		t.Errorf("reconcile_objects_total{listed} = %v, want 10", got)
+	}
+	if got := testutil.ToFloat64(r.m.ReconcileLastSuccess.WithLabelValues("t1")); got < float64(st.Started.Unix()) {
+		t.Errorf("reconcile_last_success_timestamp_seconds = %v", got)
 	}
 	var buf bytes.Buffer
 	if err := r.svc.WriteReport(ctx, st.ID, &buf); err != nil {
