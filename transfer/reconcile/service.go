@@ -825,7 +825,59 @@ func (s *Service) Schedule(ctx context.Context) error {
 		}
 	}
 	c.Start()
-	<-ctx.Done()
-	<-c.Stop().Done()
-	return nil
+	t := time.NewTicker(s.cfg.LockTTL)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			<-c.Stop().Done()
+			return nil
+		case <-t.C:
+			s.Adopt(ctx)
+		}
+	}
+}
+
+// Adopt takes over the runs whose coordinator died: a run not done whose
+// task's lock expired. The replica that takes the lock again coordinates
+// it from where its shards are (their state is in KV; shards still queued
+// are worked by every replica as before).
+func (s *Service) Adopt(ctx context.Context) {
+	kl, err := s.runs.ListKeysFiltered(ctx, "run.*")
+	if err != nil {
+		return
+	}
+	var keys []string
+	for k := range kl.Keys() {
+		keys = append(keys, k)
+	}
+	_ = kl.Stop()
+	for _, k := range keys {
+		e, err := s.runs.Get(ctx, k)
+		if err != nil {
+			continue
+		}
+		var st RunState
+		if json.Unmarshal(e.Value(), &st) != nil || st.Done {
+			continue
+		}
+		ts := s.tasks[st.Task]
+		if ts == nil {
+			continue
+		}
+		if _, err := s.locks.Create(ctx, lockKey(st.Task), []byte(st.ID)); err != nil {
+			continue // still held (by its coordinator, or a newer run)
+		}
+		st.Owner = s.cfg.Owner
+		o := Options{Mode: st.Mode, Verify: st.Verify, MaxDeletes: st.MaxDeletes, Prefixes: st.Prefixes}.withDefaults()
+		s.log.Warn("reconcile run adopted: its coordinator went silent", "task", st.Task, "run", st.ID)
+		if s.m != nil {
+			s.m.ReconcileRunning.WithLabelValues(st.Task).Set(1)
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.coordinate(s.ctx, ts, st, o)
+		}()
+	}
 }

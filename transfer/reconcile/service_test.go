@@ -256,3 +256,38 @@ func TestShardOfADeadReplicaIsRedelivered(t *testing.T) {
 		t.Fatalf("run after redelivery: %+v", st)
 	}
 }
+
+// The replica coordinating a run dies: its lock expires, and another
+// replica adopts the run and finishes it.
+func TestRunOfADeadCoordinatorIsAdopted(t *testing.T) {
+	ns := jstest.Start(t)
+	e := newEnv(t, 2)
+	seed(t, e)
+	dead := startReplica(t, e, ns.ClientURL(), false)
+	ctx := context.Background()
+	st, err := dead.svc.Start(ctx, "t1", reconcile.Options{Mode: reconcile.ModeReport}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.cancel() // the coordinator stops renewing the lock
+	dead.svc.Wait()
+	survivor := startReplica(t, e, ns.ClientURL(), true)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		survivor.svc.Adopt(ctx)
+		got, err := survivor.svc.Get(ctx, st.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Done {
+			if got.Error != "" || got.Listed != 9 || got.Missing != 1 || got.Extraneous != 2 {
+				t.Fatalf("adopted run: %+v", got)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run never adopted: %+v", got)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
