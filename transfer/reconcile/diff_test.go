@@ -3,6 +3,7 @@ package reconcile_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"sort"
@@ -410,4 +411,40 @@ func TestFlatRange(t *testing.T) {
 	}
 	eq(t, "missing", rep.keys("missing"), []string{"d"})
 	eq(t, "extraneous", rep.keys("extraneous"), []string{"z"})
+}
+
+// A prefix file of thousands: each prefix is a listing range, nested
+// prefixes are listed once, and the objects outside every prefix are
+// neither copied nor called extraneous.
+func TestThousandsOfPrefixes(t *testing.T) {
+	e := newEnv(t, 1000)
+	var prefixes []string
+	for i := range 2000 {
+		p := fmt.Sprintf("p%04d/", i)
+		prefixes = append(prefixes, p)
+		if i%100 == 0 {
+			prefixes = append(prefixes, p+"nested/")
+			e.put(t, "src", p+"nested/x", "x", nil)
+		}
+		if i%10 == 0 {
+			e.put(t, "src", p+"obj", "obj", nil)
+			e.put(t, "dst", "backup/"+p+"obj", "obj", nil)
+		}
+	}
+	e.put(t, "src", "outside/a", "not in any prefix", nil)
+	e.put(t, "dst", "backup/outside/b", "not in any prefix", nil)
+	e.put(t, "dst", "backup/p0005/extra", "extra", nil)
+	rs := reconcile.Ranges(prefixes)
+	if len(rs) != 2000 {
+		t.Fatalf("%d ranges, want 2000", len(rs))
+	}
+	d, rep := e.diff(reconcile.Options{})
+	if err := d.Run(context.Background(), rs); err != nil {
+		t.Fatal(err)
+	}
+	c := d.Progress.Snapshot()
+	if c.Listed != 220 || c.Missing != 20 || c.Extraneous != 1 || c.Different != 0 {
+		t.Fatalf("counts %+v", c)
+	}
+	eq(t, "extraneous", rep.keys("extraneous"), []string{"p0005/extra"})
 }
