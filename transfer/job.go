@@ -39,9 +39,9 @@ type Job struct {
 	// Force copies even when the destination already holds the source
 	// version (a reconcile run in copy_all mode).
 	Force bool `json:"force,omitempty"`
-	// Shard is a reconcile shard's description (Kind "reconcile"), read by
-	// the ShardRunner.
-	Shard json.RawMessage `json:"shard,omitempty"`
+	// Shard is a reconcile shard's description (Kind "reconcile"), JSON
+	// read by the ShardRunner (a string: a Job stays comparable).
+	Shard string `json:"shard,omitempty"`
 }
 
 // Job kinds.

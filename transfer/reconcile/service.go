@@ -321,7 +321,7 @@ func (s *Service) queueShards(ctx context.Context, t *transfer.Task, st RunState
 			return err
 		}
 		jobs = append(jobs, transfer.Job{Task: t.Name, Bucket: t.Source.Bucket, Key: fmt.Sprintf("reconcile:%s:%d", st.ID, sp.N),
-			Kind: transfer.KindReconcile, Origin: "reconcile", EventTime: st.Started, Nonce: st.ID, Shard: raw})
+			Kind: transfer.KindReconcile, Origin: "reconcile", EventTime: st.Started, Nonce: st.ID, Shard: string(raw)})
 	}
 	for len(jobs) > 0 {
 		b := jobs[:min(len(jobs), 1000)]
@@ -616,7 +616,7 @@ func (s *Service) finished(st RunState, log *slog.Logger) {
 // its report is rewritten).
 func (s *Service) RunShard(ctx context.Context, job transfer.Job, log *slog.Logger) error {
 	var sp shardSpec
-	if err := json.Unmarshal(job.Shard, &sp); err != nil {
+	if err := json.Unmarshal([]byte(job.Shard), &sp); err != nil {
 		return transfer.Permanent(fmt.Errorf("reconcile shard: %w", err))
 	}
 	ts := s.tasks[job.Task]
