@@ -10,12 +10,15 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/oss2s3/oss2s3/internal/jstest"
+	"github.com/oss2s3/oss2s3/internal/ossemu"
 	"github.com/oss2s3/oss2s3/internal/s3test"
 	"github.com/oss2s3/oss2s3/transfer/reconcile"
 )
@@ -212,4 +215,45 @@ func TestReconcileAndSyncLocal(t *testing.T) {
 			t.Fatalf("k%d not copied by sync: %v", i, err)
 		}
 	}
+}
+
+// A replica is SIGKILLed in the middle of a reconcile run's shard (its
+// listing hangs): the shard is redelivered to the next replica after
+// ack_wait, and every object the run should copy arrives.
+func TestReconcileReplicaKilledMidRun(t *testing.T) {
+	ns := jstest.Start(t)
+	b := newBed(t, s3test.StartVersity(t), 2)
+	b.extraConfig = "nats:\n  url: " + ns.ClientURL() + "\nadmin:\n  tokens: [\"" + e2eAdminToken + "\"]\n"
+	b.queueConfig = "  ack_wait: 2s\n"
+	b.writeConfig(t, 2)
+	b.emu.SetWebhook("", "")
+	var s []sample
+	for i := range 6 {
+		k := fmt.Sprintf("d%d/obj-%d.txt", i%2, i)
+		s = append(s, sample{key: k, data: []byte(strings.Repeat(k, 50)), ctype: "application/octet-stream"})
+		if _, err := b.emu.PutObject(e2eSrc, k, s[i].data, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The plan's delimiter listing passes; the next source listing (a
+	// shard's) hangs in the first process.
+	b.emu.InjectFault(ossemu.Fault{API: "OSS", Op: "ListObjectsV2", Skip: 1, Times: 1, Latency: time.Minute})
+	first := startChild(t, b)
+	code, data := adminDo(t, b, http.MethodPost, "/v1/tasks/e2e/reconcile", e2eAdminToken, `{}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("POST reconcile: %d %s", code, data)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for b.emu.Requests()["ListObjectsV2"] < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no shard started listing:\n%s", first.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.cmd.Wait()
+	startChild(t, b)
+	waitInS3(t, b, s)
 }
