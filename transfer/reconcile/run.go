@@ -251,14 +251,12 @@ func (d *Diff) start() (*runner, error) {
 	}
 	for range o.Checkers {
 		r.wg.Add(1)
-		go r.checker(ctx0)
+		// The checks finish on their own once the march stops feeding
+		// them; each request has its own timeout.
+		go r.checker(context.Background())
 	}
 	return r, nil
 }
-
-// ctx0 is the checkers' context: a run's checks finish on their own once
-// the march stops feeding them; each request has its own timeout.
-var ctx0 = context.Background()
 
 const checkTimeout = 5 * time.Minute
 
