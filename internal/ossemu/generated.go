@@ -20,10 +20,12 @@ import (
 // Generated{Count: n}; its destination with 1% of each is
 // Generated{Count: n, Missing: 1, Different: 1, Extra: 1}.
 //
-// Generated objects exist in listings only (both APIs, V1 and V2, with
-// prefixes, start-after and continuation tokens); their keys never contain
-// a delimiter, so a delimited listing returns them all. HEAD and GET of
-// them answer NoSuchKey.
+// Generated objects exist in listings (both APIs, V1 and V2, with
+// prefixes, start-after and continuation tokens) and answer HEAD with what
+// the listing says (rclone HEADs them when it sorts a huge directory on
+// disk); a GET serves synthetic bytes of their size, which do not match
+// their ETag. Their keys never contain a delimiter, so a delimited listing
+// returns them all.
 type Generated struct {
 	Count                     int64
 	Missing, Different, Extra int
@@ -71,7 +73,33 @@ func genETag(i int64, variant byte) string {
 
 func (g *generated) object(key string, i int64, variant byte) *object {
 	return &object{info: ObjectInfo{Key: key, Size: GeneratedSize(i), ETag: genETag(i, variant),
-		LastModified: g.modified, StorageClass: "Standard", ObjectType: "Normal"}}
+		LastModified: g.modified, StorageClass: "Standard", ObjectType: "Normal", Synthetic: true, Seed: uint64(i)}}
+}
+
+// find returns the generated object named key, or nil.
+func (g *generated) find(key string) *object {
+	base, extra := strings.CutSuffix(key, "x")
+	if len(base) != 12 || base[0] != 'g' {
+		return nil
+	}
+	var i int64
+	for _, c := range base[1:] {
+		if c < '0' || c > '9' {
+			return nil
+		}
+		i = i*10 + int64(c-'0')
+	}
+	switch {
+	case i >= g.Count:
+		return nil
+	case extra && g.extra(i):
+		return g.object(key, i, 2)
+	case extra || !g.present(i):
+		return nil
+	case g.different(i):
+		return g.object(key, i, 1)
+	}
+	return g.object(key, i, 0)
 }
 
 // walk lists up to max entries that start with prefix and sort after after.

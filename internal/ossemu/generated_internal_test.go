@@ -38,6 +38,17 @@ func TestGeneratedWalk(t *testing.T) {
 	if base != 1234-39 || extra != 65 {
 		t.Errorf("%d base and %d extra keys, want 1195 and 65", base, extra)
 	}
+	for _, k := range all {
+		o := g.find(k)
+		if o == nil || o.info.Key != k {
+			t.Fatalf("find(%q) = %v", k, o)
+		}
+	}
+	for _, k := range []string{GeneratedKey(0), GeneratedKey(1) + "x", GeneratedKey(1234), "g1", "h00000000005", GeneratedKey(5) + "y"} {
+		if o := g.find(k); o != nil {
+			t.Errorf("find(%q) = %+v, want nil", k, o.info)
+		}
+	}
 	for _, i := range []int{0, 1, 2, 3, 7, 100, len(all) - 2} {
 		es, _ := g.walk("", all[i], 5)
 		if len(es) == 0 || es[0].key != all[i+1] {
