@@ -16,6 +16,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oss2s3/oss2s3/transfer"
@@ -132,9 +133,9 @@ func runSync(ctx context.Context, args []string, getenv func(string) string, std
 		prefixes = rt.Task.Source.Prefixes
 	}
 	start := time.Now()
-	var waiting uint64
+	var waiting atomic.Uint64
 	stop := progressBar(stderr, f.quiet, func() string {
-		return progressLine(d.Progress.Snapshot(), time.Since(start)) + fmt.Sprintf("  waiting %d", waiting)
+		return progressLine(d.Progress.Snapshot(), time.Since(start)) + fmt.Sprintf("  waiting %d", waiting.Load())
 	})
 	err = d.Run(ctx, reconcile.Ranges(prefixes))
 	for err == nil {
@@ -143,7 +144,7 @@ func runSync(ctx context.Context, args []string, getenv func(string) string, std
 		if n, err = a.queue.Depth(ctx); err != nil || n == 0 {
 			break
 		}
-		waiting = n
+		waiting.Store(n)
 		select {
 		case <-ctx.Done():
 			err = ctx.Err()
@@ -387,12 +388,21 @@ func reconcileRemote(ctx context.Context, f *reconcileFlags, stdout, stderr io.W
 		fmt.Fprintf(stderr, "a run of %s is already in progress: following %s\n", f.task, started.ID)
 	}
 	var st reconcile.RunState
+	var shown atomic.Pointer[reconcile.RunState] // what the progress bar draws
+	shown.Store(&reconcile.RunState{})
 	start := time.Now()
 	stop := progressBar(stderr, f.quiet, func() string {
-		return progressLine(st.Counts, time.Since(start)) + fmt.Sprintf("  shards %d/%d", st.ShardsDone, st.Shards)
+		cur := shown.Load()
+		return progressLine(cur.Counts, time.Since(start)) + fmt.Sprintf("  shards %d/%d", cur.ShardsDone, cur.Shards)
 	})
 	for {
-		if _, err = do(http.MethodGet, "/v1/reconciles/"+url.PathEscape(started.ID), nil, &st); err != nil || st.Done {
+		var next reconcile.RunState
+		if _, err = do(http.MethodGet, "/v1/reconciles/"+url.PathEscape(started.ID), nil, &next); err != nil {
+			break
+		}
+		st = next
+		shown.Store(&next)
+		if st.Done {
 			break
 		}
 		select {
