@@ -234,8 +234,10 @@ func TestOutOfOrderPageStopsTheRun(t *testing.T) {
 	for _, api := range []string{"OSS", "S3"} {
 		e := newEnv(t, 3)
 		seed(t, e)
+		// One range listed at a time (no split, no probes): the second
+		// page of the listing, a full one, comes back out of order.
 		e.emu.InjectFault(ossemu.Fault{API: api, Op: "ListObjectsV2", OutOfOrder: true, Skip: 1, Times: 1})
-		d, _ := e.diff(reconcile.Options{Mode: reconcile.ModeSync, MaxDeletes: 100})
+		d, _ := e.diff(reconcile.Options{Mode: reconcile.ModeSync, MaxDeletes: 100, Parallel: 1})
 		err := d.Run(context.Background(), reconcile.Ranges(nil))
 		if !errors.Is(err, reconcile.ErrOutOfOrder) {
 			t.Fatalf("%s: Run = %v, want ErrOutOfOrder", api, err)
@@ -447,4 +449,38 @@ func TestThousandsOfPrefixes(t *testing.T) {
 		t.Fatalf("counts %+v", c)
 	}
 	eq(t, "extraneous", rep.keys("extraneous"), []string{"p0005/extra"})
+}
+
+// Split cuts a range where its keys fan out, and the pieces, listed at
+// once, find exactly what one listing finds.
+func TestSplitCoversEveryKey(t *testing.T) {
+	e := newEnv(t, 7)
+	for i := range 300 {
+		k := fmt.Sprintf("data/%03d/obj", i)
+		e.put(t, "src", k, k, nil)
+		if i%7 != 0 {
+			e.put(t, "dst", "backup/"+k, k, nil)
+		}
+	}
+	e.put(t, "src", "data/", "the prefix itself", nil)
+	e.put(t, "dst", "backup/data/0zz", "between the pieces", nil)
+	e.put(t, "dst", "backup/data/9", "after the last source key", nil)
+	e.put(t, "dst", "backup/data/", "the prefix itself", nil)
+	pieces, err := reconcile.Split(context.Background(), &reconcile.OSSLister{Bucket: e.src.Bucket()}, reconcile.Range{Prefix: "data/"}, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pieces) < 3 {
+		t.Fatalf("pieces %v: not split", pieces)
+	}
+	d, rep := e.diff(reconcile.Options{Mode: reconcile.ModeReport, Parallel: 8})
+	d.Queue = nil
+	if err := d.Run(context.Background(), []reconcile.Range{{Prefix: "data/"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := d.Progress.Snapshot()
+	if c.Listed != 301 || c.Missing != 43 || c.Extraneous != 2 || c.Different != 0 {
+		t.Fatalf("counts %+v", c)
+	}
+	eq(t, "extraneous", rep.keys("extraneous"), []string{"data/0zz", "data/9"})
 }

@@ -35,7 +35,11 @@ type OSSLister struct {
 // an error answer into its ServiceError); the page is parsed here (see
 // parseListing).
 func (l *OSSLister) List(ctx context.Context, q Query, fn func([]Entry) error) error {
-	opts := []oss.Option{oss.MaxKeys(size(l.PageSize)), oss.EncodingType("url"), oss.ListType(2)}
+	n := l.PageSize
+	if q.Max > 0 {
+		n = q.Max
+	}
+	opts := []oss.Option{oss.MaxKeys(size(n)), oss.EncodingType("url"), oss.ListType(2)}
 	if q.Prefix != "" {
 		opts = append(opts, oss.Prefix(q.Prefix))
 	}
@@ -146,7 +150,11 @@ func (c *parsingClient) Do(req *http.Request) (*http.Response, error) {
 
 // List implements Lister.
 func (l *S3Lister) List(ctx context.Context, q Query, fn func([]Entry) error) error {
-	in := &s3.ListObjectsV2Input{Bucket: aws.String(l.Bucket), MaxKeys: aws.Int32(int32(size(l.PageSize))),
+	n := l.PageSize
+	if q.Max > 0 {
+		n = q.Max
+	}
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(l.Bucket), MaxKeys: aws.Int32(int32(size(n))),
 		EncodingType: types.EncodingTypeUrl}
 	if q.Prefix != "" {
 		in.Prefix = aws.String(q.Prefix)

@@ -32,6 +32,7 @@ type Lister interface {
 // Query is one listing.
 type Query struct {
 	Prefix, StartAfter, Delimiter string
+	Max                           int // keys per page; 0: the lister's
 }
 
 // ErrOutOfOrder means a listing returned a key that does not sort after
@@ -47,14 +48,16 @@ type Handler interface {
 }
 
 // Range is one listing range: every key that starts with Prefix, sorts
-// after After and (if End is set) before End.
+// after After and (if Through is set) no later than Through. Ranges split
+// at any strings b1 < b2 < ... as ("", b1], (b1, b2], ..., (bn, ...) cover
+// every key exactly once, whatever the strings.
 type Range struct {
 	Prefix string `json:"prefix,omitempty"`
 	// Flat keeps only the keys with no "/" after Prefix (the top level of
 	// a bucket split into its top-level prefixes).
 	Flat  bool   `json:"flat,omitempty"`
 	After string `json:"after,omitempty"`
-	End   string `json:"end,omitempty"`
+	Through string `json:"through,omitempty"`
 }
 
 func (r Range) String() string {
@@ -62,8 +65,8 @@ func (r Range) String() string {
 	if r.After != "" {
 		s += fmt.Sprintf(" after %q", r.After)
 	}
-	if r.End != "" {
-		s += fmt.Sprintf(" before %q", r.End)
+	if r.Through != "" {
+		s += fmt.Sprintf(" through %q", r.Through)
 	}
 	if r.Flat {
 		s += " (top level)"
@@ -72,7 +75,7 @@ func (r Range) String() string {
 }
 
 func (r Range) contains(key string) bool {
-	return strings.HasPrefix(key, r.Prefix) && key > r.After && (r.End == "" || key < r.End) &&
+	return strings.HasPrefix(key, r.Prefix) && key > r.After && (r.Through == "" || key <= r.Through) &&
 		(!r.Flat || !strings.Contains(key[len(r.Prefix):], "/"))
 }
 
@@ -124,8 +127,8 @@ func March(ctx context.Context, s Sides, r Range, h Handler) error {
 	if r.Flat {
 		delim = "/"
 	}
-	src := startStream(ctx, "source", s.Src, Query{r.Prefix, r.After, delim}, "", r, depth)
-	dst := startStream(ctx, "destination", s.Dst, Query{s.DstPrefix + r.Prefix, s.DstPrefix + r.After, delim}, s.DstPrefix, r, depth)
+	src := startStream(ctx, "source", s.Src, Query{Prefix: r.Prefix, StartAfter: r.After, Delimiter: delim}, "", r, depth)
+	dst := startStream(ctx, "destination", s.Dst, Query{Prefix: s.DstPrefix + r.Prefix, StartAfter: s.DstPrefix + r.After, Delimiter: delim}, s.DstPrefix, r, depth)
 	se, sok, err := src.next(s.Keep)
 	if err != nil {
 		return err
@@ -188,7 +191,7 @@ func startStream(ctx context.Context, side string, l Lister, q Query, strip stri
 	st := &stream{side: side, pages: make(chan page, depth), strip: strip, rng: r}
 	go func() {
 		defer close(st.pages)
-		end := r.End
+		end := r.Through
 		if q.StartAfter == strip {
 			q.StartAfter = "" // no After: the destination prefix alone is no bound
 		}
@@ -201,7 +204,7 @@ func startStream(ctx context.Context, side string, l Lister, q Query, strip stri
 				return ctx.Err()
 			}
 			// A range with an end stops listing once a page passes it.
-			if end != "" && len(es) > 0 && strings.TrimPrefix(es[len(es)-1].Key, strip) >= end {
+			if end != "" && len(es) > 0 && strings.TrimPrefix(es[len(es)-1].Key, strip) > end {
 				return errStopListing
 			}
 			return nil
@@ -244,10 +247,10 @@ func (st *stream) next(keep func(string) bool) (e Entry, ok bool, err error) {
 			return Entry{}, false, fmt.Errorf("%w: %s listing returned %q after %q", ErrOutOfOrder, st.side, full, st.last)
 		}
 		st.last, st.seen = full, true
-		if !hadPrefix || !st.rng.contains(key) && (st.rng.End == "" || key < st.rng.End) {
+		if !hadPrefix || !st.rng.contains(key) && (st.rng.Through == "" || key <= st.rng.Through) {
 			return Entry{}, false, fmt.Errorf("%w: %s listing of %s returned %q, outside the range", ErrOutOfOrder, st.side, st.rng, full)
 		}
-		if st.rng.End != "" && key >= st.rng.End {
+		if st.rng.Through != "" && key > st.rng.Through {
 			st.pastEnd = true
 			return Entry{}, false, nil
 		}

@@ -59,6 +59,9 @@ type Options struct {
 	// Checkers is how many HEADs (or content reads) run at once for the
 	// objects the listing cannot decide (default 16).
 	Checkers int `json:"-"`
+	// Parallel is how many ranges Run lists at once (default 4); a run of
+	// fewer ranges splits them first.
+	Parallel int `json:"-"`
 }
 
 func (o Options) withDefaults() Options {
@@ -73,6 +76,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Checkers <= 0 {
 		o.Checkers = 16
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = 4
 	}
 	return o
 }
@@ -159,17 +165,28 @@ type Diff struct {
 	Progress    *Progress
 }
 
-// Run diffs every range and acts as the mode says. Deletes (sync) happen
+// Run diffs every range and acts as the mode says, Parallel ranges at a
+// time (a single range is first split, see Split). Deletes (sync) happen
 // only after every range was listed without an error.
 func (d *Diff) Run(ctx context.Context, ranges []Range) error {
 	r, err := d.start()
 	if err != nil {
 		return err
 	}
-	for _, rg := range ranges {
-		if err = r.march(ctx, rg); err != nil {
-			break
+	if n := r.opts.Parallel; n > 1 && len(ranges) < n {
+		var pieces []Range
+		for _, rg := range ranges {
+			ps, serr := Split(ctx, d.Src, rg, 2*n)
+			if serr != nil {
+				err = serr
+				break
+			}
+			pieces = append(pieces, ps...)
 		}
+		ranges = pieces
+	}
+	if err == nil {
+		err = r.marchAll(ctx, ranges)
 	}
 	if ferr := r.finish(ctx); err == nil {
 		err = ferr
@@ -178,6 +195,42 @@ func (d *Diff) Run(ctx context.Context, ranges []Range) error {
 		err = r.deletes(ctx)
 	}
 	return err
+}
+
+// marchAll marches the ranges, Parallel at a time; the first error stops
+// the others.
+func (r *runner) marchAll(ctx context.Context, ranges []Range) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan Range)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for range min(r.opts.Parallel, len(ranges)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for rg := range next {
+				if err := r.march(ctx, rg); err != nil {
+					once.Do(func() { first = err; cancel() })
+				}
+			}
+		}()
+	}
+feed:
+	for _, rg := range ranges {
+		select {
+		case next <- rg:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
 }
 
 // RunRange diffs one range (a shard) without deleting anything, and
