@@ -55,8 +55,8 @@ type Range struct {
 	Prefix string `json:"prefix,omitempty"`
 	// Flat keeps only the keys with no "/" after Prefix (the top level of
 	// a bucket split into its top-level prefixes).
-	Flat  bool   `json:"flat,omitempty"`
-	After string `json:"after,omitempty"`
+	Flat    bool   `json:"flat,omitempty"`
+	After   string `json:"after,omitempty"`
 	Through string `json:"through,omitempty"`
 }
 
