@@ -20,6 +20,7 @@ import (
 	"github.com/oss2s3/oss2s3/internal/jstest"
 	"github.com/oss2s3/oss2s3/internal/ossemu"
 	"github.com/oss2s3/oss2s3/internal/s3test"
+	"github.com/oss2s3/oss2s3/transfer"
 	"github.com/oss2s3/oss2s3/transfer/reconcile"
 )
 
@@ -235,16 +236,26 @@ func TestReconcileReplicaKilledMidRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The plan's delimiter listing passes; the next source listing (a
-	// shard's) hangs in the first process.
-	b.emu.InjectFault(ossemu.Fault{API: "OSS", Op: "ListObjectsV2", Skip: 1, Times: 1, Latency: time.Minute})
+	// The run's plan probes the source (see reconcile.Split: as many
+	// requests as here); the first listing after them, a shard's, hangs in
+	// the first process.
+	src, err := transfer.NewOSSSource(transfer.SourceConfig{Endpoint: b.ossURL, Bucket: e2eSrc, AccessKeyID: e2eAK, AccessKeySecret: e2eSK}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reconcile.Split(context.Background(), &reconcile.OSSLister{Bucket: src.Bucket()}, reconcile.Range{}, 32); err != nil {
+		t.Fatal(err)
+	}
+	probes := b.emu.Requests()["ListObjectsV2"]
+	b.emu.ResetRequests()
+	b.emu.InjectFault(ossemu.Fault{API: "OSS", Op: "ListObjectsV2", Skip: probes, Times: 1, Latency: time.Minute})
 	first := startChild(t, b)
 	code, data := adminDo(t, b, http.MethodPost, "/v1/tasks/e2e/reconcile", e2eAdminToken, `{}`)
 	if code != http.StatusAccepted {
 		t.Fatalf("POST reconcile: %d %s", code, data)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for b.emu.Requests()["ListObjectsV2"] < 2 {
+	for b.emu.Requests()["ListObjectsV2"] < probes+1 {
 		if time.Now().After(deadline) {
 			t.Fatalf("no shard started listing:\n%s", first.logs.String())
 		}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -99,7 +98,10 @@ type ServiceConfig struct {
 	Owner    string        // this replica's name
 	// RangesPerShard groups a task's prefixes into shards (default 64).
 	RangesPerShard int
-	ReportAge      time.Duration // how long reports are kept (default 7 days)
+	// Shards is about how many key-range shards a run of fewer prefixes
+	// is cut into (default 32).
+	Shards    int
+	ReportAge time.Duration // how long reports are kept (default 7 days)
 }
 
 // Service starts, coordinates and reports reconcile runs. Every replica
@@ -147,6 +149,9 @@ func NewService(ctx context.Context, js jetstream.JetStream, queue Publisher, ta
 	}
 	if cfg.RangesPerShard <= 0 {
 		cfg.RangesPerShard = 64
+	}
+	if cfg.Shards <= 0 {
+		cfg.Shards = 32
 	}
 	if cfg.ReportAge <= 0 {
 		cfg.ReportAge = 7 * 24 * time.Hour
@@ -252,65 +257,36 @@ func (s *Service) Start(ctx context.Context, task string, o Options, trigger str
 
 func lockKey(task string) string { return "task." + task }
 
-// plan splits a run into shards: the prefixes (the run's, else the
-// task's), a few dozen to a shard; with no prefixes, the bucket's
-// top-level prefixes (a delimiter listing of both sides) one to a shard,
-// plus the top-level objects.
+// plan splits a run into shards: its prefixes (the run's, else the
+// task's), a few dozen to a shard; or, with fewer prefixes than
+// ServiceConfig.Shards (a whole bucket is one range), key ranges cut where
+// the source's keys fan out (see Split), one to a shard, so that every
+// replica works on a huge bucket, flat or not.
 func (s *Service) plan(ctx context.Context, ts *TaskSides, st RunState, o Options) ([]shardSpec, error) {
 	prefixes := o.Prefixes
 	if len(prefixes) == 0 {
 		prefixes = ts.Runtime.Task.Source.Prefixes
 	}
-	var ranges []Range
-	if len(prefixes) > 0 {
-		ranges = Ranges(prefixes)
-	} else {
-		tops, err := s.topLevel(ctx, ts)
-		if err != nil {
-			return nil, err
+	ranges := Ranges(prefixes)
+	perShard := s.cfg.RangesPerShard
+	if len(ranges) < s.cfg.Shards {
+		var pieces []Range
+		for _, r := range ranges {
+			ps, err := Split(ctx, ts.Src, r, max(2, s.cfg.Shards/len(ranges)))
+			if err != nil {
+				return nil, fmt.Errorf("plan shards: %w", err)
+			}
+			pieces = append(pieces, ps...)
 		}
-		ranges = []Range{{Flat: true}}
-		if len(tops) > 0 {
-			ranges = append(ranges, Ranges(tops)...)
-		}
+		ranges, perShard = pieces, 1
 	}
 	var specs []shardSpec
 	for len(ranges) > 0 {
-		n := min(len(ranges), s.cfg.RangesPerShard)
-		if ranges[0].Flat {
-			n = 1
-		}
+		n := min(len(ranges), perShard)
 		specs = append(specs, shardSpec{Run: st.ID, N: len(specs), Ranges: ranges[:n], Options: o})
 		ranges = ranges[n:]
 	}
 	return specs, nil
-}
-
-// prefixLister is a Lister that can list common prefixes.
-type prefixLister interface {
-	CommonPrefixes(ctx context.Context, prefix, delimiter string) ([]string, error)
-}
-
-func (s *Service) topLevel(ctx context.Context, ts *TaskSides) ([]string, error) {
-	var all []string
-	for _, side := range []struct {
-		l     Lister
-		strip string
-	}{{ts.Src, ""}, {ts.Dst, ts.Runtime.Task.Destination.Prefix}} {
-		pl, ok := side.l.(prefixLister)
-		if !ok {
-			return nil, nil // cannot split: one shard of the whole bucket
-		}
-		ps, err := pl.CommonPrefixes(ctx, side.strip, "/")
-		if err != nil {
-			return nil, fmt.Errorf("plan shards: %w", err)
-		}
-		for _, p := range ps {
-			all = append(all, strings.TrimPrefix(p, side.strip))
-		}
-	}
-	slices.Sort(all)
-	return slices.Compact(all), nil
 }
 
 func (s *Service) queueShards(ctx context.Context, t *transfer.Task, st RunState, specs []shardSpec) error {

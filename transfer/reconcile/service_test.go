@@ -100,8 +100,8 @@ func TestServiceRunsShardsOnTheQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Shards != 2 { // the top level; dir1/ and dir2/
-		t.Errorf("shards = %d, want 2", st.Shards)
+	if st.Shards != 5 { // key ranges at the source keys' first bytes: a, b, c, d (d, dir1/x), g
+		t.Errorf("shards = %d, want 5", st.Shards)
 	}
 	st = waitRun(t, r.svc, st.ID)
 	if st.Error != "" || st.Listed != 10 || st.Missing != 2 || st.Different != 2 || st.Extraneous != 3 || st.Queued != 0 {
@@ -192,8 +192,9 @@ func TestOneRunPerTask(t *testing.T) {
 	ns := jstest.Start(t)
 	e := newEnv(t, 2)
 	seed(t, e)
-	// The listing crawls: the first run is still going when the second asks.
-	e.emu.InjectFault(ossemu.Fault{Op: "ListObjectsV2", Latency: 300 * time.Millisecond, Times: 3})
+	// The shards' destination listings crawl (the plan probes only the
+	// source): the first run is still going when the second asks.
+	e.emu.InjectFault(ossemu.Fault{API: "S3", Op: "ListObjectsV2", Latency: time.Second, Times: 3})
 	r1 := startReplica(t, e, ns.ClientURL(), true)
 	r2 := startReplica(t, e, ns.ClientURL(), false)
 	ctx := context.Background()
