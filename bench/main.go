@@ -33,6 +33,7 @@ Usage:
   go run ./bench copy [flags]   large objects, small objects and peak RSS (go run ./bench copy -h)
   go run ./bench ingest [flags] signed webhook events into JetStream vs a bare publish loop (go run ./bench ingest -h)
   go run ./bench fc [flags]     the Function Compute function: binary size and cold start (go run ./bench fc -h)
+  go run ./bench reconcile [flags] full diffs of generated 100k/1M/10M listings vs rclone check (go run ./bench reconcile -h)
 `
 
 // run is the whole program; main only gives it the process's environment.
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runIngest(ctx, rest, getenv, stdout, stderr)
 	case "fc":
 		return runFC(ctx, rest, getenv, stdout, stderr)
+	case "reconcile":
+		return runReconcileBench(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

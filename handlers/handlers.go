@@ -53,6 +53,7 @@ type Config struct {
 	EventBridge    cloudevents.Auth
 	MNS            *mns.Verifier // nil: the MNS endpoint is off
 	MNSPathTokens  []string      // if set, MNS must post to /v1/events/mns/<one of them>
+	Reconciler     Reconciler    // nil: the reconcile routes answer 503
 }
 
 func (c Config) withDefaults() Config {

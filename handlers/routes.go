@@ -25,4 +25,7 @@ func addRoutes(e *echo.Echo, log *slog.Logger, m *metrics.Metrics, gatherer prom
 	admin := e.Group("/v1", requireAdmin(cfg.AdminTokens))
 	admin.GET("/dlq", handleDLQList(dlq))
 	admin.POST("/dlq/redrive", handleDLQRedrive(dlq))
+	admin.POST("/tasks/:task/reconcile", handleReconcileStart(cfg.Reconciler))
+	admin.GET("/reconciles/:id", handleReconcileGet(cfg.Reconciler))
+	admin.GET("/reconciles/:id/report", handleReconcileReport(cfg.Reconciler))
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/oss2s3/oss2s3/handlers/mns"
 	"github.com/oss2s3/oss2s3/handlers/sqsingest"
 	"github.com/oss2s3/oss2s3/transfer"
+	"github.com/oss2s3/oss2s3/transfer/reconcile"
 )
 
 // Config is the one configuration file (deploy/config.example.yaml documents
@@ -536,6 +537,21 @@ func validateTask(t *transfer.Task, path string, names map[string]int, i int, ba
 		if sf == "" {
 			bad(fmt.Sprintf("%s.suffixes[%d]", sp, j), "is empty; leave suffixes out to take every key")
 		}
+	}
+	rc, rp := t.Reconcile, path+".reconcile"
+	if rc.Schedule != "" {
+		if _, err := reconcile.ParseSchedule(rc.Schedule); err != nil {
+			bad(rp+".schedule", "%q: %v (want a cron expression like \"0 3 * * *\" or \"@every 6h\")", rc.Schedule, err)
+		}
+	}
+	if !reconcile.ValidMode(rc.Mode) {
+		bad(rp+".mode", "%q: want report, copy, sync or copy_all", rc.Mode)
+	}
+	if !reconcile.ValidVerify(rc.Verify) {
+		bad(rp+".verify", "%q: want size, etag or content", rc.Verify)
+	}
+	if rc.MaxDeletes < 0 {
+		bad(rp+".max_deletes", "%d: want 0 (the default, 1000) or more", rc.MaxDeletes)
 	}
 	d := t.Destination
 	dp := path + ".destination"

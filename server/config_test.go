@@ -100,6 +100,7 @@ tasks:
   - name: dup
     source: {endpoint: "https://x", bucket: abc, access_key_id: a, access_key_secret: b}
     destination: {region: r, bucket: abc}
+    reconcile: {schedule: "every hour", mode: mirror, verify: md5, max_deletes: -1}
 `
 	_, err := parseConfig("c.yaml", []byte(bad), env(nil))
 	if err == nil {
@@ -121,6 +122,10 @@ tasks:
 		`tasks[0].destination.sse: "rot13"`,
 		`tasks[1].destination.storage_class: "COLD"`,
 		`tasks[2].name: "dup" is also the name of tasks[1]`,
+		`tasks[2].reconcile.schedule: "every hour"`,
+		`tasks[2].reconcile.mode: "mirror"`,
+		`tasks[2].reconcile.verify: "md5"`,
+		`tasks[2].reconcile.max_deletes: -1`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing problem %q in:\n%s", want, err)

@@ -33,6 +33,10 @@ const usage = `oss2s3 keeps S3 buckets a verified copy of Aliyun OSS buckets.
 Usage:
   oss2s3 [serve] --config FILE   run the gateway and copy workers (default)
   oss2s3 demo [--keep]           run the whole pipeline locally on emulators and check the result
+  oss2s3 reconcile --task T [--mode report|copy|sync|copy_all] [--gateway URL --token T | --local --config FILE]
+                                 diff a task's source and destination, with a progress bar and a summary
+  oss2s3 sync --task T --local --config FILE
+                                 one-time transfer: queue what differs and copy it here
   oss2s3 version                 print the version
 
 The configuration file may also be named by OSS2S3_CONFIG.
@@ -49,6 +53,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runServe(ctx, rest, getenv, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, rest, getenv, stdout, stderr)
+	case "reconcile":
+		return runReconcile(ctx, rest, getenv, stdout, stderr)
+	case "sync":
+		return runSync(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

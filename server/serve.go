@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/oss2s3/oss2s3/handlers/sqsingest"
 	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer"
+	"github.com/oss2s3/oss2s3/transfer/reconcile"
 )
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -113,6 +115,8 @@ type app struct {
 	// draining is set when shutdown starts: /readyz answers 503 from then
 	// on, while webhooks are still accepted until the listener closes.
 	draining atomic.Bool
+
+	recon *reconcile.Service
 }
 
 // readiness is /readyz's view: JetStream reachable and not shutting down.
@@ -158,17 +162,24 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 	reg := metrics.NewRegistry()
 	m := metrics.New(reg, names)
 
-	q, err := transfer.OpenQueue(ctx, transfer.QueueConfig{
-		URL: cfg.NATS.URL, CredsFile: cfg.NATS.CredsFile, DataDir: cfg.DataDir,
-		EmbeddedListen: cfg.NATS.EmbeddedListen, Replicas: cfg.NATS.Replicas,
-		DuplicateWindow: cfg.Queue.DuplicateWindow, MaxMsgs: cfg.Queue.MaxJobs, MaxBytes: int64(cfg.Queue.MaxBytes),
-		AckWait: cfg.Queue.AckWait, MaxDeliver: cfg.Queue.MaxDeliver, DeadLetterAge: cfg.Queue.DeadLetterAge,
-	}, log)
+	q, err := transfer.OpenQueue(ctx, queueConfig(cfg), log)
 	if err != nil {
 		return nil, err
 	}
 	a.queue = q
 	m.WatchQueue(q)
+	sides := map[string]*reconcile.TaskSides{}
+	for name, rt := range a.tasks {
+		sides[name] = &reconcile.TaskSides{Runtime: rt,
+			Src: &reconcile.OSSLister{Bucket: rt.Source.(*transfer.OSSSource).Bucket()},
+			Dst: &reconcile.S3Lister{Client: rt.Destination.(*transfer.S3Destination).Client(), Bucket: rt.Task.Destination.Bucket}}
+	}
+	if a.recon, err = reconcile.NewService(ctx, q.JetStream(), q, sides, reconcile.ServiceConfig{
+		Replicas: q.Replicas(), Owner: hostname() + "-" + strconv.Itoa(os.Getpid()),
+	}, m, log); err != nil {
+		q.Close()
+		return nil, err
+	}
 	router := transfer.NewRouter(taskList)
 	in := intake.New(q, router, m, log)
 	for _, sc := range cfg.SQS {
@@ -192,6 +203,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 		WebhookSecrets: cfg.Webhook.Secrets, MaxBodyBytes: int64(cfg.Webhook.MaxBodyBytes), Tolerance: cfg.Webhook.Tolerance,
 		AdminTokens: cfg.Admin.Tokens, WebhookSources: webhookSources(cfg.Webhook.Sources),
 		EventBridge: cfg.EventBridge.auth(), MNS: mnsVerifier, MNSPathTokens: cfg.MNS.PathTokens,
+		Reconciler: a.recon,
 	})
 	if w := cfg.Workers; *w.Concurrency > 0 {
 		owner := fmt.Sprintf("%s-%d-%s", hostname(), os.Getpid(), randomHex(4))
@@ -202,8 +214,19 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 			RetryBase: cfg.Queue.RetryBase, RetryMax: cfg.Queue.RetryMax,
 			JobTimeout: w.JobTimeout, ShutdownGrace: w.ShutdownGrace,
 		}, m, log)
+		a.workers.SetShardRunner(a.recon)
+		a.workers.SetJobObserver(a.recon)
 	}
 	return a, nil
+}
+
+func queueConfig(cfg *Config) transfer.QueueConfig {
+	return transfer.QueueConfig{
+		URL: cfg.NATS.URL, CredsFile: cfg.NATS.CredsFile, DataDir: cfg.DataDir,
+		EmbeddedListen: cfg.NATS.EmbeddedListen, Replicas: cfg.NATS.Replicas,
+		DuplicateWindow: cfg.Queue.DuplicateWindow, MaxMsgs: cfg.Queue.MaxJobs, MaxBytes: int64(cfg.Queue.MaxBytes),
+		AckWait: cfg.Queue.AckWait, MaxDeliver: cfg.Queue.MaxDeliver, DeadLetterAge: cfg.Queue.DeadLetterAge,
+	}
 }
 
 // serve answers HTTP(S) on ln and runs the workers until ctx is done. Then
@@ -257,12 +280,15 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	for _, in := range a.sqs {
 		g.Go(func() error { return in.Run(gctx) })
 	}
+	g.Go(func() error { return a.recon.Schedule(gctx) })
+	g.Go(func() error { a.recon.SaveTallies(gctx); return nil })
 	if a.workers != nil {
 		g.Go(func() error { return a.workers.Run(gctx) })
 	} else {
 		a.log.Info("workers.concurrency is 0: this process only receives events")
 	}
 	err := g.Wait()
+	a.recon.Wait()
 	a.log.Info("stopped")
 	return err
 }

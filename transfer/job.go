@@ -36,6 +36,12 @@ type Job struct {
 	// Nonce makes a job re-queued on purpose (a redrive, a wait) distinct
 	// from the one it replaces, for deduplication.
 	Nonce string `json:"nonce,omitempty"`
+	// Force copies even when the destination already holds the source
+	// version (a reconcile run in copy_all mode).
+	Force bool `json:"force,omitempty"`
+	// Shard is a reconcile shard's description (Kind "reconcile"), JSON
+	// read by the ShardRunner (a string: a Job stays comparable).
+	Shard string `json:"shard,omitempty"`
 }
 
 // Job kinds.
@@ -43,6 +49,9 @@ const (
 	KindConverge = "converge"
 	KindRemove   = "remove"
 	KindPart     = "part"
+	// KindReconcile jobs diff one shard of a reconcile run; any replica
+	// may take one, and a replica that dies leaves it to another.
+	KindReconcile = "reconcile"
 )
 
 // MsgID is the JetStream message id that makes a re-sent event a no-op

@@ -205,3 +205,6 @@ func classifyOSS(op, key string, err error) error {
 	}
 	return fmt.Errorf("oss %s %q: %w", op, key, err)
 }
+
+// Bucket exposes the SDK's bucket handle (for listings).
+func (s *OSSSource) Bucket() *oss.Bucket { return s.bucket }

@@ -92,6 +92,15 @@ type Queue struct {
 	log      *slog.Logger
 }
 
+// JetStream is the queue's JetStream context, for the reconciler's state.
+func (q *Queue) JetStream() jetstream.JetStream { return q.js }
+
+// Replicas is how many replicas the queue's streams have.
+func (q *Queue) Replicas() int { return q.cfg.Replicas }
+
+// AckWait is how long a silent worker keeps a job.
+func (q *Queue) AckWait() time.Duration { return q.cfg.AckWait }
+
 // Checkpoints is the multipart checkpoint store, shared by every replica.
 func (q *Queue) Checkpoints() *Checkpoints { return q.ckpt }
 

@@ -386,3 +386,19 @@ func classifyS3(op, key string, err error) error {
 	}
 	return fmt.Errorf("s3 %s %q: %w", op, key, err)
 }
+
+// BucketName is the destination bucket's name.
+func (d *S3Destination) BucketName() string { return d.cfg.Bucket }
+
+// Open streams a destination object (for a content comparison).
+func (d *S3Destination) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	out, err := d.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(d.cfg.Bucket), Key: aws.String(key)})
+	if err != nil {
+		var nsk *types.NoSuchKey
+		if errors.As(err, &nsk) {
+			return nil, fmt.Errorf("s3 get %q: %w", key, ErrNotFound)
+		}
+		return nil, classifyS3("get", key, err)
+	}
+	return out.Body, nil
+}

@@ -12,6 +12,16 @@ type Task struct {
 	Source      SourceConfig      `yaml:"source"`
 	Destination DestinationConfig `yaml:"destination"`
 	Options     TaskOptions       `yaml:"options"`
+	Reconcile   ReconcileConfig   `yaml:"reconcile"`
+}
+
+// ReconcileConfig says when and how full diffs of the task run.
+type ReconcileConfig struct {
+	Schedule   string `yaml:"schedule"`    // cron expression or "@every 1h"; empty: no schedule
+	OnStart    bool   `yaml:"on_start"`    // run once when the process starts
+	Mode       string `yaml:"mode"`        // report, copy (default), sync or copy_all
+	Verify     string `yaml:"verify"`      // size, etag (default) or content
+	MaxDeletes int    `yaml:"max_deletes"` // sync: delete nothing if more destination-only objects (default 1000)
 }
 
 // SourceConfig is where a task reads from.

@@ -56,18 +56,39 @@ type TaskRuntime struct {
 // replica runs its own Workers on the same consumer, so JetStream spreads
 // the jobs over all of them.
 type Workers struct {
-	q      *Queue
-	copier *Copier
-	tasks  map[string]*TaskRuntime
-	cfg    WorkerConfig
-	m      *metrics.Metrics
-	log    *slog.Logger
+	shards   ShardRunner
+	observer JobObserver
+	q        *Queue
+	copier   *Copier
+	tasks    map[string]*TaskRuntime
+	cfg      WorkerConfig
+	m        *metrics.Metrics
+	log      *slog.Logger
 }
 
 // NewWorkers prepares workers; Run starts them.
 func NewWorkers(q *Queue, copier *Copier, tasks map[string]*TaskRuntime, cfg WorkerConfig, m *metrics.Metrics, log *slog.Logger) *Workers {
 	return &Workers{q: q, copier: copier, tasks: tasks, cfg: cfg.withDefaults(), m: m, log: log}
 }
+
+// ShardRunner runs the reconcile shard a job of kind KindReconcile
+// describes. An error hands the job back to the queue (it is retried like a
+// copy); a shard whose diff failed records that itself and returns nil.
+type ShardRunner interface {
+	RunShard(ctx context.Context, job Job, log *slog.Logger) error
+}
+
+// JobObserver hears how each job ended (the reconciler counts the copies
+// its runs queued). It must not block.
+type JobObserver interface {
+	JobDone(job Job, result string)
+}
+
+// SetJobObserver makes the workers report each finished job to o.
+func (w *Workers) SetJobObserver(o JobObserver) { w.observer = o }
+
+// SetShardRunner makes the workers take reconcile shard jobs.
+func (w *Workers) SetShardRunner(r ShardRunner) { w.shards = r }
 
 // Run works jobs until ctx is done, then stops taking new ones, gives the
 // jobs in flight ShutdownGrace to finish and hands the rest back to the
@@ -169,6 +190,10 @@ func (w *Workers) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.NakWithDelay(wait)
 		return
 	}
+	if job.Kind == KindReconcile {
+		w.shard(ctx, msg, job, attempt, log)
+		return
+	}
 	rt, ok := w.tasks[job.Task]
 	if !ok {
 		w.deadLetter(ctx, msg, job, attempt, Permanent(fmt.Errorf("no task named %q is configured", job.Task)), log)
@@ -196,6 +221,9 @@ func (w *Workers) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Ack()
 		if out.result != "" {
 			w.m.ObjectsCopied.WithLabelValues(job.Task, out.result).Inc()
+			if w.observer != nil {
+				w.observer.JobDone(job, out.result)
+			}
 		}
 		if out.result == metrics.CopyCopied || out.result == metrics.CopyDeleted {
 			w.m.ObserveLag(job.Task, job.EventTime, time.Now())
@@ -222,6 +250,31 @@ func (w *Workers) handle(ctx context.Context, msg jetstream.Msg) {
 		w.m.ObjectsCopied.WithLabelValues(job.Task, metrics.CopyRetried).Inc()
 		log.Warn("copy failed, will retry", "err", err, "retry_in", delay.Round(time.Millisecond),
 			"attempts_left", uint64(w.q.cfg.MaxDeliver)-attempt)
+	}
+}
+
+// shard runs a reconcile shard, telling JetStream it is alive meanwhile:
+// if this replica dies, the shard is redelivered to another after AckWait.
+func (w *Workers) shard(ctx context.Context, msg jetstream.Msg, job Job, attempt uint64, log *slog.Logger) {
+	if w.shards == nil {
+		_ = msg.NakWithDelay(w.q.cfg.AckWait)
+		log.Warn("reconcile shard job, but this process runs no reconciler: handed back")
+		return
+	}
+	stop := keepAlive(msg, w.q.cfg.AckWait/3)
+	err := w.shards.RunShard(ctx, job, log)
+	stop()
+	switch {
+	case err == nil:
+		_ = msg.Ack()
+	case ctx.Err() != nil:
+		_ = msg.Nak()
+		log.Warn("reconcile shard interrupted by shutdown, handed back to the queue", "err", err)
+	case attempt >= uint64(w.q.cfg.MaxDeliver):
+		w.deadLetter(ctx, msg, job, attempt, err, log)
+	default:
+		_ = msg.NakWithDelay(w.backoff(attempt))
+		log.Warn("reconcile shard failed, will retry", "err", err)
 	}
 }
 
@@ -297,7 +350,7 @@ func (w *Workers) converge(ctx context.Context, rt *TaskRuntime, job Job, log *s
 	if info.NeedsRestore() {
 		return w.archived(ctx, rt, job, info, log)
 	}
-	if opts.Compares() {
+	if opts.Compares() && !job.Force {
 		cur, err := rt.Destination.Head(ctx, dstKey)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return outcome{}, err
@@ -348,13 +401,14 @@ func (w *Workers) copied(ctx context.Context, rt *TaskRuntime, o Object, res *Co
 func (w *Workers) convergeSmall(ctx context.Context, rt *TaskRuntime, op Opener, job Job, cfg CopyConfig, log *slog.Logger) (out outcome, handled bool, err error) {
 	task, opts := rt.Task, rt.Task.Options
 	key, dstKey := job.Key, task.DestinationKey(job.Key)
+	compare := opts.Compares() && !job.Force // a copy_all reconcile copies whatever is there
 	var (
 		cur     *ObjectInfo
 		headErr error
 		headed  = make(chan struct{})
 	)
 	// job.Size is the event's word for the size; the GET's is the truth.
-	headFirst := opts.Compares() && !WritesWhole(rt.Destination, job.Size)
+	headFirst := compare && !WritesWhole(rt.Destination, job.Size)
 	if headFirst {
 		// The HEAD does not depend on the GET's answer: send both at once,
 		// so the object costs two round trips, not three.
@@ -375,8 +429,8 @@ func (w *Workers) convergeSmall(ctx context.Context, rt *TaskRuntime, op Opener,
 		(info.ObjectType == ObjectTypeSymlink && opts.Symlinks == SymlinksSkip) {
 		return outcome{}, false, nil
 	}
-	keepCurrent := opts.Compares() && WritesWhole(rt.Destination, info.Size)
-	if opts.Compares() && !keepCurrent {
+	keepCurrent := compare && WritesWhole(rt.Destination, info.Size)
+	if compare && !keepCurrent {
 		if !headFirst { // the event said small, the object is not
 			cur, headErr = rt.Destination.Head(ctx, dstKey)
 		}
@@ -518,6 +572,9 @@ func (w *Workers) deadLetter(ctx context.Context, msg jetstream.Msg, job Job, at
 	_ = msg.TermWithReason("dead-lettered")
 	if job.Task != "" {
 		w.m.ObjectsCopied.WithLabelValues(job.Task, metrics.CopyFailed).Inc()
+		if w.observer != nil {
+			w.observer.JobDone(job, metrics.CopyFailed)
+		}
 	}
 	log.Error("copy failed for good, moved to the dead-letter queue", "err", cause, "permanent", IsPermanent(cause))
 }

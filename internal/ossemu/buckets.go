@@ -17,6 +17,8 @@ type bucket struct {
 	objects map[string]*object
 	uploads map[string]*upload
 	index   keyIndex
+	// gen, if set, replaces the objects in listings (see SetGenerated).
+	gen *generated
 }
 
 func newBucket(name string, now time.Time) *bucket {

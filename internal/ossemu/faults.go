@@ -54,6 +54,11 @@ type Fault struct {
 	// the connection is aborted, as a network failure mid-download would.
 	CutBodyAfter int64
 
+	// OutOfOrder, for listings (ListObjects, ListObjectsV2, either API),
+	// swaps the first two entries of the page it answers, as a faulty
+	// server or proxy would: a client that trusts the order skips keys.
+	OutOfOrder bool
+
 	// Times is how many matching requests (after Skip) the fault applies
 	// to; 0 means every one until ClearFaults.
 	Times int
@@ -107,6 +112,7 @@ type faultEffect struct {
 	status       int
 	code         string
 	cutBodyAfter int64
+	outOfOrder   bool
 }
 
 // take applies the faults matching a request: it runs their Before hooks,
@@ -120,7 +126,7 @@ func (fs *faultSet) take(ctx context.Context, t faultTarget) (faultEffect, error
 	kept := fs.list[:0]
 	for _, f := range fs.list {
 		cut := f.CutBodyAfter > 0 && t.op == "GetObject"
-		if !f.matches(t) || (f.Status == 0 && f.Latency <= 0 && !cut && f.Before == nil) {
+		if !f.matches(t) || (f.Status == 0 && f.Latency <= 0 && !cut && f.Before == nil && !f.OutOfOrder) {
 			kept = append(kept, f)
 			continue
 		}
@@ -139,6 +145,7 @@ func (fs *faultSet) take(ctx context.Context, t faultTarget) (faultEffect, error
 				eff.code = "InternalError"
 			}
 		}
+		eff.outOfOrder = eff.outOfOrder || f.OutOfOrder
 		if cut && eff.cutBodyAfter == 0 {
 			eff.cutBodyAfter = f.CutBodyAfter
 		}

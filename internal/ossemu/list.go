@@ -49,6 +49,9 @@ func (e listEntry) name() string {
 // keys that contain delimiter past prefix into common prefixes. Callers
 // hold the Server's mutex.
 func walk(b *bucket, prefix, delimiter, after string, max int) (entries []listEntry, truncated bool) {
+	if b.gen != nil {
+		return b.gen.walk(prefix, after, max)
+	}
 	keys := b.sortedKeys()
 	i := sort.Search(len(keys), func(i int) bool { return keys[i] >= prefix && keys[i] > after })
 	lastPrefix := ""
@@ -172,6 +175,7 @@ func (s *Server) listObjectsV2(w http.ResponseWriter, q *request) *ossError {
 		return errNoSuchBucket(q.bucket)
 	}
 	entries, truncated := walk(b, prefix, delimiter, after, maxKeys)
+	shuffle(entries, q.outOfOrder)
 	type result struct {
 		XMLName               xml.Name          `xml:"ListBucketResult"`
 		Name                  string            `xml:"Name"`
@@ -229,6 +233,7 @@ func (s *Server) listObjects(w http.ResponseWriter, q *request) *ossError {
 		return errNoSuchBucket(q.bucket)
 	}
 	entries, truncated := walk(b, prefix, delimiter, marker, maxKeys)
+	shuffle(entries, q.outOfOrder)
 	type result struct {
 		XMLName        xml.Name          `xml:"ListBucketResult"`
 		Name           string            `xml:"Name"`
@@ -282,4 +287,13 @@ func queryInt(v url.Values, name string, def int) (int, *ossError) {
 		return 0, errInvalidArgument(name + " must be a non-negative integer.")
 	}
 	return n, nil
+}
+
+// shuffle swaps the first two entries of a page (the OutOfOrder fault).
+// Pages of fewer than 3 entries are left alone, so the continuation
+// token still names the page's true last entry.
+func shuffle(entries []listEntry, on bool) {
+	if on && len(entries) >= 3 {
+		entries[0], entries[1] = entries[1], entries[0]
+	}
 }

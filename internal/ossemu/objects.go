@@ -342,6 +342,9 @@ func (s *Server) lookup(bucketName, key string) (*object, *ossError) {
 		return nil, errNoSuchBucket(bucketName)
 	}
 	o := b.objects[key]
+	if o == nil && b.gen != nil {
+		o = b.gen.find(key)
+	}
 	if o == nil {
 		return nil, errNoSuchKey(key)
 	}
@@ -358,6 +361,9 @@ func (s *Server) lookupRead(bucketName, key string) (*object, *ossError) {
 		return nil, errNoSuchBucket(bucketName)
 	}
 	o := b.objects[key]
+	if o == nil && b.gen != nil {
+		o = b.gen.find(key)
+	}
 	if o == nil {
 		return nil, errNoSuchKey(key)
 	}

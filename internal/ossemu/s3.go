@@ -424,6 +424,11 @@ func (s *Server) listObjectsS3(w http.ResponseWriter, q *request, v2 bool) *ossE
 	if maxKeys > 0 {
 		entries, out.IsTruncated = walk(b, prefix, delimiter, after, maxKeys)
 	}
+	var lastName string
+	if len(entries) > 0 {
+		lastName = entries[len(entries)-1].name()
+	}
+	shuffle(entries, q.outOfOrder)
 	for _, en := range entries {
 		if en.obj == nil {
 			out.CommonPrefixes = append(out.CommonPrefixes, commonPrefixXML{Prefix: encodeIf(urlEnc, en.prefix)})
@@ -443,7 +448,7 @@ func (s *Server) listObjectsS3(w http.ResponseWriter, q *request, v2 bool) *ossE
 		out.KeyCount = &n
 	}
 	if out.IsTruncated {
-		last := entries[len(entries)-1].name()
+		last := lastName
 		if v2 {
 			out.NextContinuationToken = encodeToken(last)
 		} else {

@@ -259,6 +259,8 @@ type request struct {
 	keyErr error
 	// cutBodyAfter comes from an injected fault; GetObject honours it.
 	cutBodyAfter int64
+	// outOfOrder swaps the first two entries of a listing (a fault).
+	outOfOrder bool
 	// sig is the verified SigV4 signature of an S3 request, nil when
 	// signatures are not checked; streaming uploads chain chunk signatures
 	// from it.
@@ -318,6 +320,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.cutBodyAfter = f.cutBodyAfter
+	req.outOfOrder = f.outOfOrder
 	var e *ossError
 	if req.api == apiS3 {
 		e = s.dispatchS3(w, req)

@@ -1,0 +1,457 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime/debug"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/oss2s3/oss2s3/transfer"
+	"github.com/oss2s3/oss2s3/transfer/reconcile"
+)
+
+// reconcileFlags are the flags of `oss2s3 reconcile` and `oss2s3 sync`.
+type reconcileFlags struct {
+	config, task, mode, verify, prefixes string
+	maxDeletes                           int
+	local, quiet                         bool
+	gateway, token, report               string
+}
+
+func parseReconcileFlags(name string, args []string, getenv func(string) string, stderr io.Writer, defMode string) (*reconcileFlags, error) {
+	f := &reconcileFlags{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.config, "config", getenv("OSS2S3_CONFIG"), "configuration file (env OSS2S3_CONFIG), for --local")
+	fs.StringVar(&f.task, "task", "", "the task to reconcile (required)")
+	fs.StringVar(&f.mode, "mode", defMode, "report, copy, sync or copy_all")
+	fs.StringVar(&f.verify, "verify", "", "size, etag (default) or content")
+	fs.StringVar(&f.prefixes, "prefixes", "", "comma-separated source prefixes instead of the task's")
+	fs.IntVar(&f.maxDeletes, "max-deletes", 0, "sync: delete nothing if more destination-only objects than this (default: the task's, else 1000)")
+	fs.BoolVar(&f.local, "local", false, "run in this process instead of on a running gateway")
+	fs.BoolVar(&f.quiet, "quiet", false, "no progress bar")
+	fs.StringVar(&f.gateway, "gateway", getenv("OSS2S3_GATEWAY"), "gateway URL, e.g. http://127.0.0.1:8080 (env OSS2S3_GATEWAY)")
+	fs.StringVar(&f.token, "token", getenv("OSS2S3_ADMIN_TOKEN"), "admin bearer token (env OSS2S3_ADMIN_TOKEN)")
+	fs.StringVar(&f.report, "report", "", "write the report (JSON lines) to this file")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if f.task == "" {
+		return nil, errors.New("--task is required")
+	}
+	if !reconcile.ValidMode(f.mode) {
+		return nil, fmt.Errorf("--mode %q: want report, copy, sync or copy_all", f.mode)
+	}
+	if !reconcile.ValidVerify(f.verify) {
+		return nil, fmt.Errorf("--verify %q: want size, etag or content", f.verify)
+	}
+	return f, nil
+}
+
+func (f *reconcileFlags) options() reconcile.Options {
+	o := reconcile.Options{Mode: f.mode, Verify: f.verify, MaxDeletes: f.maxDeletes}
+	for _, p := range strings.Split(f.prefixes, ",") {
+		if p != "" {
+			o.Prefixes = append(o.Prefixes, p)
+		}
+	}
+	return o
+}
+
+// runReconcile is `oss2s3 reconcile`: a diff of one task, on a running
+// gateway (which shares it among its replicas) or, with --local, here.
+func runReconcile(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	f, err := parseReconcileFlags("reconcile", args, getenv, stderr, "")
+	if err != nil {
+		return err
+	}
+	if f.local {
+		return reconcileLocal(ctx, f, getenv, stdout, stderr)
+	}
+	return reconcileRemote(ctx, f, stdout, stderr)
+}
+
+// runSync is `oss2s3 sync`: a one-time transfer (the seed's "One Time
+// Transfer"): a copy-mode diff whose jobs the workers of this process copy,
+// with a progress bar until the queue is empty.
+func runSync(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	f, err := parseReconcileFlags("sync", args, getenv, stderr, reconcile.ModeCopy)
+	if err != nil {
+		return err
+	}
+	if !f.local {
+		return reconcileRemote(ctx, f, stdout, stderr)
+	}
+	if f.mode == reconcile.ModeReport {
+		return errors.New("sync --mode report copies nothing: use reconcile")
+	}
+	if f.config == "" {
+		return errors.New("--local needs --config FILE (or OSS2S3_CONFIG)")
+	}
+	cfg, err := loadConfig(f.config, getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.Log)
+	if *cfg.Workers.Concurrency == 0 {
+		return errors.New("sync copies here: workers.concurrency must be above 0")
+	}
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.queue.Close()
+	rt := a.tasks[f.task]
+	if rt == nil {
+		return fmt.Errorf("no task named %q in the configuration", f.task)
+	}
+	wctx, stopWorkers := context.WithCancel(ctx)
+	workersDone := make(chan error, 1)
+	go func() { workersDone <- a.workers.Run(wctx) }()
+	defer func() { stopWorkers(); <-workersDone }()
+
+	o := f.options()
+	d := &reconcile.Diff{Task: rt.Task, Source: rt.Source, Destination: rt.Destination, Queue: a.queue, Log: log,
+		RunID: "sync-" + randomHex(6), Options: o, Progress: &reconcile.Progress{},
+		Src: &reconcile.OSSLister{Bucket: rt.Source.(*transfer.OSSSource).Bucket()},
+		Dst: &reconcile.S3Lister{Client: rt.Destination.(*transfer.S3Destination).Client(), Bucket: rt.Task.Destination.Bucket}}
+	prefixes := o.Prefixes
+	if len(prefixes) == 0 {
+		prefixes = rt.Task.Source.Prefixes
+	}
+	start := time.Now()
+	var waiting atomic.Uint64
+	stop := progressBar(stderr, f.quiet, func() string {
+		return progressLine(d.Progress.Snapshot(), time.Since(start)) + fmt.Sprintf("  waiting %d", waiting.Load())
+	})
+	err = d.Run(ctx, reconcile.Ranges(prefixes))
+	for err == nil {
+		// Copies (and their retries) are done when the work queue is empty.
+		var n uint64
+		if n, err = a.queue.Depth(ctx); err != nil || n == 0 {
+			break
+		}
+		waiting.Store(n)
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	stop()
+	c := d.Progress.Snapshot()
+	fmt.Fprintf(stdout, "sync task=%s listed=%d missing=%d different=%d extraneous=%d queued=%d deleted=%d errors=%d elapsed=%s\n",
+		rt.Task.Name, c.Listed, c.Missing, c.Different, c.Extraneous, c.Queued, c.Deleted, c.Errors, time.Since(start).Round(time.Millisecond))
+	if err == nil {
+		if dead, derr := a.queue.DeadLetters(ctx, transfer.DeadLetterFilter{Task: rt.Task.Name}, 1); derr == nil && len(dead) > 0 {
+			err = fmt.Errorf("some copies failed for good: see the dead-letter queue (GET /v1/dlq?task=%s)", rt.Task.Name)
+		}
+	}
+	return err
+}
+
+// localTask builds one task's clients and listers from the configuration.
+func localTask(ctx context.Context, cfg *Config, name string) (*transfer.TaskRuntime, reconcile.Lister, reconcile.Lister, error) {
+	for i := range cfg.Tasks {
+		t := &cfg.Tasks[i]
+		if t.Name != name {
+			continue
+		}
+		src, err := transfer.NewOSSSource(t.Source, nil)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		dst, err := transfer.NewS3Destination(ctx, t.Destination)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return &transfer.TaskRuntime{Task: t, Source: src, Destination: dst},
+			&reconcile.OSSLister{Bucket: src.Bucket()}, &reconcile.S3Lister{Client: dst.Client(), Bucket: dst.BucketName()}, nil
+	}
+	return nil, nil, nil, fmt.Errorf("no task named %q in the configuration", name)
+}
+
+func reconcileLocal(ctx context.Context, f *reconcileFlags, getenv func(string) string, stdout, stderr io.Writer) error {
+	if f.config == "" {
+		return errors.New("--local needs --config FILE (or OSS2S3_CONFIG)")
+	}
+	cfg, err := loadConfig(f.config, getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.Log)
+	if getenv("GOGC") == "" {
+		// A diff's live heap is a few listing pages, and all the rest is
+		// garbage from decoding them: collecting at +25% instead of +100%
+		// keeps the peak near the live set for a little more GC CPU.
+		debug.SetGCPercent(25)
+	}
+	rt, sl, dl, err := localTask(ctx, cfg, f.task)
+	if err != nil {
+		return err
+	}
+	o := f.options()
+	if o.Mode == "" {
+		o.Mode = rt.Task.Reconcile.Mode
+	}
+	if o.Verify == "" {
+		o.Verify = rt.Task.Reconcile.Verify
+	}
+	if o.MaxDeletes == 0 {
+		o.MaxDeletes = rt.Task.Reconcile.MaxDeletes
+	}
+	d := &reconcile.Diff{Task: rt.Task, Src: sl, Dst: dl, Source: rt.Source, Destination: rt.Destination,
+		Log: log, RunID: "local-" + randomHex(6), Options: o, Progress: &reconcile.Progress{}}
+	if dst, ok := rt.Destination.(*transfer.S3Destination); ok {
+		d.DstOpener = dst
+	}
+	if f.report != "" {
+		fr, err := newFileReport(f.report)
+		if err != nil {
+			return err
+		}
+		defer fr.Close()
+		d.Report = fr
+	}
+	if o.Mode == "" {
+		o.Mode = reconcile.ModeCopy
+	}
+	d.Options = o
+	if o.Mode != reconcile.ModeReport {
+		q, err := transfer.OpenQueue(ctx, queueConfig(cfg), log)
+		if err != nil {
+			return err
+		}
+		defer q.Close()
+		d.Queue = q
+	}
+	prefixes := o.Prefixes
+	if len(prefixes) == 0 {
+		prefixes = rt.Task.Source.Prefixes
+	}
+	if path := getenv("OSS2S3_CPUPROFILE"); path != "" {
+		pf, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	start := time.Now()
+	stop := progressBar(stderr, f.quiet, func() string { return progressLine(d.Progress.Snapshot(), time.Since(start)) })
+	err = d.Run(ctx, reconcile.Ranges(prefixes))
+	stop()
+	c := d.Progress.Snapshot()
+	fmt.Fprintf(stdout, "reconcile task=%s mode=%s listed=%d dst_listed=%d missing=%d different=%d extraneous=%d queued=%d deleted=%d heads=%d errors=%d elapsed=%s\n",
+		rt.Task.Name, d.Options.Mode, c.Listed, c.DstListed, c.Missing, c.Different, c.Extraneous, c.Queued, c.Deleted, c.Heads, c.Errors,
+		time.Since(start).Round(time.Millisecond))
+	return err
+}
+
+func progressLine(c reconcile.Counts, elapsed time.Duration) string {
+	rate := 0.0
+	if s := elapsed.Seconds(); s > 0 {
+		rate = float64(c.Listed) / s
+	}
+	return fmt.Sprintf("listed %d (%.0f/s)  missing %d  different %d  extraneous %d  queued %d  deleted %d  errors %d  %s",
+		c.Listed, rate, c.Missing, c.Different, c.Extraneous, c.Queued, c.Deleted, c.Errors, elapsed.Round(time.Second))
+}
+
+// progressBar redraws line() on w every half second until stop is called.
+func progressBar(w io.Writer, quiet bool, line func() string) (stop func()) {
+	if quiet {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprintf(w, "\r\033[K%s\n", line())
+				return
+			case <-t.C:
+				fmt.Fprintf(w, "\r\033[K%s", line())
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// fileReport writes report lines to a file.
+type fileReport struct {
+	mu  sync.Mutex
+	f   *os.File
+	w   *bufio.Writer
+	enc *json.Encoder
+}
+
+func newFileReport(path string) (*fileReport, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	w := bufio.NewWriter(f)
+	return &fileReport{f: f, w: w, enc: json.NewEncoder(w)}, nil
+}
+
+func (r *fileReport) Report(_ context.Context, l reconcile.ReportLine) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.enc.Encode(l)
+}
+
+func (r *fileReport) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.w.Flush(); err != nil {
+		r.f.Close()
+		return err
+	}
+	return r.f.Close()
+}
+
+// reconcileRemote starts a run on a gateway (or follows the one in
+// progress), polls it with a progress bar and prints its summary.
+func reconcileRemote(ctx context.Context, f *reconcileFlags, stdout, stderr io.Writer) error {
+	if f.gateway == "" {
+		return errors.New("give --gateway URL (and --token) of a running oss2s3, or --local")
+	}
+	base := strings.TrimRight(f.gateway, "/")
+	client := &http.Client{Timeout: 30 * time.Second}
+	do := func(method, path string, body any, out any) (int, error) {
+		var rd io.Reader
+		if body != nil {
+			raw, err := json.Marshal(body)
+			if err != nil {
+				return 0, err
+			}
+			rd = bytes.NewReader(raw)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Authorization", "Bearer "+f.token)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer res.Body.Close()
+		data, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+		if err != nil {
+			return res.StatusCode, err
+		}
+		if res.StatusCode >= 300 && res.StatusCode != http.StatusConflict {
+			return res.StatusCode, fmt.Errorf("%s %s: %s: %s", method, path, res.Status, strings.TrimSpace(string(data)))
+		}
+		if out != nil {
+			if err := json.Unmarshal(data, out); err != nil {
+				return res.StatusCode, fmt.Errorf("%s %s: %w", method, path, err)
+			}
+		}
+		return res.StatusCode, nil
+	}
+	o := f.options()
+	var started struct {
+		ID string `json:"id"`
+	}
+	code, err := do(http.MethodPost, "/v1/tasks/"+url.PathEscape(f.task)+"/reconcile",
+		map[string]any{"mode": o.Mode, "verify": o.Verify, "max_deletes": o.MaxDeletes, "prefixes": o.Prefixes}, &started)
+	if err != nil {
+		return err
+	}
+	if code == http.StatusConflict {
+		fmt.Fprintf(stderr, "a run of %s is already in progress: following %s\n", f.task, started.ID)
+	}
+	var st reconcile.RunState
+	var shown atomic.Pointer[reconcile.RunState] // what the progress bar draws
+	shown.Store(&reconcile.RunState{})
+	start := time.Now()
+	stop := progressBar(stderr, f.quiet, func() string {
+		cur := shown.Load()
+		return progressLine(cur.Counts, time.Since(start)) + fmt.Sprintf("  shards %d/%d", cur.ShardsDone, cur.Shards)
+	})
+	for {
+		var next reconcile.RunState
+		if _, err = do(http.MethodGet, "/v1/reconciles/"+url.PathEscape(started.ID), nil, &next); err != nil {
+			break
+		}
+		st = next
+		shown.Store(&next)
+		if st.Done {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-time.After(time.Second):
+		}
+		if err != nil {
+			break
+		}
+	}
+	stop()
+	if err != nil {
+		return err
+	}
+	if f.report != "" {
+		if err := downloadReport(ctx, client, base, f.token, st.ID, f.report); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "reconcile task=%s run=%s mode=%s listed=%d dst_listed=%d missing=%d different=%d extraneous=%d queued=%d deleted=%d heads=%d errors=%d elapsed=%.1fs\n",
+		st.Task, st.ID, st.Mode, st.Listed, st.DstListed, st.Missing, st.Different, st.Extraneous, st.Queued, st.Deleted, st.Heads, st.Errors, st.Elapsed)
+	if st.Error != "" {
+		return fmt.Errorf("run %s failed: %s", st.ID, st.Error)
+	}
+	return nil
+}
+
+func downloadReport(ctx context.Context, client *http.Client, base, token, id, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/reconciles/"+url.PathEscape(id)+"/report", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("report of %s: %s", id, res.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, res.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

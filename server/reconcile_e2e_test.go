@@ -1,0 +1,270 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/oss2s3/oss2s3/internal/jstest"
+	"github.com/oss2s3/oss2s3/internal/ossemu"
+	"github.com/oss2s3/oss2s3/internal/s3test"
+	"github.com/oss2s3/oss2s3/transfer"
+	"github.com/oss2s3/oss2s3/transfer/reconcile"
+)
+
+const e2eAdminToken = "e2e-admin-token-0123456789"
+
+func adminDo(t *testing.T, b *bed, method, path, token, body string) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, "http://"+b.addr+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	return res.StatusCode, data
+}
+
+func waitReconcile(t *testing.T, b *bed, id string) reconcile.RunState {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code, data := adminDo(t, b, http.MethodGet, "/v1/reconciles/"+id, e2eAdminToken, "")
+		if code != http.StatusOK {
+			t.Fatalf("GET run: %d %s", code, data)
+		}
+		var st reconcile.RunState
+		if err := json.Unmarshal(data, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Done {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run not done: %s", data)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Objects that no event announced (written before the trigger existed) are
+// found by a reconcile run and copied to versitygw; a foreign object only
+// at the destination is reported, and deleted only by sync.
+func TestReconcileEndToEnd(t *testing.T) {
+	b := newBed(t, s3test.StartVersity(t), 4)
+	b.extraConfig = "admin:\n  tokens: [\"" + e2eAdminToken + "\"]\n"
+	b.writeConfig(t, 4)
+	b.emu.SetWebhook("", "") // no events: only the reconciler can find these
+	ctx := context.Background()
+	want := map[string]string{}
+	for i := range 5 {
+		k := fmt.Sprintf("old/%d.txt", i)
+		want[k] = strings.Repeat(k, 100+i)
+		if _, err := b.emu.PutObject(e2eSrc, k, []byte(want[k]), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.s3.Client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(e2eDst), Key: aws.String("stray.txt"),
+		Body: strings.NewReader("not from oss")}); err != nil {
+		t.Fatal(err)
+	}
+	b.start(t)
+
+	// Bad requests change nothing.
+	for _, c := range []struct {
+		path, token, body string
+		code              int
+	}{
+		{"/v1/tasks/e2e/reconcile", "", `{}`, http.StatusUnauthorized},
+		{"/v1/tasks/e2e/reconcile", "wrong", `{}`, http.StatusUnauthorized},
+		{"/v1/tasks/e2e/reconcile", e2eAdminToken, `{"mode":"bogus"}`, http.StatusBadRequest},
+		{"/v1/tasks/e2e/reconcile", e2eAdminToken, `{"verify":"md5"}`, http.StatusBadRequest},
+		{"/v1/tasks/e2e/reconcile", e2eAdminToken, `{"modes":"report"}`, http.StatusBadRequest},
+		{"/v1/tasks/e2e/reconcile", e2eAdminToken, `{"prefixes":[""]}`, http.StatusBadRequest},
+		{"/v1/tasks/nope/reconcile", e2eAdminToken, `{}`, http.StatusNotFound},
+	} {
+		if code, data := adminDo(t, b, http.MethodPost, c.path, c.token, c.body); code != c.code {
+			t.Errorf("POST %s %s: %d %s, want %d", c.path, c.body, code, data, c.code)
+		}
+	}
+	if code, _ := adminDo(t, b, http.MethodGet, "/v1/reconciles/no-such-run", e2eAdminToken, ""); code != http.StatusNotFound {
+		t.Errorf("GET unknown run: %d, want 404", code)
+	}
+
+	code, data := adminDo(t, b, http.MethodPost, "/v1/tasks/e2e/reconcile", e2eAdminToken, `{"mode":"report"}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("POST reconcile: %d %s", code, data)
+	}
+	var started struct{ ID string }
+	_ = json.Unmarshal(data, &started)
+	st := waitReconcile(t, b, started.ID)
+	if st.Error != "" || st.Listed != 5 || st.Missing != 5 || st.Extraneous != 1 || st.Queued != 0 {
+		t.Fatalf("report run: %+v", st)
+	}
+	code, data = adminDo(t, b, http.MethodGet, "/v1/reconciles/"+started.ID+"/report", e2eAdminToken, "")
+	if code != http.StatusOK || strings.Count(string(data), "\n") != 6 || !strings.Contains(string(data), `"key":"stray.txt","result":"extraneous"`) {
+		t.Fatalf("report: %d\n%s", code, data)
+	}
+
+	// The CLI against the gateway, in copy mode: the workers copy.
+	var out, errOut bytes.Buffer
+	err := run(ctx, []string{"oss2s3", "reconcile", "--task", "e2e", "--gateway", "http://" + b.addr, "--token", e2eAdminToken},
+		env(nil), nil, &out, &errOut)
+	if err != nil || !strings.Contains(out.String(), "missing=5") || !strings.Contains(out.String(), "queued=5") {
+		t.Fatalf("oss2s3 reconcile: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for k, v := range want {
+		for {
+			o, err := b.s3.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(e2eDst), Key: aws.String(k)})
+			if err == nil {
+				got, _ := io.ReadAll(o.Body)
+				o.Body.Close()
+				if string(got) != v {
+					t.Fatalf("%s: wrong content", k)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never copied: %v", k, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	// Sync removes the stray object and nothing else.
+	code, data = adminDo(t, b, http.MethodPost, "/v1/tasks/e2e/reconcile", e2eAdminToken, `{"mode":"sync","max_deletes":5}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("POST sync: %d %s", code, data)
+	}
+	_ = json.Unmarshal(data, &started)
+	st = waitReconcile(t, b, started.ID)
+	if st.Error != "" || st.Deleted != 1 || st.Missing != 0 || st.Different != 0 {
+		t.Fatalf("sync run: %+v", st)
+	}
+	_, err = b.s3.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(e2eDst), Key: aws.String("stray.txt")})
+	var nf interface{ ErrorCode() string }
+	if err == nil || !errors.As(err, &nf) {
+		t.Fatalf("stray.txt survived sync: %v", err)
+	}
+	for k := range want {
+		if _, err := b.s3.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(e2eDst), Key: aws.String(k)}); err != nil {
+			t.Fatalf("sync deleted %s: %v", k, err)
+		}
+	}
+}
+
+// `oss2s3 reconcile --local` diffs in this process and writes its report
+// to a file; `oss2s3 sync --local` copies what differs with this process's
+// workers and returns when the queue is empty.
+func TestReconcileAndSyncLocal(t *testing.T) {
+	b := newBed(t, s3test.StartVersity(t), 2)
+	b.emu.SetWebhook("", "")
+	ctx := context.Background()
+	for i := range 3 {
+		if _, err := b.emu.PutObject(e2eSrc, fmt.Sprintf("k%d", i), []byte(strings.Repeat("x", i+1)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	getenv := env(map[string]string{"WEBHOOK_SECRET": e2eSecret, "OSS_AK": e2eAK, "OSS_SK": e2eSK,
+		"S3_AK": b.s3.AccessKey, "S3_SK": b.s3.SecretKey})
+	report := t.TempDir() + "/report.jsonl"
+	var out, errOut bytes.Buffer
+	err := run(ctx, []string{"oss2s3", "reconcile", "--local", "--quiet", "--config", b.cfgPath, "--task", "e2e", "--mode", "report", "--report", report},
+		getenv, nil, &out, &errOut)
+	if err != nil || !strings.Contains(out.String(), "listed=3 dst_listed=0 missing=3") {
+		t.Fatalf("reconcile --local: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	data, err := os.ReadFile(report)
+	if err != nil || strings.Count(string(data), `"result":"missing"`) != 3 {
+		t.Fatalf("report file: %v\n%s", err, data)
+	}
+
+	out.Reset()
+	err = run(ctx, []string{"oss2s3", "sync", "--local", "--quiet", "--config", b.cfgPath, "--task", "e2e"}, getenv, nil, &out, &errOut)
+	if err != nil || !strings.Contains(out.String(), "queued=3") {
+		t.Fatalf("sync --local: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	for i := range 3 {
+		if _, err := b.s3.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(e2eDst), Key: aws.String(fmt.Sprintf("k%d", i))}); err != nil {
+			t.Fatalf("k%d not copied by sync: %v", i, err)
+		}
+	}
+}
+
+// A replica is SIGKILLed in the middle of a reconcile run's shard (its
+// listing hangs): the shard is redelivered to the next replica after
+// ack_wait, and every object the run should copy arrives.
+func TestReconcileReplicaKilledMidRun(t *testing.T) {
+	ns := jstest.Start(t)
+	b := newBed(t, s3test.StartVersity(t), 2)
+	b.extraConfig = "nats:\n  url: " + ns.ClientURL() + "\nadmin:\n  tokens: [\"" + e2eAdminToken + "\"]\n"
+	b.queueConfig = "  ack_wait: 2s\n"
+	b.writeConfig(t, 2)
+	b.emu.SetWebhook("", "")
+	var s []sample
+	for i := range 6 {
+		k := fmt.Sprintf("d%d/obj-%d.txt", i%2, i)
+		s = append(s, sample{key: k, data: []byte(strings.Repeat(k, 50)), ctype: "application/octet-stream"})
+		if _, err := b.emu.PutObject(e2eSrc, k, s[i].data, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The run's plan probes the source (see reconcile.Split: as many
+	// requests as here); the first listing after them, a shard's, hangs in
+	// the first process.
+	src, err := transfer.NewOSSSource(transfer.SourceConfig{Endpoint: b.ossURL, Bucket: e2eSrc, AccessKeyID: e2eAK, AccessKeySecret: e2eSK}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reconcile.Split(context.Background(), &reconcile.OSSLister{Bucket: src.Bucket()}, reconcile.Range{}, 32); err != nil {
+		t.Fatal(err)
+	}
+	probes := b.emu.Requests()["ListObjectsV2"]
+	b.emu.ResetRequests()
+	b.emu.InjectFault(ossemu.Fault{API: "OSS", Op: "ListObjectsV2", Skip: probes, Times: 1, Latency: time.Minute})
+	first := startChild(t, b)
+	code, data := adminDo(t, b, http.MethodPost, "/v1/tasks/e2e/reconcile", e2eAdminToken, `{}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("POST reconcile: %d %s", code, data)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for b.emu.Requests()["ListObjectsV2"] < probes+1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no shard started listing:\n%s", first.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.cmd.Wait()
+	startChild(t, b)
+	waitInS3(t, b, s)
+}

@@ -1,0 +1,2 @@
+// Package reconcile owns full diffs of a task's source and destination.
+package reconcile

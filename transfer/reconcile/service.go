@@ -1,0 +1,859 @@
+package reconcile
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/robfig/cron/v3"
+
+	"github.com/oss2s3/oss2s3/metrics"
+	"github.com/oss2s3/oss2s3/transfer"
+)
+
+// Names of the JetStream objects the reconciler keeps its runs in, shared
+// by every replica.
+const (
+	RunsBucket    = "oss2s3_reconcile_runs"  // run.<id> and shard.<id>.<n>
+	LocksBucket   = "oss2s3_reconcile_locks" // one key per task with a run in progress
+	ReportStream  = "OSS2S3_RECONCILE_REPORTS"
+	ReportSubject = "oss2s3.reconcile.report." // + <id>.<shard>
+)
+
+// ErrNoTask means a run was asked for a task that is not configured.
+var ErrNoTask = errors.New("no such task")
+
+// ErrNoRun means no run has the id asked for.
+var ErrNoRun = errors.New("no such reconcile run")
+
+// RunningError means the task already has a run in progress (on any
+// replica); ID names it.
+type RunningError struct{ ID string }
+
+func (e *RunningError) Error() string { return "a reconcile run of this task is in progress: " + e.ID }
+
+// RunState is a run's progress and outcome, as GET /v1/reconciles/{id}
+// shows it.
+type RunState struct {
+	ID         string    `json:"id"`
+	Task       string    `json:"task"`
+	Mode       string    `json:"mode"`
+	Verify     string    `json:"verify"`
+	MaxDeletes int       `json:"max_deletes"`
+	Prefixes   []string  `json:"prefixes,omitempty"`
+	Trigger    string    `json:"trigger,omitempty"` // api, schedule, start, cli
+	Owner      string    `json:"owner"`             // the replica coordinating it
+	Started    time.Time `json:"started"`
+	Finished   time.Time `json:"finished,omitzero"`
+	Shards     int       `json:"shards"`
+	ShardsDone int       `json:"shards_done"`
+	Counts
+	// Copied and Failed count the copy jobs of this run the workers
+	// finished, as far as they are known (see the report).
+	Copied  int64   `json:"copied"`
+	Failed  int64   `json:"failed"`
+	Elapsed float64 `json:"elapsed_seconds"`
+	Done    bool    `json:"done"`
+	Error   string  `json:"error,omitempty"`
+}
+
+// shardSpec is the payload of a shard job.
+type shardSpec struct {
+	Run     string  `json:"run"`
+	N       int     `json:"n"`
+	Ranges  []Range `json:"ranges"`
+	Options Options `json:"options"`
+}
+
+// shardState is a shard's progress and outcome.
+type shardState struct {
+	Counts
+	Done       bool      `json:"done"`
+	Error      string    `json:"error,omitempty"`
+	DeleteKeys []string  `json:"delete_keys,omitempty"` // sync: destination-only keys, at most max_deletes+1
+	Updated    time.Time `json:"updated"`
+}
+
+// TaskSides is one task with what a diff of it needs.
+type TaskSides struct {
+	Runtime  *transfer.TaskRuntime
+	Src, Dst Lister
+}
+
+// ServiceConfig shapes the reconciler of one process.
+type ServiceConfig struct {
+	Replicas int           // of the KV buckets and the report stream
+	LockTTL  time.Duration // a coordinator silent this long loses its task's lock (default 1m)
+	Poll     time.Duration // how often the coordinator sums the shards (default 1s)
+	Owner    string        // this replica's name
+	// RangesPerShard groups a task's prefixes into shards (default 64).
+	RangesPerShard int
+	// Shards is about how many key-range shards a run of fewer prefixes
+	// is cut into (default 32).
+	Shards    int
+	ReportAge time.Duration // how long reports are kept (default 7 days)
+}
+
+// Service starts, coordinates and reports reconcile runs. Every replica
+// has one; a run's shards are jobs on the work queue, so every replica's
+// workers share a run, and a run's state lives in JetStream KV, so any
+// replica answers for any run.
+type Service struct {
+	cfg     ServiceConfig
+	js      jetstream.JetStream
+	runs    jetstream.KeyValue
+	locks   jetstream.KeyValue
+	reports jetstream.Stream
+	queue   Publisher
+	tasks   map[string]*TaskSides
+	m       *metrics.Metrics
+	log     *slog.Logger
+
+	ctx context.Context // the coordinators' lifetime
+	wg  sync.WaitGroup
+
+	doneMu sync.Mutex
+	done   map[string]*jobTally // run id -> copies this replica finished
+}
+
+// jobTally counts the copy jobs of one run that this replica's workers
+// finished; it is saved as done.<run>.<owner>, and Get sums the replicas'.
+type jobTally struct {
+	Copied int64 `json:"copied"`
+	Failed int64 `json:"failed"`
+	dirty  bool
+}
+
+// NewService creates (or opens) the KV buckets and the report stream. The
+// runs this replica coordinates live until ctx is done.
+func NewService(ctx context.Context, js jetstream.JetStream, queue Publisher, tasks map[string]*TaskSides,
+	cfg ServiceConfig, m *metrics.Metrics, log *slog.Logger) (*Service, error) {
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.LockTTL <= 0 {
+		cfg.LockTTL = time.Minute
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.RangesPerShard <= 0 {
+		cfg.RangesPerShard = 64
+	}
+	if cfg.Shards <= 0 {
+		cfg.Shards = 32
+	}
+	if cfg.ReportAge <= 0 {
+		cfg.ReportAge = 7 * 24 * time.Hour
+	}
+	if cfg.Owner == "" {
+		cfg.Owner = "oss2s3-" + newID()[:8]
+	}
+	s := &Service{cfg: cfg, js: js, queue: queue, tasks: tasks, m: m, log: log, ctx: ctx, done: map[string]*jobTally{}}
+	var err error
+	s.runs, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: RunsBucket, Description: "oss2s3 reconcile runs: state and progress of each run and shard",
+		History: 1, TTL: cfg.ReportAge, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create key-value bucket %s: %w", RunsBucket, err)
+	}
+	s.locks, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: LocksBucket, Description: "oss2s3 reconcile locks: the run in progress per task; expire unless renewed",
+		History: 1, TTL: cfg.LockTTL, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create key-value bucket %s: %w", LocksBucket, err)
+	}
+	s.reports, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: ReportStream, Description: "oss2s3 reconcile reports: JSON lines of what each run found, per shard",
+		Subjects: []string{ReportSubject + ">"}, Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage,
+		Replicas: cfg.Replicas, MaxAge: cfg.ReportAge,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", ReportStream, err)
+	}
+	return s, nil
+}
+
+// Wait waits for the runs this replica coordinates to end (their context
+// is the one Start was given).
+func (s *Service) Wait() { s.wg.Wait() }
+
+func newID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// Start begins a run of task: it takes the task's lock (or returns a
+// *RunningError), plans the shards, queues them, and coordinates the run
+// in the background until it ends or the service's context is done (ctx
+// is only for starting).
+func (s *Service) Start(ctx context.Context, task string, o Options, trigger string) (RunState, error) {
+	ts := s.tasks[task]
+	if ts == nil {
+		return RunState{}, fmt.Errorf("%w: %q", ErrNoTask, task)
+	}
+	t := ts.Runtime.Task
+	if o.Mode == "" {
+		o.Mode = t.Reconcile.Mode
+	}
+	if o.Verify == "" {
+		o.Verify = t.Reconcile.Verify
+	}
+	if o.MaxDeletes <= 0 {
+		o.MaxDeletes = t.Reconcile.MaxDeletes
+	}
+	o = o.withDefaults()
+	if !ValidMode(o.Mode) || !ValidVerify(o.Verify) {
+		return RunState{}, fmt.Errorf("mode %q / verify %q: want report|copy|sync|copy_all and size|etag|content", o.Mode, o.Verify)
+	}
+	id := newID()
+	if _, err := s.locks.Create(ctx, lockKey(task), []byte(id)); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			if e, gerr := s.locks.Get(ctx, lockKey(task)); gerr == nil {
+				return RunState{}, &RunningError{ID: string(e.Value())}
+			}
+			return RunState{}, &RunningError{}
+		}
+		return RunState{}, fmt.Errorf("take the reconcile lock: %w", err)
+	}
+	st := RunState{ID: id, Task: task, Mode: o.Mode, Verify: o.Verify, MaxDeletes: o.MaxDeletes, Prefixes: o.Prefixes,
+		Trigger: trigger, Owner: s.cfg.Owner, Started: time.Now().UTC()}
+	specs, err := s.plan(ctx, ts, st, o)
+	if err == nil {
+		st.Shards = len(specs)
+		err = s.putRun(ctx, st)
+	}
+	if err == nil {
+		err = s.queueShards(ctx, t, st, specs)
+	}
+	if err != nil {
+		_ = s.locks.Delete(context.WithoutCancel(ctx), lockKey(task))
+		return RunState{}, err
+	}
+	if s.m != nil {
+		s.m.ReconcileRunning.WithLabelValues(task).Set(1)
+	}
+	s.log.Info("reconcile run started", "task", task, "run", id, "mode", o.Mode, "shards", len(specs), "trigger", trigger)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.coordinate(s.ctx, ts, st, o)
+	}()
+	return st, nil
+}
+
+func lockKey(task string) string { return "task." + task }
+
+// plan splits a run into shards: its prefixes (the run's, else the
+// task's), a few dozen to a shard; or, with fewer prefixes than
+// ServiceConfig.Shards (a whole bucket is one range), key ranges cut where
+// the source's keys fan out (see Split), one to a shard, so that every
+// replica works on a huge bucket, flat or not.
+func (s *Service) plan(ctx context.Context, ts *TaskSides, st RunState, o Options) ([]shardSpec, error) {
+	prefixes := o.Prefixes
+	if len(prefixes) == 0 {
+		prefixes = ts.Runtime.Task.Source.Prefixes
+	}
+	ranges := Ranges(prefixes)
+	perShard := s.cfg.RangesPerShard
+	if len(ranges) < s.cfg.Shards {
+		var pieces []Range
+		for _, r := range ranges {
+			ps, err := Split(ctx, ts.Src, r, max(2, s.cfg.Shards/len(ranges)))
+			if err != nil {
+				return nil, fmt.Errorf("plan shards: %w", err)
+			}
+			pieces = append(pieces, ps...)
+		}
+		ranges, perShard = pieces, 1
+	}
+	var specs []shardSpec
+	for len(ranges) > 0 {
+		n := min(len(ranges), perShard)
+		specs = append(specs, shardSpec{Run: st.ID, N: len(specs), Ranges: ranges[:n], Options: o})
+		ranges = ranges[n:]
+	}
+	return specs, nil
+}
+
+func (s *Service) queueShards(ctx context.Context, t *transfer.Task, st RunState, specs []shardSpec) error {
+	jobs := make([]transfer.Job, 0, len(specs))
+	for _, sp := range specs {
+		raw, err := json.Marshal(sp)
+		if err != nil {
+			return err
+		}
+		jobs = append(jobs, transfer.Job{Task: t.Name, Bucket: t.Source.Bucket, Key: fmt.Sprintf("reconcile:%s:%d", st.ID, sp.N),
+			Kind: transfer.KindReconcile, Origin: "reconcile", EventTime: st.Started, Nonce: st.ID, Shard: string(raw)})
+	}
+	for len(jobs) > 0 {
+		b := jobs[:min(len(jobs), 1000)]
+		if _, err := s.queue.Publish(ctx, b); err != nil {
+			return fmt.Errorf("queue reconcile shards: %w", err)
+		}
+		jobs = jobs[len(b):]
+	}
+	return nil
+}
+
+func (s *Service) putRun(ctx context.Context, st RunState) error {
+	st.Elapsed = time.Since(st.Started).Seconds()
+	if st.Done {
+		st.Elapsed = st.Finished.Sub(st.Started).Seconds()
+	}
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	if _, err := s.runs.Put(ctx, "run."+st.ID, raw); err != nil {
+		return fmt.Errorf("save reconcile run: %w", err)
+	}
+	return nil
+}
+
+// Get returns a run's state.
+func (s *Service) Get(ctx context.Context, id string) (RunState, error) {
+	var st RunState
+	if !validID(id) {
+		return st, ErrNoRun
+	}
+	e, err := s.runs.Get(ctx, "run."+id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return st, ErrNoRun
+	}
+	if err != nil {
+		return st, err
+	}
+	if err = json.Unmarshal(e.Value(), &st); err != nil {
+		return st, err
+	}
+	if !st.Done {
+		st.Elapsed = time.Since(st.Started).Seconds()
+	}
+	st.Copied, st.Failed = s.tally(ctx, id)
+	return st, nil
+}
+
+// JobDone implements transfer.JobObserver: it counts the copies of the
+// runs' jobs (those whose nonce names a run).
+func (s *Service) JobDone(job transfer.Job, result string) {
+	id, ok := strings.CutPrefix(job.Nonce, "reconcile-")
+	if !ok || job.Kind == transfer.KindReconcile {
+		return
+	}
+	s.doneMu.Lock()
+	defer s.doneMu.Unlock()
+	t := s.done[id]
+	if t == nil {
+		t = &jobTally{}
+		s.done[id] = t
+	}
+	switch result {
+	case metrics.CopyCopied:
+		t.Copied++
+	case metrics.CopyFailed:
+		t.Failed++
+	default:
+		return
+	}
+	t.dirty = true
+}
+
+// SaveTallies writes this replica's job tallies every Poll until ctx is
+// done.
+func (s *Service) SaveTallies(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.flushTallies(context.WithoutCancel(ctx))
+			return
+		case <-t.C:
+			s.flushTallies(ctx)
+		}
+	}
+}
+
+func (s *Service) flushTallies(ctx context.Context) {
+	s.doneMu.Lock()
+	save := map[string][]byte{}
+	for id, t := range s.done {
+		if t.dirty {
+			save[id], _ = json.Marshal(t)
+			t.dirty = false
+		}
+	}
+	s.doneMu.Unlock()
+	for id, raw := range save {
+		if _, err := s.runs.Put(ctx, "done."+id+"."+kvToken(s.cfg.Owner), raw); err != nil {
+			s.log.Warn("save reconcile job tally", "run", id, "err", err)
+		}
+	}
+}
+
+func (s *Service) tally(ctx context.Context, id string) (copied, failed int64) {
+	kl, err := s.runs.ListKeysFiltered(ctx, "done."+id+".*")
+	if err != nil {
+		return 0, 0
+	}
+	defer func() { _ = kl.Stop() }()
+	for k := range kl.Keys() {
+		e, err := s.runs.Get(ctx, k)
+		if err != nil {
+			continue
+		}
+		var t jobTally
+		if json.Unmarshal(e.Value(), &t) == nil {
+			copied += t.Copied
+			failed += t.Failed
+		}
+	}
+	return copied, failed
+}
+
+// kvToken keeps a replica name to the characters a KV key allows.
+func kvToken(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+func validID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Service) shard(ctx context.Context, id string, n int) (shardState, bool, error) {
+	var ss shardState
+	e, err := s.runs.Get(ctx, fmt.Sprintf("shard.%s.%d", id, n))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return ss, false, nil
+	}
+	if err != nil {
+		return ss, false, err
+	}
+	return ss, true, json.Unmarshal(e.Value(), &ss)
+}
+
+func (s *Service) putShard(ctx context.Context, id string, n int, ss shardState) error {
+	ss.Updated = time.Now().UTC()
+	raw, err := json.Marshal(ss)
+	if err != nil {
+		return err
+	}
+	_, err = s.runs.Put(ctx, fmt.Sprintf("shard.%s.%d", id, n), raw)
+	return err
+}
+
+// coordinate keeps the task's lock alive, sums the shards' progress into
+// the run's state, and ends the run when every shard is done: a sync run
+// deletes then, and only if no shard had an error.
+func (s *Service) coordinate(ctx context.Context, ts *TaskSides, st RunState, o Options) {
+	task := st.Task
+	log := s.log.With("task", task, "run", st.ID)
+	defer func() {
+		if s.m != nil {
+			s.m.ReconcileRunning.WithLabelValues(task).Set(0)
+		}
+	}()
+	tick := time.NewTicker(s.cfg.Poll)
+	defer tick.Stop()
+	renew := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			log.Warn("reconcile coordinator stopped before the run ended; the lock expires", "ttl", s.cfg.LockTTL)
+			return
+		case <-tick.C:
+		}
+		if time.Since(renew) > s.cfg.LockTTL/4 {
+			if _, err := s.locks.Put(ctx, lockKey(task), []byte(st.ID)); err != nil {
+				log.Warn("renew the reconcile lock", "err", err)
+			} else {
+				renew = time.Now()
+			}
+		}
+		var sum Counts
+		done := 0
+		var errs []string
+		var extraneous []string
+		for n := range st.Shards {
+			ss, ok, err := s.shard(ctx, st.ID, n)
+			if err != nil {
+				log.Warn("read shard state", "shard", n, "err", err)
+				continue
+			}
+			if !ok {
+				continue
+			}
+			sum = sum.Add(ss.Counts)
+			if ss.Done {
+				done++
+				if ss.Error != "" {
+					errs = append(errs, fmt.Sprintf("shard %d: %s", n, ss.Error))
+				}
+				if len(extraneous) <= o.MaxDeletes {
+					extraneous = append(extraneous, ss.DeleteKeys...)
+				}
+			}
+		}
+		st.Counts, st.ShardsDone = sum, done
+		if done < st.Shards {
+			if err := s.putRun(ctx, st); err != nil {
+				log.Warn("save run state", "err", err)
+			}
+			continue
+		}
+		if len(errs) == 0 && o.Mode == ModeSync {
+			d := &Diff{Task: ts.Runtime.Task, Destination: ts.Runtime.Destination, Metrics: s.m, Log: s.log, RunID: st.ID,
+				Progress: &Progress{}, Report: s.reporter(st.ID, st.Shards)}
+			if err := DeleteExtraneous(ctx, d, extraneous, o.MaxDeletes); err != nil {
+				errs = append(errs, err.Error())
+			}
+			st.Deleted += d.Progress.Deleted.Load()
+			if sr, ok := d.Report.(*streamReport); ok {
+				if err := sr.flush(ctx); err != nil {
+					errs = append(errs, err.Error())
+				}
+			}
+		}
+		st.Done, st.Finished = true, time.Now().UTC()
+		st.Error = strings.Join(errs, "; ")
+		if err := s.putRun(ctx, st); err != nil {
+			log.Error("save the run's final state", "err", err)
+		}
+		if err := s.release(ctx, task, st.ID); err != nil {
+			log.Warn("release the reconcile lock (it expires)", "err", err)
+		}
+		s.finished(st, log)
+		return
+	}
+}
+
+func (s *Service) release(ctx context.Context, task, id string) error {
+	e, err := s.locks.Get(ctx, lockKey(task))
+	if err != nil {
+		return err
+	}
+	if string(e.Value()) != id {
+		return nil // expired and taken by another run meanwhile
+	}
+	return s.locks.Delete(ctx, lockKey(task), jetstream.LastRevision(e.Revision()))
+}
+
+func (s *Service) finished(st RunState, log *slog.Logger) {
+	result := metrics.RunSucceeded
+	if st.Error != "" {
+		result = metrics.RunFailed
+	}
+	if s.m != nil {
+		s.m.ReconcileRuns.WithLabelValues(st.Task, result).Inc()
+		s.m.ReconcileDuration.WithLabelValues(st.Task).Observe(st.Finished.Sub(st.Started).Seconds())
+		if st.Error == "" {
+			s.m.ReconcileLastSuccess.WithLabelValues(st.Task).Set(float64(st.Finished.Unix()))
+		}
+	}
+	args := []any{"listed", st.Listed, "missing", st.Missing, "different", st.Different, "extraneous", st.Extraneous,
+		"queued", st.Queued, "deleted", st.Deleted, "errors", st.Errors, "elapsed", st.Finished.Sub(st.Started).Round(time.Millisecond)}
+	if st.Error != "" {
+		log.Error("reconcile run failed", append(args, "err", st.Error)...)
+		return
+	}
+	log.Info("reconcile run finished", args...)
+}
+
+// RunShard implements transfer.ShardRunner: it diffs a shard's ranges and
+// records the outcome in the shard's state. A shard redelivered after its
+// replica died starts over (its copy jobs are deduplicated by the queue,
+// its report is rewritten).
+func (s *Service) RunShard(ctx context.Context, job transfer.Job, log *slog.Logger) error {
+	var sp shardSpec
+	if err := json.Unmarshal([]byte(job.Shard), &sp); err != nil {
+		return transfer.Permanent(fmt.Errorf("reconcile shard: %w", err))
+	}
+	ts := s.tasks[job.Task]
+	if ts == nil {
+		return transfer.Permanent(fmt.Errorf("reconcile shard: %w: %q", ErrNoTask, job.Task))
+	}
+	log = log.With("run", sp.Run, "shard", sp.N)
+	if ss, ok, err := s.shard(ctx, sp.Run, sp.N); err == nil && ok && ss.Done {
+		return nil // done already (a duplicate delivery)
+	}
+	rep := s.reporter(sp.Run, sp.N)
+	if err := rep.purge(ctx); err != nil {
+		return err
+	}
+	prog := &Progress{}
+	d := &Diff{Task: ts.Runtime.Task, Src: ts.Src, Dst: ts.Dst, Source: ts.Runtime.Source, Destination: ts.Runtime.Destination,
+		Queue: s.queue, Report: rep, Metrics: s.m, Log: log, RunID: sp.Run, Options: sp.Options, Progress: prog}
+	if op, ok := ts.Runtime.Destination.(Opener); ok {
+		d.DstOpener = op
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(s.cfg.Poll)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_ = s.putShard(ctx, sp.Run, sp.N, shardState{Counts: prog.Snapshot()})
+			}
+		}
+	}()
+	var extraneous []string
+	var err error
+	for _, rg := range sp.Ranges {
+		var ex []string
+		ex, err = d.RunRange(ctx, rg)
+		if len(extraneous) <= sp.Options.MaxDeletes {
+			extraneous = append(extraneous, ex...)
+		}
+		if err != nil {
+			break
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err() // shutting down: another replica runs it again
+	}
+	if ferr := rep.flush(ctx); err == nil {
+		err = ferr
+	}
+	ss := shardState{Counts: prog.Snapshot(), Done: true}
+	if err != nil {
+		ss.Error = err.Error()
+		log.Error("reconcile shard failed", "err", err)
+	}
+	if sp.Options.Mode == ModeSync && err == nil {
+		ss.DeleteKeys = extraneous
+	}
+	if perr := s.putShard(ctx, sp.Run, sp.N, ss); perr != nil {
+		return perr
+	}
+	log.Info("reconcile shard done", "listed", ss.Listed, "missing", ss.Missing, "different", ss.Different, "extraneous", ss.Extraneous)
+	return nil
+}
+
+// streamReport writes report lines into the report stream, many lines to a
+// message, one subject per shard (so a shard run again replaces its lines).
+type streamReport struct {
+	js      jetstream.JetStream
+	subject string
+	mu      sync.Mutex
+	buf     []byte
+	seq     int
+}
+
+const reportChunk = 64 << 10
+
+func (s *Service) reporter(id string, shard int) *streamReport {
+	return &streamReport{js: s.js, subject: fmt.Sprintf("%s%s.%d", ReportSubject, id, shard)}
+}
+
+func (r *streamReport) Report(ctx context.Context, l ReportLine) error {
+	line, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.buf = append(append(r.buf, line...), '\n')
+	if len(r.buf) >= reportChunk {
+		return r.flushLocked(ctx)
+	}
+	return nil
+}
+
+func (r *streamReport) flush(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.flushLocked(ctx)
+}
+
+func (r *streamReport) flushLocked(ctx context.Context) error {
+	if len(r.buf) == 0 {
+		return nil
+	}
+	msg := &nats.Msg{Subject: r.subject, Data: r.buf, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s/%d", r.subject, r.seq))
+	if _, err := r.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	r.seq++
+	r.buf = nil
+	return nil
+}
+
+func (r *streamReport) purge(ctx context.Context) error {
+	st, err := r.js.Stream(ctx, ReportStream)
+	if err != nil {
+		return err
+	}
+	if err := st.Purge(ctx, jetstream.WithPurgeSubject(r.subject)); err != nil {
+		return fmt.Errorf("clear the shard's old report: %w", err)
+	}
+	return nil
+}
+
+// WriteReport copies a run's report (JSON lines) to w.
+func (s *Service) WriteReport(ctx context.Context, id string, w io.Writer) error {
+	if _, err := s.Get(ctx, id); err != nil {
+		return err
+	}
+	c, err := s.js.OrderedConsumer(ctx, ReportStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{ReportSubject + id + ".>"}})
+	if err != nil {
+		return err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return err
+	}
+	pending := info.NumPending
+	for pending > 0 {
+		batch, err := c.Fetch(int(min(pending, 100)), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return err
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			if _, err := w.Write(m.Data()); err != nil {
+				return err
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return err
+		}
+		if got == 0 {
+			return errors.New("report: the stream stopped answering")
+		}
+		pending -= uint64(got)
+	}
+	return nil
+}
+
+// ParseSchedule parses a task's reconcile schedule: a standard cron
+// expression (minute hour day month weekday), a descriptor (@hourly,
+// @daily), or a fixed rate ("@every 1h").
+func ParseSchedule(spec string) (cron.Schedule, error) {
+	return cron.ParseStandard(spec)
+}
+
+// Schedule starts each task's runs on its schedule (and once now, for
+// tasks with on_start) until ctx is done. Every replica schedules; the
+// task's lock lets one of them run it, the others skip that time.
+func (s *Service) Schedule(ctx context.Context) error {
+	c := cron.New()
+	for name, ts := range s.tasks {
+		rc := ts.Runtime.Task.Reconcile
+		start := func(trigger string) {
+			st, err := s.Start(ctx, name, Options{}, trigger)
+			var re *RunningError
+			switch {
+			case errors.As(err, &re):
+				s.log.Info("reconcile run already in progress: skipped", "task", name, "running", re.ID, "trigger", trigger)
+			case err != nil:
+				s.log.Error("reconcile run did not start", "task", name, "trigger", trigger, "err", err)
+			default:
+				_ = st
+			}
+		}
+		if rc.Schedule != "" {
+			sched, err := ParseSchedule(rc.Schedule)
+			if err != nil {
+				return fmt.Errorf("task %s: reconcile.schedule %q: %w", name, rc.Schedule, err)
+			}
+			c.Schedule(sched, cron.FuncJob(func() { start("schedule") }))
+		}
+		if rc.OnStart {
+			go start("start")
+		}
+	}
+	c.Start()
+	t := time.NewTicker(s.cfg.LockTTL)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			<-c.Stop().Done()
+			return nil
+		case <-t.C:
+			s.Adopt(ctx)
+		}
+	}
+}
+
+// Adopt takes over the runs whose coordinator died: a run not done whose
+// task's lock expired. The replica that takes the lock again coordinates
+// it from where its shards are (their state is in KV; shards still queued
+// are worked by every replica as before).
+func (s *Service) Adopt(ctx context.Context) {
+	kl, err := s.runs.ListKeysFiltered(ctx, "run.*")
+	if err != nil {
+		return
+	}
+	var keys []string
+	for k := range kl.Keys() {
+		keys = append(keys, k)
+	}
+	_ = kl.Stop()
+	for _, k := range keys {
+		e, err := s.runs.Get(ctx, k)
+		if err != nil {
+			continue
+		}
+		var st RunState
+		if json.Unmarshal(e.Value(), &st) != nil || st.Done {
+			continue
+		}
+		ts := s.tasks[st.Task]
+		if ts == nil {
+			continue
+		}
+		if _, err := s.locks.Create(ctx, lockKey(st.Task), []byte(st.ID)); err != nil {
+			continue // still held (by its coordinator, or a newer run)
+		}
+		st.Owner = s.cfg.Owner
+		o := Options{Mode: st.Mode, Verify: st.Verify, MaxDeletes: st.MaxDeletes, Prefixes: st.Prefixes}.withDefaults()
+		s.log.Warn("reconcile run adopted: its coordinator went silent", "task", st.Task, "run", st.ID)
+		if s.m != nil {
+			s.m.ReconcileRunning.WithLabelValues(st.Task).Set(1)
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.coordinate(s.ctx, ts, st, o)
+		}()
+	}
+}
