@@ -174,9 +174,14 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 			Src: &reconcile.OSSLister{Bucket: rt.Source.(*transfer.OSSSource).Bucket()},
 			Dst: &reconcile.S3Lister{Client: rt.Destination.(*transfer.S3Destination).Client(), Bucket: rt.Task.Destination.Bucket}}
 	}
-	if a.recon, err = reconcile.NewService(ctx, q.JetStream(), q, sides, reconcile.ServiceConfig{
-		Replicas: q.Replicas(), Owner: hostname() + "-" + strconv.Itoa(os.Getpid()),
-	}, m, log); err != nil {
+	// Retried as the queue's streams are: replicas starting together on a
+	// new cluster race to create the same buckets while leaders are elected.
+	if err = q.Setup(ctx, func(ctx context.Context) (err error) {
+		a.recon, err = reconcile.NewService(ctx, q.JetStream(), q, sides, reconcile.ServiceConfig{
+			Replicas: q.Replicas(), Owner: hostname() + "-" + strconv.Itoa(os.Getpid()),
+		}, m, log)
+		return err
+	}); err != nil {
 		q.Close()
 		return nil, err
 	}

@@ -164,11 +164,17 @@ func OpenQueue(ctx context.Context, cfg QueueConfig, log *slog.Logger) (*Queue, 
 // out or fail and the next one succeed.
 const ensureSetupTime = 2 * time.Minute
 
-func (q *Queue) ensureWithRetry(ctx context.Context) error {
+func (q *Queue) ensureWithRetry(ctx context.Context) error { return q.Setup(ctx, q.ensure) }
+
+// Setup runs fn, which creates JetStream assets (streams, key-value
+// buckets) idempotently, until it succeeds or ensureSetupTime has passed,
+// as OpenQueue does for the queue's own: for the other parts of the
+// process that keep state in JetStream.
+func (q *Queue) Setup(ctx context.Context, fn func(context.Context) error) error {
 	deadline := time.Now().Add(ensureSetupTime)
 	wait := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := q.ensure(ctx)
+		err := fn(ctx)
 		if err == nil || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
 			return err
 		}
