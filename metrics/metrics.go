@@ -5,6 +5,7 @@ package metrics
 import (
 	"context"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -301,10 +302,20 @@ func (m *Metrics) WatchQueue(q QueueInspector) {
 // QueueScrapeTimeout bounds the questions one scrape asks JetStream.
 const QueueScrapeTimeout = 2 * time.Second
 
+// QueueStatsMaxAge is how long one reading of the queue's state serves
+// scrapes: several Prometheus servers, or a tool polling /metrics, then
+// cost JetStream at most a few API requests a second.
+const QueueStatsMaxAge = time.Second
+
 type queueCollector struct {
 	tasks  []string
 	source atomic.Pointer[QueueInspector]
 	now    func() time.Time
+
+	mu      sync.Mutex
+	readAt  time.Time // when last was read; zero: never
+	last    QueueStats
+	lastErr error
 
 	up, jobs, oldest, unacked, redelivered, dead *prometheus.Desc
 }
@@ -357,9 +368,7 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	if src == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), QueueScrapeTimeout)
-	defer cancel()
-	st, err := (*src).QueueStats(ctx)
+	st, err := c.read(*src)
 	if err != nil {
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
 		return
@@ -377,6 +386,20 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age)
 	ch <- prometheus.MustNewConstMetric(c.unacked, prometheus.GaugeValue, float64(st.Unacked))
 	ch <- prometheus.MustNewConstMetric(c.redelivered, prometheus.GaugeValue, float64(st.Redelivered))
+}
+
+// read returns the queue's state, read again only when the last reading
+// is older than QueueStatsMaxAge.
+func (c *queueCollector) read(src QueueInspector) (QueueStats, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now := c.now(); c.readAt.IsZero() || now.Sub(c.readAt) >= QueueStatsMaxAge || now.Before(c.readAt) {
+		ctx, cancel := context.WithTimeout(context.Background(), QueueScrapeTimeout)
+		defer cancel()
+		c.last, c.lastErr = src.QueueStats(ctx)
+		c.readAt = now
+	}
+	return c.last, c.lastErr
 }
 
 // ObserveHTTP records one answered request. route is the route pattern
