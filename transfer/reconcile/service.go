@@ -770,6 +770,23 @@ func ParseSchedule(spec string) (cron.Schedule, error) {
 	return cron.ParseStandard(spec)
 }
 
+// LongestGap is the longest time between two consecutive activations of
+// sched among its next few after from (a weekday-only schedule has a
+// longer gap over the weekend than between weekdays).
+func LongestGap(sched cron.Schedule, from time.Time) time.Duration {
+	var longest time.Duration
+	prev := sched.Next(from)
+	for range 16 {
+		next := sched.Next(prev)
+		if next.IsZero() {
+			break
+		}
+		longest = max(longest, next.Sub(prev))
+		prev = next
+	}
+	return longest
+}
+
 // Schedule starts each task's runs on its schedule (and once now, for
 // tasks with on_start) until ctx is done. Every replica schedules; the
 // task's lock lets one of them run it, the others skip that time.
@@ -795,6 +812,10 @@ func (s *Service) Schedule(ctx context.Context) error {
 				return fmt.Errorf("task %s: reconcile.schedule %q: %w", name, rc.Schedule, err)
 			}
 			c.Schedule(sched, cron.FuncJob(func() { start("schedule") }))
+			if s.m != nil {
+				// What the overdue alert measures against.
+				s.m.ReconcileInterval.WithLabelValues(name).Set(LongestGap(sched, time.Now()).Seconds())
+			}
 		}
 		if rc.OnStart {
 			go start("start")
