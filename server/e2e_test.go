@@ -354,12 +354,7 @@ func waitMetric(t *testing.T, addr, want string) {
 // copies them.
 func TestRestartLosesNoQueuedJob(t *testing.T) {
 	t.Parallel()
-	s3srv, stopS3, err := s3test.StartFake()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stopS3)
-	b := newBed(t, s3srv, 0)
+	b := newFakeBed(t, 0)
 	b.start(t)
 	s := samples(t)
 	upload(t, b.ossBucket(t), s)
@@ -412,4 +407,16 @@ func TestServeRefusesABadConfigurationListingEveryProblem(t *testing.T) {
 	if err := run(context.Background(), []string{"oss2s3", "serve"}, env(nil), nil, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "OSS2S3_CONFIG") {
 		t.Fatalf("no config: %v", err)
 	}
+}
+
+// newFakeBed is newBed with an in-process S3 (gofakes3), for tests about
+// the gateway rather than the copy.
+func newFakeBed(t *testing.T, concurrency int) *bed {
+	t.Helper()
+	s3srv, stopS3, err := s3test.StartFake()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopS3)
+	return newBed(t, s3srv, concurrency)
 }

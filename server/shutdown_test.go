@@ -146,12 +146,7 @@ func TestShutdownHandsBackACopyBeyondTheGrace(t *testing.T) {
 func TestShutdownFinishesAWebhookRequestInFlight(t *testing.T) {
 	t.Parallel()
 	ns := jstest.Start(t)
-	s3srv, stopS3, err := s3test.StartFake()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stopS3)
-	b := newBed(t, s3srv, 0)
+	b := newFakeBed(t, 0)
 	b.extraConfig = "drain_delay: 2s\nnats:\n  url: " + ns.ClientURL() + "\n"
 	b.writeConfig(t, 0)
 	gw := startChild(t, b)

@@ -44,12 +44,7 @@ func writeCerts(t *testing.T, dir string) *http.Client {
 
 func TestGatewayServesHTTPSAndPicksUpARenewedCertificate(t *testing.T) {
 	t.Parallel()
-	s3srv, stopS3, err := s3test.StartFake()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stopS3)
-	b := newBed(t, s3srv, 1)
+	b := newFakeBed(t, 1)
 	dir := t.TempDir()
 	first := writeCerts(t, dir)
 	b.extraConfig = "tls:\n  cert_file: " + filepath.Join(dir, "cert.pem") + "\n  key_file: " + filepath.Join(dir, "key.pem") + "\n"
@@ -96,12 +91,7 @@ func TestGatewayServesHTTPSAndPicksUpARenewedCertificate(t *testing.T) {
 
 func TestServeRefusesAnUnloadableCertificate(t *testing.T) {
 	t.Parallel()
-	s3srv, stopS3, err := s3test.StartFake()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stopS3)
-	b := newBed(t, s3srv, 1)
+	b := newFakeBed(t, 1)
 	dir := t.TempDir()
 	writeCerts(t, dir)
 	for name, c := range map[string]struct{ tls, want string }{
