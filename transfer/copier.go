@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"hash/crc64"
 	"io"
 	"sync"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/oss2s3/oss2s3/metrics"
+	"github.com/oss2s3/oss2s3/transfer/crc64ecma"
 )
 
 // S3 multipart limits.
@@ -24,8 +24,6 @@ const (
 	MinPartSize = 5 * MiB
 	MaxPartSize = 5 * GiB
 )
-
-var crcTable = crc64.MakeTable(crc64.ECMA)
 
 // ErrBusy means another worker is copying the same object version right
 // now; the job should come back later.
@@ -437,7 +435,7 @@ func (c *Copier) transferPart(ctx context.Context, o Object, uploadID string, n 
 	if err != nil {
 		return Part{}, err
 	}
-	crc := crc64.Update(0, crcTable, b)
+	crc := crc64ecma.Checksum(b)
 	part, err := o.Dst.UploadPart(ctx, o.DstKey, uploadID, n, b)
 	if err != nil {
 		return Part{}, err
@@ -544,7 +542,7 @@ type verifier struct {
 }
 
 func newVerifier(r io.Reader, info *ObjectInfo) *verifier {
-	return &verifier{r: r, h: crc64.New(crcTable), want: info.Size, wantCRC: info.CRC64, hasCRC: info.HasCRC64}
+	return &verifier{r: r, h: crc64ecma.New(), want: info.Size, wantCRC: info.CRC64, hasCRC: info.HasCRC64}
 }
 
 func (v *verifier) Read(p []byte) (int, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc64"
 	"io"
 	"log/slog"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer"
+	"github.com/oss2s3/oss2s3/transfer/crc64ecma"
 )
 
 // Modes of a run.
@@ -467,8 +467,6 @@ func (r *runner) check(ctx context.Context, p Entry2) (Verdict, string, error) {
 	return r.compareContent(ctx, p.Src, dstKey)
 }
 
-var crcTable = crc64.MakeTable(crc64.ECMA)
-
 // compareContent reads both objects and compares their CRC-64s.
 func (r *runner) compareContent(ctx context.Context, src Entry, dstKey string) (Verdict, string, error) {
 	if r.Source == nil || r.DstOpener == nil {
@@ -480,7 +478,7 @@ func (r *runner) compareContent(ctx context.Context, src Entry, dstKey string) (
 			return 0, 0, err
 		}
 		defer rc.Close()
-		h := crc64.New(crcTable)
+		h := crc64ecma.New()
 		n, err := io.Copy(h, rc)
 		return h.Sum64(), n, err
 	}
