@@ -3,8 +3,9 @@ package ossemu
 import (
 	"context"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/oss2s3/oss2s3/internal/faultset"
 )
 
 // Fault is a failure injected on demand. It matches requests by API,
@@ -70,36 +71,17 @@ type Fault struct {
 // matching fault with an effect on the request (Before, Status, Latency,
 // or CutBodyAfter on a GetObject) uses up one of its Times, once its Skip
 // is used up.
-func (s *Server) InjectFault(f Fault) {
-	s.faults.mu.Lock()
-	defer s.faults.mu.Unlock()
-	s.faults.list = append(s.faults.list, &activeFault{Fault: f, remaining: f.Times, skip: f.Skip})
-}
+func (s *Server) InjectFault(f Fault) { s.faults.Add(f, f.Skip, f.Times) }
 
 // ClearFaults removes every injected fault.
-func (s *Server) ClearFaults() {
-	s.faults.mu.Lock()
-	defer s.faults.mu.Unlock()
-	s.faults.list = nil
-}
-
-type faultSet struct {
-	mu   sync.Mutex
-	list []*activeFault
-}
-
-type activeFault struct {
-	Fault
-	remaining int
-	skip      int
-}
+func (s *Server) ClearFaults() { s.faults.Clear() }
 
 // faultTarget is what a fault is matched against.
 type faultTarget struct {
 	api, op, bucket, key, rangeHeader string
 }
 
-func (f *activeFault) matches(t faultTarget) bool {
+func (f *Fault) matches(t faultTarget) bool {
 	return (f.API == "" || strings.EqualFold(f.API, t.api)) &&
 		(f.Op == "" || f.Op == t.op) &&
 		(f.Bucket == "" || f.Bucket == t.bucket) &&
@@ -115,26 +97,17 @@ type faultEffect struct {
 	outOfOrder   bool
 }
 
-// take applies the faults matching a request: it runs their Before hooks,
-// sleeps their latency (returning ctx's error if the client leaves) and
-// returns the rest.
-func (fs *faultSet) take(ctx context.Context, t faultTarget) (faultEffect, error) {
+// takeFaults applies the faults matching a request: it runs their Before
+// hooks, sleeps their latency (returning ctx's error if the client leaves)
+// and returns the rest.
+func takeFaults(ctx context.Context, fs *faultset.Set[Fault], t faultTarget) (faultEffect, error) {
 	var eff faultEffect
 	var latency time.Duration
 	var before []func()
-	fs.mu.Lock()
-	kept := fs.list[:0]
-	for _, f := range fs.list {
-		cut := f.CutBodyAfter > 0 && t.op == "GetObject"
-		if !f.matches(t) || (f.Status == 0 && f.Latency <= 0 && !cut && f.Before == nil && !f.OutOfOrder) {
-			kept = append(kept, f)
-			continue
-		}
-		if f.skip > 0 {
-			f.skip--
-			kept = append(kept, f)
-			continue
-		}
+	cuts := func(f *Fault) bool { return f.CutBodyAfter > 0 && t.op == "GetObject" }
+	fs.Take(func(f *Fault) bool {
+		return f.matches(t) && (f.Status != 0 || f.Latency > 0 || cuts(f) || f.Before != nil || f.OutOfOrder)
+	}, func(f *Fault) {
 		if f.Before != nil {
 			before = append(before, f.Before)
 		}
@@ -146,32 +119,12 @@ func (fs *faultSet) take(ctx context.Context, t faultTarget) (faultEffect, error
 			}
 		}
 		eff.outOfOrder = eff.outOfOrder || f.OutOfOrder
-		if cut && eff.cutBodyAfter == 0 {
+		if cuts(f) && eff.cutBodyAfter == 0 {
 			eff.cutBodyAfter = f.CutBodyAfter
 		}
-		if f.Times > 0 {
-			f.remaining--
-			if f.remaining <= 0 {
-				continue
-			}
-		}
-		kept = append(kept, f)
-	}
-	clear(fs.list[len(kept):])
-	fs.list = kept
-	fs.mu.Unlock()
-
+	})
 	for _, fn := range before {
 		fn()
 	}
-	if latency > 0 {
-		t := time.NewTimer(latency)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return eff, ctx.Err()
-		}
-	}
-	return eff, nil
+	return eff, faultset.Sleep(ctx, latency)
 }

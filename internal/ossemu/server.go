@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/oss2s3/oss2s3/internal/faultset"
 )
 
 // Options configures a Server.
@@ -86,7 +88,7 @@ type Server struct {
 	synthMu  sync.Mutex
 	synthCRC map[[2]uint64]uint64
 
-	faults faultSet
+	faults faultset.Set[Fault]
 	hooks  *webhooks
 
 	srvMu    sync.Mutex
@@ -310,7 +312,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		s.writeError(w, req, authErr)
 		return
 	}
-	f, err := s.faults.take(r.Context(), faultTarget{api: req.api, op: req.op, bucket: req.bucket, key: req.key, rangeHeader: r.Header.Get("Range")})
+	f, err := takeFaults(r.Context(), &s.faults, faultTarget{api: req.api, op: req.op, bucket: req.bucket, key: req.key, rangeHeader: r.Header.Get("Range")})
 	if err != nil {
 		// The client went away during an injected latency.
 		return

@@ -3,8 +3,9 @@ package sqsemu
 import (
 	"context"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/oss2s3/oss2s3/internal/faultset"
 )
 
 // Fault is a failure injected on demand. It matches requests by operation
@@ -52,29 +53,10 @@ type Fault struct {
 // latencies add up, and the first matching Status and FailEntries (in
 // injection order) apply. Each matching fault with an effect on the
 // request uses up one of its Times, once its Skip is used up.
-func (s *Server) InjectFault(f Fault) {
-	s.faults.mu.Lock()
-	defer s.faults.mu.Unlock()
-	s.faults.list = append(s.faults.list, &activeFault{Fault: f, remaining: f.Times, skip: f.Skip})
-}
+func (s *Server) InjectFault(f Fault) { s.faults.Add(f, f.Skip, f.Times) }
 
 // ClearFaults removes every injected fault.
-func (s *Server) ClearFaults() {
-	s.faults.mu.Lock()
-	defer s.faults.mu.Unlock()
-	s.faults.list = nil
-}
-
-type faultSet struct {
-	mu   sync.Mutex
-	list []*activeFault
-}
-
-type activeFault struct {
-	Fault
-	remaining int
-	skip      int
-}
+func (s *Server) ClearFaults() { s.faults.Clear() }
 
 func isBatchOp(op string) bool { return strings.HasSuffix(op, "Batch") }
 
@@ -85,25 +67,16 @@ type faultEffect struct {
 	failEntries int
 }
 
-// take applies the faults matching a request: it sleeps their latency
-// (returning ctx's error if the client leaves) and returns the rest.
-func (fs *faultSet) take(ctx context.Context, op, queue string) (faultEffect, error) {
+// takeFaults applies the faults matching a request: it sleeps their
+// latency (returning ctx's error if the client leaves) and returns the rest.
+func takeFaults(ctx context.Context, fs *faultset.Set[Fault], op, queue string) (faultEffect, error) {
 	var eff faultEffect
 	var latency time.Duration
-	fs.mu.Lock()
-	kept := fs.list[:0]
-	for _, f := range fs.list {
-		failEntries := f.FailEntries > 0 && f.Status == 0 && isBatchOp(op)
-		matches := (f.Op == "" || f.Op == op) && (f.Queue == "" || f.Queue == queue)
-		if !matches || (f.Status == 0 && f.Latency <= 0 && !failEntries) {
-			kept = append(kept, f)
-			continue
-		}
-		if f.skip > 0 {
-			f.skip--
-			kept = append(kept, f)
-			continue
-		}
+	failsEntries := func(f *Fault) bool { return f.FailEntries > 0 && f.Status == 0 && isBatchOp(op) }
+	fs.Take(func(f *Fault) bool {
+		return (f.Op == "" || f.Op == op) && (f.Queue == "" || f.Queue == queue) &&
+			(f.Status != 0 || f.Latency > 0 || failsEntries(f))
+	}, func(f *Fault) {
 		latency += f.Latency
 		if f.Status != 0 && eff.status == 0 {
 			eff.status, eff.code = f.Status, f.Code
@@ -111,31 +84,11 @@ func (fs *faultSet) take(ctx context.Context, op, queue string) (faultEffect, er
 				eff.code = "InternalError"
 			}
 		}
-		if failEntries && eff.failEntries == 0 {
+		if failsEntries(f) && eff.failEntries == 0 {
 			eff.failEntries = f.FailEntries
 		}
-		if f.Times > 0 {
-			f.remaining--
-			if f.remaining <= 0 {
-				continue
-			}
-		}
-		kept = append(kept, f)
-	}
-	clear(fs.list[len(kept):])
-	fs.list = kept
-	fs.mu.Unlock()
-
-	if latency > 0 {
-		t := time.NewTimer(latency)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return eff, ctx.Err()
-		}
-	}
-	return eff, nil
+	})
+	return eff, faultset.Sleep(ctx, latency)
 }
 
 // injectedEntryError is the per-entry failure of FailEntries.

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/oss2s3/oss2s3/internal/faultset"
 )
 
 // Options configures a Server.
@@ -75,7 +77,7 @@ type Server struct {
 	countMu  sync.Mutex
 	requests map[string]int
 
-	faults faultSet
+	faults faultset.Set[Fault]
 
 	// done is closed by Close: long polls end at once.
 	done     chan struct{}
@@ -561,7 +563,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if ref.QueueURL != "" {
 		qname, _ = queueNameFromURL(ref.QueueURL)
 	}
-	eff, err := s.faults.take(r.Context(), op, qname)
+	eff, err := takeFaults(r.Context(), &s.faults, op, qname)
 	if err != nil {
 		// The client went away during an injected latency.
 		return
