@@ -2,10 +2,8 @@
 package ossemu
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"github.com/oss2s3/oss2s3/internal/faultset"
+	"github.com/oss2s3/oss2s3/internal/httpbed"
 )
 
 // Options configures a Server.
@@ -91,10 +90,7 @@ type Server struct {
 	faults faultset.Set[Fault]
 	hooks  *webhooks
 
-	srvMu    sync.Mutex
-	httpSrv  *http.Server
-	serveErr chan error
-	closed   bool
+	http httpbed.Server
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -134,53 +130,14 @@ func (s *Server) now() time.Time {
 // Start listens on addr (e.g. "127.0.0.1:0") and serves in a goroutine. It
 // returns the endpoint to give the OSS client, e.g. "http://127.0.0.1:34567".
 func (s *Server) Start(addr string) (string, error) {
-	s.srvMu.Lock()
-	defer s.srvMu.Unlock()
-	if s.closed {
-		return "", errors.New("ossemu: server is closed")
-	}
-	if s.httpSrv != nil {
-		return "", errors.New("ossemu: server already started")
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", fmt.Errorf("ossemu: listen %s: %w", addr, err)
-	}
-	s.httpSrv = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
-	s.serveErr = make(chan error, 1)
-	go func() { s.serveErr <- s.httpSrv.Serve(ln) }()
-	return "http://" + ln.Addr().String(), nil
+	return s.http.Start("ossemu", addr, s, s.log)
 }
 
 // Close stops the listener (if Start was called), closes open connections
 // and stops webhook delivery: deliveries still queued are abandoned and
 // reported by WebhookErrors. Call WaitWebhooks first to have them delivered.
 // Close is idempotent.
-func (s *Server) Close() error {
-	s.srvMu.Lock()
-	if s.closed {
-		s.srvMu.Unlock()
-		return nil
-	}
-	s.closed = true
-	srv := s.httpSrv
-	s.srvMu.Unlock()
-
-	var err error
-	if srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if shutdownErr := srv.Shutdown(ctx); shutdownErr != nil {
-			// Handlers still running (a latency fault, a slow reader): cut them.
-			_ = srv.Close()
-		}
-		cancel()
-		if serveErr := <-s.serveErr; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
-			err = serveErr
-		}
-	}
-	s.hooks.close()
-	return err
-}
+func (s *Server) Close() error { return s.http.Close(nil, s.hooks.close) }
 
 // CreateBucket creates the bucket if it does not exist yet.
 func (s *Server) CreateBucket(name string) {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/oss2s3/oss2s3/internal/faultset"
+	"github.com/oss2s3/oss2s3/internal/httpbed"
 )
 
 // Options configures a Server.
@@ -80,11 +80,8 @@ type Server struct {
 	faults faultset.Set[Fault]
 
 	// done is closed by Close: long polls end at once.
-	done     chan struct{}
-	srvMu    sync.Mutex
-	httpSrv  *http.Server
-	serveErr chan error
-	closed   bool
+	done chan struct{}
+	http httpbed.Server
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -122,54 +119,19 @@ func (s *Server) now() time.Time {
 // returns the endpoint to give the SQS client as BaseEndpoint, e.g.
 // "http://127.0.0.1:34567".
 func (s *Server) Start(addr string) (string, error) {
-	s.srvMu.Lock()
-	defer s.srvMu.Unlock()
-	if s.closed {
-		return "", errors.New("sqsemu: server is closed")
-	}
-	if s.httpSrv != nil {
-		return "", errors.New("sqsemu: server already started")
-	}
-	ln, err := net.Listen("tcp", addr)
+	endpoint, err := s.http.Start("sqsemu", addr, s, s.log)
 	if err != nil {
-		return "", fmt.Errorf("sqsemu: listen %s: %w", addr, err)
+		return "", err
 	}
-	endpoint := "http://" + ln.Addr().String()
 	s.mu.Lock()
 	s.base = endpoint
 	s.mu.Unlock()
-	s.httpSrv = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
-	s.serveErr = make(chan error, 1)
-	go func() { s.serveErr <- s.httpSrv.Serve(ln) }()
 	return endpoint, nil
 }
 
 // Close ends long polls (they answer with no messages), stops the listener
 // if Start was called and closes open connections. It is idempotent.
-func (s *Server) Close() error {
-	s.srvMu.Lock()
-	if s.closed {
-		s.srvMu.Unlock()
-		return nil
-	}
-	s.closed = true
-	close(s.done)
-	srv := s.httpSrv
-	s.srvMu.Unlock()
-	if srv == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		// Handlers still running (an injected latency): cut them.
-		_ = srv.Close()
-	}
-	if err := <-s.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
-}
+func (s *Server) Close() error { return s.http.Close(func() { close(s.done) }, nil) }
 
 // --- Go API for tests and the demo
 
