@@ -21,8 +21,25 @@ import (
 	"github.com/oss2s3/oss2s3/transfer"
 )
 
+// bareShape is how a bare run publishes the jobs straight to JetStream.
+type bareShape struct {
+	publishers int // goroutines publishing at once
+	// batch is how many jobs a publisher sends with PublishMsgAsync before
+	// it awaits all their acks; 0: a plain publish loop, each job sent with
+	// PublishMsg, its ack awaited before the next.
+	batch int
+}
+
+func (s bareShape) String() string {
+	if s.batch == 0 {
+		return fmt.Sprintf("%d publisher(s), one PublishMsg at a time, each ack awaited", s.publishers)
+	}
+	return fmt.Sprintf("%d publisher(s) x async batches of %d, all acks awaited", s.publishers, s.batch)
+}
+
 // bareResult is one run of the bare JetStream publish loop.
 type bareResult struct {
+	shape   bareShape
 	window  time.Duration
 	jobs    int             // acknowledged in the window
 	batches []time.Duration // sorted: publish-to-last-ack time of the batches that finished in the window
@@ -34,16 +51,15 @@ type bareResult struct {
 func (r *bareResult) rate() float64 { return float64(r.jobs) / r.window.Seconds() }
 
 func (r *bareResult) summary() string {
-	return fmt.Sprintf("%7.0f jobs/s (%d in %.2fs)  batch publish->last ack p50 %.2f  p99 %.2f ms; cpu %.0f%% (%.0f µs/job); stream %d jobs = acked %d",
+	return fmt.Sprintf("%7.0f jobs/s (%d in %.2fs)  publish->(last) ack p50 %.2f  p99 %.2f ms; cpu %.0f%% (%.0f µs/job); stream %d jobs = acked %d",
 		r.rate(), r.jobs, r.window.Seconds(), ms(percentile(r.batches, 0.5)), ms(percentile(r.batches, 0.99)),
 		100*r.cpu.Seconds()/r.window.Seconds(), perEvent(r.cpu, float64(r.jobs)), r.stream, r.acked)
 }
 
 // bareRun starts a nats-server with JetStream on a fresh file store in this
 // process, exactly as oss2s3 embeds it, creates the streams and consumer as
-// oss2s3 does, and publishes the jobs the gateway would make, in async
-// batches whose acks are all awaited before the next batch.
-func (b *ingestBed) bareRun(ctx context.Context, name string) (res *bareResult, err error) {
+// oss2s3 does, and publishes the jobs the gateway would make as shape says.
+func (b *ingestBed) bareRun(ctx context.Context, name string, shape bareShape) (res *bareResult, err error) {
 	o := b.opts
 	dir := filepath.Join(b.dir, name)
 	if !o.keep {
@@ -83,10 +99,10 @@ func (b *ingestBed) bareRun(ctx context.Context, name string) (res *bareResult, 
 
 	var stop atomic.Bool
 	base := time.Now()
-	outs := make([]bareOut, o.barePublishers)
+	outs := make([]bareOut, shape.publishers)
 	var wg sync.WaitGroup
-	for p := range o.barePublishers {
-		wg.Go(func() { barePublisher(ctx, js, name, p, o.bareBatch, base, &stop, &outs[p]) })
+	for p := range shape.publishers {
+		wg.Go(func() { barePublisher(ctx, js, name, p, shape.batch, base, &stop, &outs[p]) })
 	}
 	sleep := func(d time.Duration) {
 		select {
@@ -105,7 +121,7 @@ func (b *ingestBed) bareRun(ctx context.Context, name string) (res *bareResult, 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	res = &bareResult{window: mEnd - mStart, cpu: cpu1 - cpu0}
+	res = &bareResult{shape: shape, window: mEnd - mStart, cpu: cpu1 - cpu0}
 	for i := range outs {
 		if outs[i].err != nil {
 			return nil, outs[i].err
@@ -202,10 +218,32 @@ type bareOut struct {
 	err     error
 }
 
-// barePublisher publishes batches of jobs, each one as the gateway would
-// make it from a single-record document (JSON, Nats-Msg-Id), and waits for
-// every ack of a batch before the next.
+// bareJob is the message the gateway makes of the single-record document
+// for key seq of publisher p (JSON job, Nats-Msg-Id).
+func bareJob(run string, p, seq int) (*nats.Msg, error) {
+	now := time.Now()
+	job := transfer.Job{
+		Task: benchTask, Bucket: ingestBucket, Key: fmt.Sprintf("ingest/%s/p%03d/%09d", run, p, seq), ETag: fmt.Sprintf("%08X%024X", p, seq), Size: ingestSize,
+		Event: ingestEvent, Kind: transfer.KindConverge, Origin: metrics.SourceOSSWebhook,
+		EventTime: now.UTC().Truncate(time.Millisecond), QueuedAt: now.UTC(),
+	}
+	data, err := json.Marshal(job)
+	if err != nil {
+		return nil, err
+	}
+	msg := &nats.Msg{Subject: transfer.JobSubjectPrefix + benchTask, Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, job.MsgID())
+	return msg, nil
+}
+
+// barePublisher publishes jobs, each one as the gateway would make it from
+// a single-record document: in batches whose acks are all awaited before
+// the next, or (batch 0) one at a time, each ack awaited.
 func barePublisher(ctx context.Context, js jetstream.JetStream, run string, p, batch int, base time.Time, stop *atomic.Bool, out *bareOut) {
+	if batch == 0 {
+		serialPublisher(ctx, js, run, p, base, stop, out)
+		return
+	}
 	futures := make([]jetstream.PubAckFuture, 0, batch)
 	out.samples = make([]sample, 0, 1024)
 	seq := 0
@@ -213,21 +251,12 @@ func barePublisher(ctx context.Context, js jetstream.JetStream, run string, p, b
 		t0 := time.Now()
 		futures = futures[:0]
 		for range batch {
-			key := fmt.Sprintf("ingest/%s/p%03d/%09d", run, p, seq)
-			now := time.Now()
-			job := transfer.Job{
-				Task: benchTask, Bucket: ingestBucket, Key: key, ETag: fmt.Sprintf("%08X%024X", p, seq), Size: ingestSize,
-				Event: ingestEvent, Kind: transfer.KindConverge, Origin: metrics.SourceOSSWebhook,
-				EventTime: now.UTC().Truncate(time.Millisecond), QueuedAt: now.UTC(),
-			}
+			msg, err := bareJob(run, p, seq)
 			seq++
-			data, err := json.Marshal(job)
 			if err != nil {
 				out.err = err
 				return
 			}
-			msg := &nats.Msg{Subject: transfer.JobSubjectPrefix + benchTask, Data: data, Header: nats.Header{}}
-			msg.Header.Set(jetstream.MsgIDHeader, job.MsgID())
 			f, err := js.PublishMsgAsync(msg)
 			if err != nil {
 				out.err = fmt.Errorf("publish: %w", err)
@@ -254,6 +283,34 @@ func barePublisher(ctx context.Context, js jetstream.JetStream, run string, p, b
 		t1 := time.Now()
 		out.acked += n
 		out.samples = append(out.samples, sample{end: t1.Sub(base), lat: t1.Sub(t0), n: n})
+	}
+}
+
+// serialPublisher is the plain publish loop: PublishMsg, which returns
+// once JetStream has stored the job and acknowledged it, then the next.
+func serialPublisher(ctx context.Context, js jetstream.JetStream, run string, p int, base time.Time, stop *atomic.Bool, out *bareOut) {
+	out.samples = make([]sample, 0, 1<<16)
+	for seq := 0; !stop.Load() && ctx.Err() == nil; seq++ {
+		t0 := time.Now()
+		msg, err := bareJob(run, p, seq)
+		if err != nil {
+			out.err = err
+			return
+		}
+		ack, err := js.PublishMsg(ctx, msg)
+		if err != nil {
+			if ctx.Err() == nil {
+				out.err = fmt.Errorf("publish: %w", err)
+			}
+			return
+		}
+		if ack.Duplicate {
+			out.err = fmt.Errorf("job %s acknowledged as a duplicate", msg.Header.Get(jetstream.MsgIDHeader))
+			return
+		}
+		t1 := time.Now()
+		out.acked++
+		out.samples = append(out.samples, sample{end: t1.Sub(base), lat: t1.Sub(t0), n: 1})
 	}
 }
 

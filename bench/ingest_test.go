@@ -1,12 +1,15 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/oss2s3/oss2s3/handlers/ossevent"
 )
 
 func TestParseIngestFlags(t *testing.T) {
@@ -102,5 +105,38 @@ func TestIngestYAMLIsGatewayOnly(t *testing.T) {
 		if !strings.Contains(y, want) {
 			t.Errorf("configuration lacks %q:\n%s", want, y)
 		}
+	}
+}
+
+func TestDocTemplateIsTheMarshalledRecord(t *testing.T) {
+	t.Parallel()
+	for i, tc := range []struct {
+		key, etag string
+		t         time.Time
+	}{
+		{"ingest/r/w000/000000000", "00000000000000000000000000000000", time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)},
+		{"ingest/oss2s3-r1-c64/w063/123456789", "0000003F0000000000000000075BCD15", time.Date(2026, 1, 2, 3, 4, 5, 678_901_234, time.FixedZone("x", 3600))},
+		{"k", "AB", time.Unix(1, 999_999_999)},
+	} {
+		want, err := json.Marshal(ossevent.Document{Events: []ossevent.Record{ossevent.NewRecord(ingestEvent, ossRegion, ingestBucket, tc.key, tc.etag, ingestSize, "text/plain", tc.t)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ingestDoc.append([]byte("prefix"), []byte(tc.key), []byte(tc.etag), tc.t); string(got) != "prefix"+string(want) {
+			t.Errorf("%d: got\n%s\nwant\n%s", i, got[len("prefix"):], want)
+		}
+		if _, err := ossevent.Parse(want); err != nil {
+			t.Errorf("%d: the gateway's parser refuses it: %v", i, err)
+		}
+	}
+}
+
+func TestAppendPadded(t *testing.T) {
+	t.Parallel()
+	if got := string(appendPadded(appendPadded([]byte("x"), 63, 16, 8), 123456789, 16, 24)); got != "x0000003F0000000000000000075BCD15" {
+		t.Errorf("hex: %s", got)
+	}
+	if got := string(appendPadded(nil, 42, 10, 9)); got != "000000042" {
+		t.Errorf("decimal: %s", got)
 	}
 }
