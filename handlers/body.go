@@ -14,7 +14,7 @@ import (
 // type when the request names none) up to cfg.MaxBodyBytes.
 func readBody(c echo.Context, cfg Config, allowed ...string) ([]byte, *echo.HTTPError) {
 	req := c.Request()
-	if ct := req.Header.Get(echo.HeaderContentType); ct != "" {
+	if ct := req.Header.Get(echo.HeaderContentType); ct != "" && !slices.Contains(allowed, ct) {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || !slices.Contains(allowed, mt) {
 			return nil, echo.NewHTTPError(http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q: want %s", ct, joinOr(allowed)))
@@ -23,7 +23,7 @@ func readBody(c echo.Context, cfg Config, allowed ...string) ([]byte, *echo.HTTP
 	if req.ContentLength > cfg.MaxBodyBytes {
 		return nil, echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", cfg.MaxBodyBytes))
 	}
-	body, err := io.ReadAll(io.LimitReader(req.Body, cfg.MaxBodyBytes+1))
+	body, err := readAll(io.LimitReader(req.Body, cfg.MaxBodyBytes+1), req.ContentLength)
 	if err != nil {
 		return nil, echo.NewHTTPError(http.StatusBadRequest, "reading body: "+err.Error())
 	}
@@ -31,6 +31,30 @@ func readBody(c echo.Context, cfg Config, allowed ...string) ([]byte, *echo.HTTP
 		return nil, echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", cfg.MaxBodyBytes))
 	}
 	return body, nil
+}
+
+// readAll is io.ReadAll with the buffer sized from the request's
+// Content-Length (one byte more, to see the end without growing it), so
+// that a webhook body is read into one allocation.
+func readAll(r io.Reader, contentLength int64) ([]byte, error) {
+	size := 512
+	if contentLength > 0 && contentLength < 1<<20 {
+		size = int(contentLength) + 1
+	}
+	b := make([]byte, 0, size)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+	}
 }
 
 func joinOr(s []string) string {

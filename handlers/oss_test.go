@@ -34,7 +34,7 @@ type bundle struct {
 }
 
 // setup starts a gateway handler on a real embedded JetStream.
-func setup(t *testing.T, qcfg transfer.QueueConfig) *bundle {
+func setup(t testing.TB, qcfg transfer.QueueConfig) *bundle {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	qcfg.DataDir = t.TempDir()

@@ -1,0 +1,35 @@
+package handlers
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// readAll must read the whole body whatever Content-Length says (net/http
+// enforces it, but a handler may be called with any request), in one
+// allocation when it is right.
+func TestReadAllAnyContentLength(t *testing.T) {
+	body := strings.Repeat("0123456789", 300)
+	for _, cl := range []int64{-1, 0, 1, 511, 512, 2999, 3000, 3001, 1 << 30} {
+		for name, r := range map[string]io.Reader{
+			"whole":    strings.NewReader(body),
+			"one-byte": iotest.OneByteReader(strings.NewReader(body)),
+			"halves":   iotest.HalfReader(strings.NewReader(body)),
+		} {
+			got, err := readAll(r, cl)
+			if err != nil || !bytes.Equal(got, []byte(body)) {
+				t.Errorf("content length %d, %s reader: %d bytes, %v", cl, name, len(got), err)
+			}
+		}
+	}
+	if _, err := readAll(iotest.ErrReader(io.ErrUnexpectedEOF), 10); err != io.ErrUnexpectedEOF {
+		t.Errorf("error: %v", err)
+	}
+	r := strings.NewReader(body)
+	if n := testing.AllocsPerRun(100, func() { r.Reset(body); _, _ = readAll(r, int64(len(body))) }); n > 1 {
+		t.Errorf("%v allocations with the right Content-Length, want 1", n)
+	}
+}
