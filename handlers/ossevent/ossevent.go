@@ -8,7 +8,6 @@ package ossevent
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -124,6 +123,19 @@ func KindOf(eventName string) Kind {
 // Parse decodes and validates a document. It rejects the whole document if
 // any record is malformed, naming the record and the reason, so that nothing
 // from a half-valid document is queued.
+//
+// Only the members the gateway uses are decoded: eventName, eventTime,
+// oss.bucket.name, oss.object.key, oss.object.eTag and oss.object.size. The
+// other fields of the returned records are empty. The rest of the body must
+// still be valid JSON, but the types of unused members are not checked
+// ("deltaSize":"x" is accepted). The used members follow encoding/json's
+// rules: names match exactly or case-insensitively (bytes.EqualFold, after
+// unescaping), strings are fully unescaped, size must be an integer literal
+// in int64's range, null leaves a member unset, and a value of another JSON
+// type is rejected. Unlike encoding/json, which takes the last of two
+// members that match the same field, Parse rejects a used member given
+// twice in one object (also as "key" and "KEY"): it does not guess which
+// object the sender meant.
 func Parse(body []byte) (*Document, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, fmt.Errorf("empty body")
@@ -138,24 +150,26 @@ func Parse(body []byte) (*Document, error) {
 	if i := LoneSurrogate(body); i >= 0 {
 		return nil, fmt.Errorf("not an OSS event document: lone UTF-16 surrogate escape at byte %d", i)
 	}
-	// Unmarshal, not a Decoder: a Decoder stops after the first value and
-	// would not see a stray "]" or "}" after it.
-	var doc Document
-	if err := json.Unmarshal(body, &doc); err != nil {
+	r := reader{b: body}
+	// The whole text is read before anything is validated, and trailing
+	// data after the top-level value is an error, as with json.Unmarshal.
+	events, err := r.document()
+	if err != nil {
 		return nil, fmt.Errorf("not an OSS event document: %w", err)
 	}
-	if doc.Events == nil {
+	if !events {
 		return nil, fmt.Errorf(`missing "events" array`)
 	}
-	if len(doc.Events) == 0 {
+	if r.n == 0 {
 		return nil, fmt.Errorf(`"events" is empty`)
 	}
+	doc := r.build()
 	for i := range doc.Events {
 		if err := doc.Events[i].Validate(); err != nil {
 			return nil, fmt.Errorf("events[%d]: %w", i, err)
 		}
 	}
-	return &doc, nil
+	return doc, nil
 }
 
 // LoneSurrogate returns the offset in a JSON text of a \uD800-\uDFFF
@@ -165,7 +179,13 @@ func Parse(body []byte) (*Document, error) {
 func LoneSurrogate(b []byte) int {
 	for i := 0; i+6 <= len(b); i++ {
 		if b[i] != '\\' {
-			continue
+			j := bytes.IndexByte(b[i:], '\\')
+			if j < 0 {
+				return -1
+			}
+			if i += j; i+6 > len(b) {
+				return -1
+			}
 		}
 		if b[i+1] != 'u' {
 			i++ // an escaped character, e.g. \\ or \"
