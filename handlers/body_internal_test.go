@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"strings"
 	"testing"
@@ -31,5 +32,17 @@ func TestReadAllAnyContentLength(t *testing.T) {
 	r := strings.NewReader(body)
 	if n := testing.AllocsPerRun(100, func() { r.Reset(body); _, _ = readAll(r, int64(len(body))) }); n > 1 {
 		t.Errorf("%v allocations with the right Content-Length, want 1", n)
+	}
+}
+
+func TestAcceptedBodyIsTheJSONEncoding(t *testing.T) {
+	for _, r := range []EventsAccepted{{}, {Queued: 1}, {Queued: 12, Duplicate: 3, Ignored: 45, Unrouted: 6789}, {Queued: -1}} {
+		var want bytes.Buffer
+		if err := json.NewEncoder(&want).Encode(r); err != nil {
+			t.Fatal(err)
+		}
+		if got := appendAccepted(nil, r); !bytes.Equal(got, want.Bytes()) {
+			t.Errorf("%+v: %q, want %q", r, got, want.Bytes())
+		}
 	}
 }

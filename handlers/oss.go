@@ -40,7 +40,22 @@ func accept(c echo.Context, in *intake.Intake, source string, records []ossevent
 	if err != nil {
 		return unavailable(c, cfg, err)
 	}
-	return c.JSON(http.StatusAccepted, res)
+	return c.Blob(http.StatusAccepted, echo.MIMEApplicationJSON, appendAccepted(make([]byte, 0, 96), res))
+}
+
+// appendAccepted appends the JSON of a 202's body, as encoding/json writes
+// it (TestAcceptedBodyIsTheJSONEncoding): echo's c.JSON, reflection and an
+// encoder per answer, was 4% of the gateway's CPU at full rate.
+func appendAccepted(b []byte, r EventsAccepted) []byte {
+	b = append(b, `{"queued":`...)
+	b = strconv.AppendInt(b, int64(r.Queued), 10)
+	b = append(b, `,"duplicate":`...)
+	b = strconv.AppendInt(b, int64(r.Duplicate), 10)
+	b = append(b, `,"ignored":`...)
+	b = strconv.AppendInt(b, int64(r.Ignored), 10)
+	b = append(b, `,"unrouted":`...)
+	b = strconv.AppendInt(b, int64(r.Unrouted), 10)
+	return append(b, "}\n"...)
 }
 
 // authenticate checks the signature against the shared secrets, then each
