@@ -597,8 +597,72 @@ func (r *reader) rec(n int) *scratch {
 	return &r.more[n-1]
 }
 
+// member is a used member of an object: its name, its path in "given
+// twice" errors, and which value it is.
+type member struct {
+	name, path string
+	value      usedValue
+}
+
+// usedValue names each used value; reader.value reads it. (A switch, not
+// a func per member: an indirect call would make the reader escape to the
+// heap, an allocation per document.)
+type usedValue int
+
+const (
+	vEventName usedValue = iota
+	vEventTime
+	vOSS
+	vBucket
+	vBucketName
+	vObject
+	vETag
+	vKey
+	vSize
+)
+
+// The used members, level by level; every other member is skipped.
+var (
+	recordMembers = []member{{"eventName", "eventName", vEventName}, {"eventTime", "eventTime", vEventTime}, {"oss", "oss", vOSS}}
+	ossMembers    = []member{{"bucket", "oss.bucket", vBucket}, {"object", "oss.object", vObject}}
+	bucketMembers = []member{{"name", "oss.bucket.name", vBucketName}}
+	objectMembers = []member{{"eTag", "oss.object.eTag", vETag}, {"key", "oss.object.key", vKey}, {"size", "oss.object.size", vSize}}
+)
+
+// value reads the used value v of record n, r at its first byte.
+func (r *reader) value(v usedValue, rec *scratch, n int) error {
+	switch v {
+	case vEventName:
+		return r.strValue(&rec.str[fEventName], "Record", "events.eventName")
+	case vEventTime:
+		return r.strValue(&rec.str[fEventTime], "Record", "events.eventTime")
+	case vOSS:
+		return r.nested(rec, n, "Record", "events.oss", reflect.TypeFor[OSS](), ossMembers)
+	case vBucket:
+		return r.nested(rec, n, "OSS", "events.oss.bucket", reflect.TypeFor[Bucket](), bucketMembers)
+	case vBucketName:
+		return r.strValue(&rec.str[fBucketName], "Bucket", "events.oss.bucket.name")
+	case vObject:
+		return r.nested(rec, n, "OSS", "events.oss.object", reflect.TypeFor[Object](), objectMembers)
+	case vETag:
+		return r.strValue(&rec.str[fETag], "Object", "events.oss.object.eTag")
+	case vKey:
+		return r.strValue(&rec.str[fKey], "Object", "events.oss.object.key")
+	case vSize:
+		return r.intValue(&rec.size, "Object", "events.oss.object.size")
+	}
+	panic("ossevent: unknown used value")
+}
+
 // record reads events[n], an object.
 func (r *reader) record(rec *scratch, n int) error {
+	return r.members(rec, n, recordMembers)
+}
+
+// members reads the object at r.i ('{'): each of used at most once (a
+// second one, by any case of its name, is an error), every other member
+// skipped.
+func (r *reader) members(rec *scratch, n int, used []member) error {
 	empty, err := r.enter('}')
 	var seen uint8
 	for !empty && err == nil {
@@ -607,21 +671,14 @@ func (r *reader) record(rec *scratch, n int) error {
 		if name, err = r.member(); err != nil {
 			return err
 		}
-		switch {
-		case nameIs(name, "eventName"):
-			if err = once(&seen, 1, n, "eventName", at); err == nil {
-				err = r.strValue(&rec.str[fEventName], "Record", "events.eventName")
-			}
-		case nameIs(name, "eventTime"):
-			if err = once(&seen, 2, n, "eventTime", at); err == nil {
-				err = r.strValue(&rec.str[fEventTime], "Record", "events.eventTime")
-			}
-		case nameIs(name, "oss"):
-			if err = once(&seen, 4, n, "oss", at); err == nil {
-				err = r.oss(rec, n)
-			}
-		default:
+		i := 0
+		for i < len(used) && !nameIs(name, used[i].name) {
+			i++
+		}
+		if i == len(used) {
 			err = r.skip()
+		} else if err = once(&seen, 1<<i, n, used[i].path, at); err == nil {
+			err = r.value(used[i].value, rec, n)
 		}
 		if err == nil {
 			empty, err = r.next('}')
@@ -634,109 +691,17 @@ func path(n int, field string) string {
 	return "events[" + strconv.Itoa(n) + "]." + field
 }
 
-// object reads the start of a used member that must be an object: it
-// reports false for null (which encoding/json leaves alone) and for a value
-// of another type (skipped).
-func (r *reader) object(structName, field string, t reflect.Type) (bool, error) {
+// nested reads a used member that must be an object, with its used
+// members: null is left alone (as encoding/json does), a value of another
+// type is a type error (and skipped).
+func (r *reader) nested(rec *scratch, n int, structName, field string, t reflect.Type, used []member) error {
 	switch r.b[r.i] {
 	case '{':
-		return true, nil
+		return r.members(rec, n, used)
 	case 'n':
-		return false, r.literal()
+		return r.literal()
 	}
-	return false, r.wrongType(structName, field, t)
-}
-
-func (r *reader) oss(rec *scratch, n int) error {
-	if ok, err := r.object("Record", "events.oss", reflect.TypeFor[OSS]()); !ok {
-		return err
-	}
-	empty, err := r.enter('}')
-	var seen uint8
-	for !empty && err == nil {
-		at := r.i
-		var name []byte
-		if name, err = r.member(); err != nil {
-			return err
-		}
-		switch {
-		case nameIs(name, "bucket"):
-			if err = once(&seen, 1, n, "oss.bucket", at); err == nil {
-				err = r.bucket(rec, n)
-			}
-		case nameIs(name, "object"):
-			if err = once(&seen, 2, n, "oss.object", at); err == nil {
-				err = r.ossObject(rec, n)
-			}
-		default:
-			err = r.skip()
-		}
-		if err == nil {
-			empty, err = r.next('}')
-		}
-	}
-	return err
-}
-
-func (r *reader) bucket(rec *scratch, n int) error {
-	if ok, err := r.object("OSS", "events.oss.bucket", reflect.TypeFor[Bucket]()); !ok {
-		return err
-	}
-	empty, err := r.enter('}')
-	var seen uint8
-	for !empty && err == nil {
-		at := r.i
-		var name []byte
-		if name, err = r.member(); err != nil {
-			return err
-		}
-		if nameIs(name, "name") {
-			if err = once(&seen, 1, n, "oss.bucket.name", at); err == nil {
-				err = r.strValue(&rec.str[fBucketName], "Bucket", "events.oss.bucket.name")
-			}
-		} else {
-			err = r.skip()
-		}
-		if err == nil {
-			empty, err = r.next('}')
-		}
-	}
-	return err
-}
-
-func (r *reader) ossObject(rec *scratch, n int) error {
-	if ok, err := r.object("OSS", "events.oss.object", reflect.TypeFor[Object]()); !ok {
-		return err
-	}
-	empty, err := r.enter('}')
-	var seen uint8
-	for !empty && err == nil {
-		at := r.i
-		var name []byte
-		if name, err = r.member(); err != nil {
-			return err
-		}
-		switch {
-		case nameIs(name, "eTag"):
-			if err = once(&seen, 1, n, "oss.object.eTag", at); err == nil {
-				err = r.strValue(&rec.str[fETag], "Object", "events.oss.object.eTag")
-			}
-		case nameIs(name, "key"):
-			if err = once(&seen, 2, n, "oss.object.key", at); err == nil {
-				err = r.strValue(&rec.str[fKey], "Object", "events.oss.object.key")
-			}
-		case nameIs(name, "size"):
-			if err = once(&seen, 4, n, "oss.object.size", at); err == nil {
-				err = r.intValue(&rec.size, "Object", "events.oss.object.size")
-			}
-		default:
-			err = r.skip()
-		}
-		if err == nil {
-			empty, err = r.next('}')
-		}
-	}
-	return err
+	return r.wrongType(structName, field, t)
 }
 
 // strValue reads a used string member; null leaves it unset.
