@@ -958,9 +958,14 @@ func (s *Service) Schedule(ctx context.Context) error {
 				return fmt.Errorf("task %s: reconcile.schedule %q: %w", name, rc.Schedule, err)
 			}
 			c.Schedule(sched, cron.FuncJob(func() { start("schedule") }))
+			gap := LongestGap(sched, time.Now())
 			if s.m != nil {
 				// What the overdue alert measures against.
-				s.m.ReconcileInterval.WithLabelValues(name).Set(LongestGap(sched, time.Now()).Seconds())
+				s.m.ReconcileInterval.WithLabelValues(name).Set(gap.Seconds())
+			}
+			if 2*gap > s.cfg.ReportAge {
+				s.log.Warn("reconcile runs are kept for less than twice the schedule: a success may expire before the overdue alert would fire; after a restart the alert then counts from the replicas' start",
+					"task", name, "schedule", rc.Schedule, "kept", s.cfg.ReportAge)
 			}
 		}
 		if rc.OnStart {
