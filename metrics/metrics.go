@@ -164,7 +164,7 @@ func New(reg prometheus.Registerer, tasks []string) *Metrics {
 		}, []string{"task"}),
 		ReconcileLastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "reconcile_last_success_timestamp_seconds",
-			Help: "Unix time the last successful reconcile run of a task finished.",
+			Help: "Unix time the newest successful reconcile run of a task finished, as the runs bucket records it (runs are kept 7 days): every replica exports it, from its start on. Absent while the bucket holds no successful run of the task.",
 		}, []string{"task"}),
 		ReconcileRunning: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "reconcile_running",

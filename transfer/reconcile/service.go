@@ -124,6 +124,19 @@ type Service struct {
 
 	doneMu sync.Mutex
 	done   map[string]*jobTally // run id -> copies this replica finished
+
+	// succeeded holds the successful runs the runs bucket records (as its
+	// watcher told), so that every replica exports the newest one's finish
+	// as oss2s3_reconcile_last_success_timestamp_seconds, from its start
+	// on, whichever replica coordinated the run.
+	succeededMu sync.Mutex
+	succeeded   map[string]success // run id -> task and finish
+}
+
+// success is a successful run, as the last-success gauge needs it.
+type success struct {
+	task     string
+	finished time.Time
 }
 
 // jobTally counts the copy jobs of one run that this replica's workers
@@ -159,7 +172,8 @@ func NewService(ctx context.Context, js jetstream.JetStream, queue Publisher, ta
 	if cfg.Owner == "" {
 		cfg.Owner = "oss2s3-" + newID()[:8]
 	}
-	s := &Service{cfg: cfg, js: js, queue: queue, tasks: tasks, m: m, log: log, ctx: ctx, done: map[string]*jobTally{}}
+	s := &Service{cfg: cfg, js: js, queue: queue, tasks: tasks, m: m, log: log, ctx: ctx, done: map[string]*jobTally{},
+		succeeded: map[string]success{}}
 	var err error
 	s.runs, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: RunsBucket, Description: "oss2s3 reconcile runs: state and progress of each run and shard",
@@ -183,7 +197,141 @@ func NewService(ctx context.Context, js jetstream.JetStream, queue Publisher, ta
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", ReportStream, err)
 	}
+	if err := s.watchRuns(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// runsLoadTime bounds how long NewService waits for the runs bucket's
+// current runs.
+const runsLoadTime = time.Minute
+
+// watchRuns keeps the last-success gauge right on this replica: it reads
+// every run the runs bucket holds now (so a replica that restarts exports
+// the newest success still recorded before its first scrape, not nothing
+// until the next run), then follows the bucket until ctx is done (so it
+// learns the runs other replicas finish the moment they are saved). A
+// watch rather than a re-read on a timer: one ordered consumer per
+// replica, on the run.* keys only, that costs nothing between runs and
+// is never stale.
+func (s *Service) watchRuns(ctx context.Context) error {
+	w, err := s.runs.Watch(ctx, "run.*")
+	if err != nil {
+		return fmt.Errorf("watch key-value bucket %s: %w", RunsBucket, err)
+	}
+	load := time.NewTimer(runsLoadTime)
+	defer load.Stop()
+	for loaded := false; !loaded; {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("read key-value bucket %s: the watch ended", RunsBucket)
+			}
+			if e == nil { // every run recorded now is read
+				loaded = true
+				break
+			}
+			s.observeRun(e)
+		case <-load.C:
+			_ = w.Stop()
+			return fmt.Errorf("read key-value bucket %s: no answer in %v", RunsBucket, runsLoadTime)
+		case <-ctx.Done():
+			_ = w.Stop()
+			return ctx.Err()
+		}
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() { _ = w.Stop() }()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					if ctx.Err() == nil {
+						s.log.Error("the watch of the reconcile runs ended: oss2s3_reconcile_last_success_timestamp_seconds learns only this replica's runs")
+					}
+					return
+				}
+				if e != nil {
+					s.observeRun(e)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// observeRun takes in one change of a run.<id> key: a run saved, or one
+// deleted or purged (then an older success still recorded takes its place).
+func (s *Service) observeRun(e jetstream.KeyValueEntry) {
+	id := strings.TrimPrefix(e.Key(), "run.")
+	if e.Operation() != jetstream.KeyValuePut {
+		s.forgetRun(id)
+		return
+	}
+	var st RunState
+	if err := json.Unmarshal(e.Value(), &st); err != nil {
+		s.log.Warn("unreadable reconcile run in the runs bucket", "key", e.Key(), "err", err)
+		return
+	}
+	st.ID = id
+	s.noteRun(st)
+}
+
+// noteRun counts st in the last-success gauge if it is a successful run of
+// a task this replica has.
+func (s *Service) noteRun(st RunState) {
+	if !st.Done || st.Error != "" || st.Finished.IsZero() || s.tasks[st.Task] == nil {
+		return
+	}
+	s.succeededMu.Lock()
+	defer s.succeededMu.Unlock()
+	s.succeeded[st.ID] = success{task: st.Task, finished: st.Finished}
+	s.exportLastSuccess(st.Task)
+}
+
+func (s *Service) forgetRun(id string) {
+	s.succeededMu.Lock()
+	defer s.succeededMu.Unlock()
+	sc, ok := s.succeeded[id]
+	if !ok {
+		return
+	}
+	delete(s.succeeded, id)
+	s.exportLastSuccess(sc.task)
+}
+
+// exportLastSuccess sets task's gauge to its newest success, or removes
+// the series if none is recorded. Successes older than the bucket keeps
+// runs are forgotten (they expired from it; expiry sends no word), except
+// the newest: it is still the truth, and an overdue alert should see it.
+// s.succeededMu is held.
+func (s *Service) exportLastSuccess(task string) {
+	var newest time.Time
+	newestID := ""
+	for id, sc := range s.succeeded {
+		if sc.task == task && sc.finished.After(newest) {
+			newest, newestID = sc.finished, id
+		}
+	}
+	expired := time.Now().Add(-s.cfg.ReportAge)
+	for id, sc := range s.succeeded {
+		if sc.task == task && id != newestID && sc.finished.Before(expired) {
+			delete(s.succeeded, id)
+		}
+	}
+	if s.m == nil {
+		return
+	}
+	if newestID == "" {
+		s.m.ReconcileLastSuccess.DeleteLabelValues(task)
+		return
+	}
+	s.m.ReconcileLastSuccess.WithLabelValues(task).Set(float64(newest.Unix()))
 }
 
 // Wait waits for the runs this replica coordinates to end (their context
@@ -573,10 +721,8 @@ func (s *Service) finished(st RunState, log *slog.Logger) {
 	if s.m != nil {
 		s.m.ReconcileRuns.WithLabelValues(st.Task, result).Inc()
 		s.m.ReconcileDuration.WithLabelValues(st.Task).Observe(st.Finished.Sub(st.Started).Seconds())
-		if st.Error == "" {
-			s.m.ReconcileLastSuccess.WithLabelValues(st.Task).Set(float64(st.Finished.Unix()))
-		}
 	}
+	s.noteRun(st) // now, not only when the watch brings it back
 	args := []any{"listed", st.Listed, "missing", st.Missing, "different", st.Different, "extraneous", st.Extraneous,
 		"queued", st.Queued, "deleted", st.Deleted, "errors", st.Errors, "elapsed", st.Finished.Sub(st.Started).Round(time.Millisecond)}
 	if st.Error != "" {
@@ -812,9 +958,14 @@ func (s *Service) Schedule(ctx context.Context) error {
 				return fmt.Errorf("task %s: reconcile.schedule %q: %w", name, rc.Schedule, err)
 			}
 			c.Schedule(sched, cron.FuncJob(func() { start("schedule") }))
+			gap := LongestGap(sched, time.Now())
 			if s.m != nil {
 				// What the overdue alert measures against.
-				s.m.ReconcileInterval.WithLabelValues(name).Set(LongestGap(sched, time.Now()).Seconds())
+				s.m.ReconcileInterval.WithLabelValues(name).Set(gap.Seconds())
+			}
+			if 2*gap > s.cfg.ReportAge {
+				s.log.Warn("reconcile runs are kept for less than twice the schedule: a success may expire before the overdue alert would fire; after a restart the alert then counts from the replicas' start",
+					"task", name, "schedule", rc.Schedule, "kept", s.cfg.ReportAge)
 			}
 		}
 		if rc.OnStart {
