@@ -499,8 +499,11 @@ var errShardTaken = errors.New("another attempt of this reconcile shard saved it
 
 // saveShard writes a shard's state if it is still at revision *rev (0:
 // absent), and moves *rev on. Only one attempt of a shard runs at a time,
-// unless a replica that lost its shard to AckWait is still running it:
-// then the attempt that read the state last wins, the other stops.
+// unless a replica that lost its shard to AckWait (cut off from NATS, not
+// dead) is still running it: then of the two, the first to save after the
+// other read goes on, and the other stops at its next save (errShardTaken:
+// the queue delivers the shard again later, and that delivery finds it
+// done or goes on from the winner's checkpoint).
 func (s *Service) saveShard(ctx context.Context, id string, n int, ss shardState, rev *uint64) error {
 	ss.Updated = time.Now().UTC()
 	raw, err := json.Marshal(ss)
