@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,6 +121,19 @@ type Counts struct {
 	Errors     int64 `json:"errors"`
 }
 
+// Restore sets the counters to c (a shard resumed from its checkpoint).
+func (p *Progress) Restore(c Counts) {
+	p.Listed.Store(c.Listed)
+	p.DstListed.Store(c.DstListed)
+	p.Missing.Store(c.Missing)
+	p.Different.Store(c.Different)
+	p.Extraneous.Store(c.Extraneous)
+	p.Queued.Store(c.Queued)
+	p.Deleted.Store(c.Deleted)
+	p.Heads.Store(c.Heads)
+	p.Errors.Store(c.Errors)
+}
+
 // Snapshot reads the counters.
 func (p *Progress) Snapshot() Counts {
 	return Counts{Listed: p.Listed.Load(), DstListed: p.DstListed.Load(), Missing: p.Missing.Load(),
@@ -163,6 +177,25 @@ type Diff struct {
 	RunID       string
 	Options     Options
 	Progress    *Progress
+
+	// OnCheckpoint, if set, is called by RunRange's march between two
+	// keys, every CheckpointKeys keys or CheckpointEvery, whichever comes
+	// first (either <= 0 is never), once every key of the range through
+	// cp.Key is fully handled: both sides compared (its HEAD, if any,
+	// done), its report lines handed to Report and its copy jobs
+	// acknowledged by the queue. An error stops the march.
+	OnCheckpoint    func(ctx context.Context, cp Checkpoint) error
+	CheckpointKeys  int
+	CheckpointEvery time.Duration
+}
+
+// Checkpoint is how far a march got: a range listed again after Key (on
+// both sides) and counted from Counts ends as if it had never stopped.
+type Checkpoint struct {
+	Key    string
+	Counts Counts
+	// Extraneous is the range's destination-only keys so far (sync).
+	Extraneous []string
 }
 
 // Run diffs every range and acts as the mode says, Parallel ranges at a
@@ -259,6 +292,12 @@ type runner struct {
 
 	checks chan Entry2
 	wg     sync.WaitGroup
+	// pending counts the pairs handed to the checkers and not yet
+	// decided; only the march adds to it, and it waits for zero at a
+	// checkpoint.
+	pending sync.WaitGroup
+	sinceCP int       // keys handled since the last checkpoint
+	lastCP  time.Time // when it was
 
 	mu         sync.Mutex
 	batch      []transfer.Job
@@ -291,6 +330,7 @@ func (d *Diff) start() (*runner, error) {
 		log:    log.With("task", d.Task.Name, "run", d.RunID, "mode", o.Mode),
 		checks: make(chan Entry2, 4*o.Checkers),
 		cmp:    CompareOptions{Verify: o.Verify, ETagsNotMD5: strings.EqualFold(d.Task.Destination.SSE, "aws:kms")},
+		lastCP: time.Now(),
 	}
 	if sfx := d.Task.Source.Suffixes; len(sfx) > 0 {
 		r.keep = func(k string) bool {
@@ -365,7 +405,10 @@ func (r *runner) SrcOnly(ctx context.Context, src Entry) error {
 	r.prog.Missing.Add(1)
 	r.count(metrics.ReconcileMissing, 1)
 	r.report(ctx, ReportLine{Key: src.Key, Result: metrics.ReconcileMissing, Src: &src})
-	return r.queue(ctx, src)
+	if err := r.queue(ctx, src); err != nil {
+		return err
+	}
+	return r.handled(ctx, src.Key)
 }
 
 // DstOnly implements Handler.
@@ -381,11 +424,21 @@ func (r *runner) DstOnly(ctx context.Context, dst Entry) error {
 		}
 		r.mu.Unlock()
 	}
-	return r.err()
+	if err := r.err(); err != nil {
+		return err
+	}
+	return r.handled(ctx, dst.Key)
 }
 
 // Match implements Handler.
 func (r *runner) Match(ctx context.Context, src, dst Entry) error {
+	if err := r.match(ctx, src, dst); err != nil {
+		return err
+	}
+	return r.handled(ctx, src.Key)
+}
+
+func (r *runner) match(ctx context.Context, src, dst Entry) error {
 	r.prog.Listed.Add(1)
 	r.prog.DstListed.Add(1)
 	r.count(metrics.ReconcileListed, 1)
@@ -399,12 +452,45 @@ func (r *runner) Match(ctx context.Context, src, dst Entry) error {
 	case Different:
 		return r.different(ctx, src, dst, why)
 	}
+	r.pending.Add(1)
 	select {
 	case r.checks <- Entry2{src, dst}:
 	case <-ctx.Done():
+		r.pending.Done()
 		return ctx.Err()
 	}
 	return r.err()
+}
+
+// handled is called by the march after each key it handed over: every so
+// often it waits until every key through key is fully handled (the
+// pending checks decided, the jobs queued and acknowledged) and tells
+// OnCheckpoint. The march waits meanwhile, so nothing is added behind it.
+func (r *runner) handled(ctx context.Context, key string) error {
+	if r.OnCheckpoint == nil {
+		return nil
+	}
+	r.sinceCP++
+	if (r.CheckpointKeys <= 0 || r.sinceCP < r.CheckpointKeys) &&
+		(r.CheckpointEvery <= 0 || time.Since(r.lastCP) < r.CheckpointEvery) {
+		return nil
+	}
+	r.pending.Wait()
+	r.mu.Lock()
+	if err := r.flushLocked(ctx); err != nil && r.firstErr == nil {
+		r.firstErr = err
+	}
+	err := r.firstErr
+	ex := slices.Clone(r.extraneous)
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := r.OnCheckpoint(ctx, Checkpoint{Key: key, Counts: r.prog.Snapshot(), Extraneous: ex}); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	r.sinceCP, r.lastCP = 0, time.Now()
+	return nil
 }
 
 func (r *runner) err() error {
@@ -424,19 +510,24 @@ func (r *runner) different(ctx context.Context, src, dst Entry, why string) erro
 func (r *runner) checker(ctx context.Context) {
 	defer r.wg.Done()
 	for p := range r.checks {
-		if r.err() != nil {
-			continue // the run failed: drain
-		}
-		v, why, err := r.check(ctx, p)
-		if err != nil {
-			r.prog.Errors.Add(1)
-			r.log.Warn("reconcile check failed", "key", p.Src.Key, "err", err)
-			r.report(ctx, ReportLine{Key: p.Src.Key, Result: "error", Error: err.Error(), Src: &p.Src, Dst: &p.Dst})
-			continue
-		}
-		if v == Different {
-			_ = r.different(ctx, p.Src, p.Dst, why)
-		}
+		r.checkOne(ctx, p)
+		r.pending.Done()
+	}
+}
+
+func (r *runner) checkOne(ctx context.Context, p Entry2) {
+	if r.err() != nil {
+		return // the run failed: drain
+	}
+	v, why, err := r.check(ctx, p)
+	if err != nil {
+		r.prog.Errors.Add(1)
+		r.log.Warn("reconcile check failed", "key", p.Src.Key, "err", err)
+		r.report(ctx, ReportLine{Key: p.Src.Key, Result: "error", Error: err.Error(), Src: &p.Src, Dst: &p.Dst})
+		return
+	}
+	if v == Different {
+		_ = r.different(ctx, p.Src, p.Dst, why)
 	}
 }
 

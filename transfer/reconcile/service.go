@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -75,13 +76,27 @@ type shardSpec struct {
 	Options Options `json:"options"`
 }
 
-// shardState is a shard's progress and outcome.
+// shardState is a shard's progress and outcome. While the shard runs,
+// Counts and DeleteKeys are those at its Checkpoint: a redelivered shard
+// goes on from there.
 type shardState struct {
 	Counts
-	Done       bool      `json:"done"`
-	Error      string    `json:"error,omitempty"`
-	DeleteKeys []string  `json:"delete_keys,omitempty"` // sync: destination-only keys, at most max_deletes+1
-	Updated    time.Time `json:"updated"`
+	Done       bool        `json:"done"`
+	Error      string      `json:"error,omitempty"`
+	DeleteKeys []string    `json:"delete_keys,omitempty"` // sync: destination-only keys, at most max_deletes+1
+	Checkpoint *checkpoint `json:"checkpoint,omitempty"`
+	Resumed    int         `json:"resumed,omitempty"` // times a redelivered attempt went on from the checkpoint
+	Updated    time.Time   `json:"updated"`
+}
+
+// checkpoint is how far a shard got: every key of its ranges before
+// Range, and of Range through After, is fully handled (compared, its copy
+// jobs acknowledged by JetStream, its report lines in the report stream
+// up to ReportSeq).
+type checkpoint struct {
+	Range     int    `json:"range"`           // index in the shard's ranges
+	After     string `json:"after,omitempty"` // "": none of Range's keys yet
+	ReportSeq uint64 `json:"report_seq"`      // the shard's last report message then (stream sequence)
 }
 
 // TaskSides is one task with what a diff of it needs.
@@ -102,6 +117,11 @@ type ServiceConfig struct {
 	// is cut into (default 32).
 	Shards    int
 	ReportAge time.Duration // how long reports are kept (default 7 days)
+	// A running shard saves a checkpoint (one KV write) every
+	// CheckpointKeys keys (default 20000) or CheckpointEvery (default
+	// 2s), whichever comes first, and at the end of each of its ranges.
+	CheckpointKeys  int
+	CheckpointEvery time.Duration
 }
 
 // Service starts, coordinates and reports reconcile runs. Every replica
@@ -168,6 +188,12 @@ func NewService(ctx context.Context, js jetstream.JetStream, queue Publisher, ta
 	}
 	if cfg.ReportAge <= 0 {
 		cfg.ReportAge = 7 * 24 * time.Hour
+	}
+	if cfg.CheckpointKeys <= 0 {
+		cfg.CheckpointKeys = 20000
+	}
+	if cfg.CheckpointEvery <= 0 {
+		cfg.CheckpointEvery = 2 * time.Second
 	}
 	if cfg.Owner == "" {
 		cfg.Owner = "oss2s3-" + newID()[:8]
@@ -595,26 +621,57 @@ func validID(id string) bool {
 	return true
 }
 
+func shardKey(id string, n int) string { return fmt.Sprintf("shard.%s.%d", id, n) }
+
 func (s *Service) shard(ctx context.Context, id string, n int) (shardState, bool, error) {
-	var ss shardState
-	e, err := s.runs.Get(ctx, fmt.Sprintf("shard.%s.%d", id, n))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return ss, false, nil
-	}
-	if err != nil {
-		return ss, false, err
-	}
-	return ss, true, json.Unmarshal(e.Value(), &ss)
+	ss, rev, err := s.shardRev(ctx, id, n)
+	return ss, rev != 0, err
 }
 
-func (s *Service) putShard(ctx context.Context, id string, n int, ss shardState) error {
+// shardRev reads a shard's state and its revision (0: none yet).
+func (s *Service) shardRev(ctx context.Context, id string, n int) (shardState, uint64, error) {
+	var ss shardState
+	e, err := s.runs.Get(ctx, shardKey(id, n))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return ss, 0, nil
+	}
+	if err != nil {
+		return ss, 0, err
+	}
+	return ss, e.Revision(), json.Unmarshal(e.Value(), &ss)
+}
+
+// errShardTaken means another attempt of the shard wrote its state since
+// this one read it: this one stops rather than overwrite it.
+var errShardTaken = errors.New("another attempt of this reconcile shard saved its state meanwhile")
+
+// saveShard writes a shard's state if it is still at revision *rev (0:
+// absent), and moves *rev on. Only one attempt of a shard runs at a time,
+// unless a replica that lost its shard to AckWait (cut off from NATS, not
+// dead) is still running it: then of the two, the first to save after the
+// other read goes on, and the other stops at its next save (errShardTaken:
+// the queue delivers the shard again later, and that delivery finds it
+// done or goes on from the winner's checkpoint).
+func (s *Service) saveShard(ctx context.Context, id string, n int, ss shardState, rev *uint64) error {
 	ss.Updated = time.Now().UTC()
 	raw, err := json.Marshal(ss)
 	if err != nil {
 		return err
 	}
-	_, err = s.runs.Put(ctx, fmt.Sprintf("shard.%s.%d", id, n), raw)
-	return err
+	var next uint64
+	if *rev == 0 {
+		next, err = s.runs.Create(ctx, shardKey(id, n), raw)
+	} else {
+		next, err = s.runs.Update(ctx, shardKey(id, n), raw, *rev)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return errShardTaken
+	}
+	if err != nil {
+		return fmt.Errorf("save reconcile shard state: %w", err)
+	}
+	*rev = next
+	return nil
 }
 
 // coordinate keeps the task's lock alive, sums the shards' progress into
@@ -733,9 +790,14 @@ func (s *Service) finished(st RunState, log *slog.Logger) {
 }
 
 // RunShard implements transfer.ShardRunner: it diffs a shard's ranges and
-// records the outcome in the shard's state. A shard redelivered after its
-// replica died starts over (its copy jobs are deduplicated by the queue,
-// its report is rewritten).
+// records the outcome in the shard's state. As it goes it saves
+// checkpoints (every ServiceConfig.CheckpointKeys keys or
+// CheckpointEvery, and after each range): a shard redelivered after its
+// replica died goes on after the last key the checkpoint says is handled,
+// with the counts, the sync deletes and the report it had then, so the
+// run ends as if it had not been interrupted. The keys handled after the
+// checkpoint are handled again: their copy jobs are deduplicated by the
+// queue (Nats-Msg-Id), their report lines deleted before the resume.
 func (s *Service) RunShard(ctx context.Context, job transfer.Job, log *slog.Logger) error {
 	var sp shardSpec
 	if err := json.Unmarshal([]byte(job.Shard), &sp); err != nil {
@@ -746,84 +808,127 @@ func (s *Service) RunShard(ctx context.Context, job transfer.Job, log *slog.Logg
 		return transfer.Permanent(fmt.Errorf("reconcile shard: %w: %q", ErrNoTask, job.Task))
 	}
 	log = log.With("run", sp.Run, "shard", sp.N)
-	if ss, ok, err := s.shard(ctx, sp.Run, sp.N); err == nil && ok && ss.Done {
+	ss, rev, err := s.shardRev(ctx, sp.Run, sp.N)
+	if err != nil {
+		return fmt.Errorf("read reconcile shard state: %w", err)
+	}
+	if ss.Done {
 		return nil // done already (a duplicate delivery)
 	}
 	rep := s.reporter(sp.Run, sp.N)
-	if err := rep.purge(ctx); err != nil {
+	prog := &Progress{}
+	var cp checkpoint
+	var extraneous []string
+	if ss.Checkpoint != nil && ss.Checkpoint.Range <= len(sp.Ranges) {
+		cp = *ss.Checkpoint
+		prog.Restore(ss.Counts)
+		extraneous = ss.DeleteKeys
+		ss.Resumed++
+		if err := rep.resume(ctx, cp.ReportSeq); err != nil {
+			return err
+		}
+		log.Info("reconcile shard resumed from its checkpoint", "range", cp.Range, "after", cp.After,
+			"listed", ss.Listed, "resumed", ss.Resumed)
+	} else if err := rep.purge(ctx); err != nil {
 		return err
 	}
-	prog := &Progress{}
+	resumed := ss.Resumed
+	save := func(ctx context.Context, c checkpoint, counts Counts, ex []string) error {
+		if err := rep.flush(ctx); err != nil {
+			return &checkpointError{err}
+		}
+		c.ReportSeq = rep.last()
+		st := shardState{Counts: counts, DeleteKeys: ex, Checkpoint: &c, Resumed: resumed}
+		if err := s.saveShard(ctx, sp.Run, sp.N, st, &rev); err != nil {
+			return &checkpointError{err}
+		}
+		return nil
+	}
 	d := &Diff{Task: ts.Runtime.Task, Src: ts.Src, Dst: ts.Dst, Source: ts.Runtime.Source, Destination: ts.Runtime.Destination,
-		Queue: s.queue, Report: rep, Metrics: s.m, Log: log, RunID: sp.Run, Options: sp.Options, Progress: prog}
+		Queue: s.queue, Report: rep, Metrics: s.m, Log: log, RunID: sp.Run, Options: sp.Options, Progress: prog,
+		CheckpointKeys: s.cfg.CheckpointKeys, CheckpointEvery: s.cfg.CheckpointEvery}
 	if op, ok := ts.Runtime.Destination.(Opener); ok {
 		d.DstOpener = op
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(s.cfg.Poll)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				_ = s.putShard(ctx, sp.Run, sp.N, shardState{Counts: prog.Snapshot()})
-			}
+	maxDeletes := sp.Options.withDefaults().MaxDeletes
+	for i := cp.Range; i < len(sp.Ranges) && err == nil; i++ {
+		rg := sp.Ranges[i]
+		if i == cp.Range && cp.After != "" {
+			rg.After = cp.After // both listings start after it
 		}
-	}()
-	var extraneous []string
-	var err error
-	for _, rg := range sp.Ranges {
+		before := extraneous // the earlier ranges'
+		d.OnCheckpoint = func(ctx context.Context, c Checkpoint) error {
+			return save(ctx, checkpoint{Range: i, After: c.Key}, c.Counts, addCapped(before, c.Extraneous, maxDeletes))
+		}
 		var ex []string
 		ex, err = d.RunRange(ctx, rg)
-		if len(extraneous) <= sp.Options.MaxDeletes {
-			extraneous = append(extraneous, ex...)
-		}
-		if err != nil {
-			break
+		extraneous = addCapped(extraneous, ex, maxDeletes)
+		if err == nil && i+1 < len(sp.Ranges) {
+			err = save(ctx, checkpoint{Range: i + 1}, prog.Snapshot(), extraneous)
 		}
 	}
-	close(stop)
-	wg.Wait()
 	if ctx.Err() != nil {
-		return ctx.Err() // shutting down: another replica runs it again
+		return ctx.Err() // shutting down: another replica goes on from the checkpoint
+	}
+	if ce := (*checkpointError)(nil); errors.As(err, &ce) {
+		return err // the queue delivers the shard again; it goes on from the last checkpoint saved
 	}
 	if ferr := rep.flush(ctx); err == nil {
 		err = ferr
 	}
-	ss := shardState{Counts: prog.Snapshot(), Done: true}
+	final := shardState{Counts: prog.Snapshot(), Done: true, Resumed: resumed}
 	if err != nil {
-		ss.Error = err.Error()
+		final.Error = err.Error()
 		log.Error("reconcile shard failed", "err", err)
 	}
 	if sp.Options.Mode == ModeSync && err == nil {
-		ss.DeleteKeys = extraneous
+		final.DeleteKeys = extraneous
 	}
-	if perr := s.putShard(ctx, sp.Run, sp.N, ss); perr != nil {
+	if perr := s.saveShard(ctx, sp.Run, sp.N, final, &rev); perr != nil {
 		return perr
 	}
-	log.Info("reconcile shard done", "listed", ss.Listed, "missing", ss.Missing, "different", ss.Different, "extraneous", ss.Extraneous)
+	log.Info("reconcile shard done", "listed", final.Listed, "missing", final.Missing, "different", final.Different,
+		"extraneous", final.Extraneous, "resumed", resumed)
 	return nil
 }
 
+// checkpointError is a checkpoint that could not be saved: the shard stops
+// without an outcome, and its next delivery goes on from the last one saved.
+type checkpointError struct{ err error }
+
+func (e *checkpointError) Error() string { return "save the shard's checkpoint: " + e.err.Error() }
+func (e *checkpointError) Unwrap() error { return e.err }
+
+// addCapped appends b to a copy of a, unless a already holds more than
+// limit keys (then none will be deleted anyway).
+func addCapped(a, b []string, limit int) []string {
+	out := slices.Clone(a)
+	if len(out) <= limit {
+		out = append(out, b...)
+	}
+	return out
+}
+
 // streamReport writes report lines into the report stream, many lines to a
-// message, one subject per shard (so a shard run again replaces its lines).
+// message, one subject per shard. A shard that starts over purges its
+// subject; one that goes on from its checkpoint deletes the messages
+// written after it (see resume), so a key's lines are never there twice.
 type streamReport struct {
 	js      jetstream.JetStream
 	subject string
+	attempt string // in the message ids: another attempt's messages are not duplicates
 	mu      sync.Mutex
 	buf     []byte
 	seq     int
+	lastSeq uint64 // stream sequence of the shard's last message
 }
 
-const reportChunk = 64 << 10
+// reportChunk is about how many bytes of lines a report message holds (a
+// variable for the tests).
+var reportChunk = 64 << 10
 
 func (s *Service) reporter(id string, shard int) *streamReport {
-	return &streamReport{js: s.js, subject: fmt.Sprintf("%s%s.%d", ReportSubject, id, shard)}
+	return &streamReport{js: s.js, subject: fmt.Sprintf("%s%s.%d", ReportSubject, id, shard), attempt: newID()}
 }
 
 func (r *streamReport) Report(ctx context.Context, l ReportLine) error {
@@ -851,13 +956,23 @@ func (r *streamReport) flushLocked(ctx context.Context) error {
 		return nil
 	}
 	msg := &nats.Msg{Subject: r.subject, Data: r.buf, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s/%d", r.subject, r.seq))
-	if _, err := r.js.PublishMsg(ctx, msg); err != nil {
+	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s/%s/%d", r.subject, r.attempt, r.seq))
+	ack, err := r.js.PublishMsg(ctx, msg)
+	if err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
 	r.seq++
+	r.lastSeq = max(r.lastSeq, ack.Sequence)
 	r.buf = nil
 	return nil
+}
+
+// last is the stream sequence of the last message written (or kept by
+// resume); 0 if none.
+func (r *streamReport) last() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastSeq
 }
 
 func (r *streamReport) purge(ctx context.Context) error {
@@ -868,6 +983,35 @@ func (r *streamReport) purge(ctx context.Context) error {
 	if err := st.Purge(ctx, jetstream.WithPurgeSubject(r.subject)); err != nil {
 		return fmt.Errorf("clear the shard's old report: %w", err)
 	}
+	r.lastSeq = 0
+	return nil
+}
+
+// resume deletes the shard's messages after stream sequence keep: the
+// lines of the keys an interrupted attempt handled after its checkpoint,
+// which this attempt handles again. They are the subject's last few
+// messages (a checkpoint flushes the report), deleted newest first.
+func (r *streamReport) resume(ctx context.Context, keep uint64) error {
+	st, err := r.js.Stream(ctx, ReportStream)
+	if err != nil {
+		return err
+	}
+	for {
+		m, err := st.GetLastMsgForSubject(ctx, r.subject)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read the shard's old report: %w", err)
+		}
+		if m.Sequence <= keep {
+			break
+		}
+		if err := st.DeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return fmt.Errorf("delete the report lines past the shard's checkpoint: %w", err)
+		}
+	}
+	r.lastSeq = keep
 	return nil
 }
 

@@ -39,6 +39,19 @@ type replica struct {
 
 func startReplica(t *testing.T, e *env, url string, workers bool) *replica {
 	t.Helper()
+	return startReplicaWith(t, e, url, workers, replicaOpts{cfg: reconcile.ServiceConfig{LockTTL: 3 * time.Second, Poll: 50 * time.Millisecond}})
+}
+
+// replicaOpts varies a replica: its reconciler's config, listers wrapped
+// (tap, if set), and the queue its reconciler publishes to (pub, if set).
+type replicaOpts struct {
+	cfg reconcile.ServiceConfig
+	tap func(side string, l reconcile.Lister) reconcile.Lister
+	pub func(q *transfer.Queue) reconcile.Publisher
+}
+
+func startReplicaWith(t *testing.T, e *env, url string, workers bool, o replicaOpts) *replica {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	q, err := transfer.OpenQueue(context.Background(), transfer.QueueConfig{URL: url, AckWait: 2 * time.Second, MaxDeliver: 5}, log)
 	if err != nil {
@@ -46,11 +59,18 @@ func startReplica(t *testing.T, e *env, url string, workers bool) *replica {
 	}
 	m := metrics.New(prometheus.NewRegistry(), []string{e.task.Name})
 	rt := &transfer.TaskRuntime{Task: e.task, Source: e.src, Destination: e.dst}
-	tasks := map[string]*reconcile.TaskSides{e.task.Name: {Runtime: rt,
-		Src: &reconcile.OSSLister{Bucket: e.src.Bucket(), PageSize: e.page},
-		Dst: &reconcile.S3Lister{Client: e.dst.Client(), Bucket: "dst", PageSize: e.page}}}
+	var src, dst reconcile.Lister = &reconcile.OSSLister{Bucket: e.src.Bucket(), PageSize: e.page},
+		&reconcile.S3Lister{Client: e.dst.Client(), Bucket: "dst", PageSize: e.page}
+	if o.tap != nil {
+		src, dst = o.tap("source", src), o.tap("destination", dst)
+	}
+	tasks := map[string]*reconcile.TaskSides{e.task.Name: {Runtime: rt, Src: src, Dst: dst}}
+	var pub reconcile.Publisher = q
+	if o.pub != nil {
+		pub = o.pub(q)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := reconcile.NewService(ctx, q.JetStream(), q, tasks, reconcile.ServiceConfig{LockTTL: 3 * time.Second, Poll: 50 * time.Millisecond}, m, log)
+	svc, err := reconcile.NewService(ctx, q.JetStream(), pub, tasks, o.cfg, m, log)
 	if err != nil {
 		t.Fatal(err)
 	}
