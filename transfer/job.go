@@ -37,6 +37,11 @@ type Job struct {
 	// Nonce makes a job re-queued on purpose (a redrive, a wait) distinct
 	// from the one it replaces, for deduplication.
 	Nonce string `json:"nonce,omitempty"`
+	// Parent is the nonce of the job this one carries on (a giant
+	// object's part jobs, a giant copy started over, an archive wait):
+	// whoever counts the jobs it queued (a reconcile run) counts this
+	// one's end as theirs. Not part of MsgID.
+	Parent string `json:"parent,omitempty"`
 	// Force copies even when the destination already holds the source
 	// version (a reconcile run in copy_all mode).
 	Force bool `json:"force,omitempty"`
@@ -82,6 +87,15 @@ func (j Job) MsgID() string {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
+}
+
+// Lineage is the nonce of the job that started this one's line: Parent if
+// it carries on another job, else its own.
+func (j Job) Lineage() string {
+	if j.Parent != "" {
+		return j.Parent
+	}
+	return j.Nonce
 }
 
 // LogArgs are the attributes every log line about this job carries.

@@ -496,6 +496,7 @@ func (w *Workers) archived(ctx context.Context, rt *TaskRuntime, job Job, info *
 	// can take hours, and waiting must not use up the job's attempts.
 	next := job
 	next.NotBefore, next.Waits, next.Nonce, next.QueuedAt = time.Now().Add(poll), job.Waits+1, newNonce(), time.Time{}
+	next.Parent = job.Lineage()
 	if _, err := w.q.Publish(ctx, []Job{next}); err != nil {
 		return outcome{}, err
 	}
@@ -513,6 +514,7 @@ func (w *Workers) startGiant(ctx context.Context, o Object, job Job, cfg CopyCon
 		jobs = append(jobs, Job{
 			Task: job.Task, Bucket: job.Bucket, Key: o.Info.Key, ETag: o.Info.ETag, Size: o.Info.Size,
 			Kind: KindPart, Origin: job.Origin, EventTime: job.EventTime, UploadID: cp.UploadID, Part: n, Redo: job.Redo,
+			Parent: job.Lineage(),
 		})
 	}
 	for len(jobs) > 0 {
@@ -538,7 +540,7 @@ func (w *Workers) part(ctx context.Context, rt *TaskRuntime, job Job, log *slog.
 	case errors.Is(err, ErrSourceChanged), errors.Is(err, ErrChecksumMismatch) && job.Redo+1 < w.q.cfg.MaxDeliver:
 		// The upload was abandoned; start over from a fresh HEAD.
 		next := Job{Task: job.Task, Bucket: job.Bucket, Key: job.Key, Kind: KindConverge, Origin: job.Origin,
-			EventTime: job.EventTime, Redo: job.Redo + 1, Nonce: newNonce()}
+			EventTime: job.EventTime, Redo: job.Redo + 1, Nonce: newNonce(), Parent: job.Lineage()}
 		if _, perr := w.q.Publish(ctx, []Job{next}); perr != nil {
 			return outcome{}, perr
 		}

@@ -59,13 +59,25 @@ type RunState struct {
 	Shards     int       `json:"shards"`
 	ShardsDone int       `json:"shards_done"`
 	Counts
-	// Copied and Failed count the copy jobs of this run the workers
-	// finished, as far as they are known (see the report).
-	Copied  int64   `json:"copied"`
-	Failed  int64   `json:"failed"`
-	Elapsed float64 `json:"elapsed_seconds"`
-	Done    bool    `json:"done"`
-	Error   string  `json:"error,omitempty"`
+	// Copied, Failed and Skipped count the copy jobs of this run the
+	// workers finished (Skipped: nothing to copy, the destination already
+	// held the version or the source was gone). A giant object counts
+	// once, whatever its parts: copied when its upload completes, failed
+	// when one of its parts is dead-lettered.
+	Copied  int64 `json:"copied"`
+	Failed  int64 `json:"failed"`
+	Skipped int64 `json:"skipped"`
+	// Jobs is how many distinct copy jobs the run queued (Queued: a job
+	// a resumed shard queues again counts once).
+	Jobs int64 `json:"jobs"`
+	// CopiesDone says every copy job of a finished diff has ended:
+	// copied+failed+skipped reached jobs ("tally"), or, if results went
+	// uncounted, the work queue stayed empty for two polls ("idle_queue").
+	CopiesDone   bool    `json:"copies_done"`
+	CopiesDoneBy string  `json:"copies_done_by,omitempty"`
+	Elapsed      float64 `json:"elapsed_seconds"`
+	Done         bool    `json:"done"`
+	Error        string  `json:"error,omitempty"`
 }
 
 // shardSpec is the payload of a shard job.
@@ -145,6 +157,9 @@ type Service struct {
 	doneMu sync.Mutex
 	done   map[string]*jobTally // run id -> copies this replica finished
 
+	idleMu    sync.Mutex
+	idleSince time.Time // the work queue seen empty on every look since (see queueIdle)
+
 	// succeeded holds the successful runs the runs bucket records (as its
 	// watcher told), so that every replica exports the newest one's finish
 	// as oss2s3_reconcile_last_success_timestamp_seconds, from its start
@@ -161,10 +176,15 @@ type success struct {
 
 // jobTally counts the copy jobs of one run that this replica's workers
 // finished; it is saved as done.<run>.<owner>, and Get sums the replicas'.
+// A giant object whose parts fail is counted by name (FailedGiants), so
+// that it fails once however many of its parts, on however many replicas,
+// are dead-lettered.
 type jobTally struct {
-	Copied int64 `json:"copied"`
-	Failed int64 `json:"failed"`
-	dirty  bool
+	Copied       int64    `json:"copied"`
+	Failed       int64    `json:"failed"`
+	Skipped      int64    `json:"skipped"`
+	FailedGiants []string `json:"failed_giants,omitempty"` // key and version
+	dirty        bool
 }
 
 // NewService creates (or opens) the KV buckets and the report stream. The
@@ -517,14 +537,57 @@ func (s *Service) Get(ctx context.Context, id string) (RunState, error) {
 	if !st.Done {
 		st.Elapsed = time.Since(st.Started).Seconds()
 	}
-	st.Copied, st.Failed = s.tally(ctx, id)
+	t := s.tally(ctx, id)
+	st.Copied, st.Failed, st.Skipped = t.Copied, t.Failed, t.Skipped
+	st.Jobs = st.Queued
+	if st.Done {
+		switch {
+		case st.Copied+st.Failed+st.Skipped >= st.Jobs:
+			st.CopiesDone, st.CopiesDoneBy = true, "tally"
+		case s.queueIdle(ctx):
+			st.CopiesDone, st.CopiesDoneBy = true, "idle_queue"
+		}
+	}
 	return st, nil
 }
 
+// Depther tells how many jobs the work queue holds, waiting or in flight
+// (transfer.Queue).
+type Depther interface {
+	Depth(ctx context.Context) (uint64, error)
+}
+
+// queueIdle reports whether this replica has seen the work queue empty
+// (no job waiting, in flight or waiting for a retry) on every look for at
+// least two polls, long enough for every replica to save the tallies of
+// the jobs that ended before. It ends the wait for a run's copies whose
+// results were not all counted (see CopiesDoneBy): once the queue is
+// empty, none of them can still be running.
+func (s *Service) queueIdle(ctx context.Context) bool {
+	dq, ok := s.queue.(Depther)
+	if !ok {
+		return false
+	}
+	n, err := dq.Depth(ctx)
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	if err != nil || n > 0 {
+		s.idleSince = time.Time{}
+		return false
+	}
+	if s.idleSince.IsZero() {
+		s.idleSince = time.Now()
+	}
+	return time.Since(s.idleSince) >= 2*s.cfg.Poll
+}
+
 // JobDone implements transfer.JobObserver: it counts the copies of the
-// runs' jobs (those whose nonce names a run).
+// runs' jobs (those whose lineage names a run: the run's own jobs, and the
+// part jobs and restarts a giant object or an archive wait queued for
+// them). A job ends once (retries end with one result); results that end
+// nothing yet (deferred, retried: another job carries on) are not counted.
 func (s *Service) JobDone(job transfer.Job, result string) {
-	id, ok := strings.CutPrefix(job.Nonce, "reconcile-")
+	id, ok := strings.CutPrefix(job.Lineage(), "reconcile-")
 	if !ok || job.Kind == transfer.KindReconcile {
 		return
 	}
@@ -539,7 +602,17 @@ func (s *Service) JobDone(job transfer.Job, result string) {
 	case metrics.CopyCopied:
 		t.Copied++
 	case metrics.CopyFailed:
-		t.Failed++
+		if job.Kind != transfer.KindPart {
+			t.Failed++
+			break
+		}
+		giant := job.Key + "\x00" + job.ETag
+		if slices.Contains(t.FailedGiants, giant) {
+			return
+		}
+		t.FailedGiants = append(t.FailedGiants, giant)
+	case metrics.CopySkipped, metrics.CopySourceGone:
+		t.Skipped++
 	default:
 		return
 	}
@@ -579,12 +652,15 @@ func (s *Service) flushTallies(ctx context.Context) {
 	}
 }
 
-func (s *Service) tally(ctx context.Context, id string) (copied, failed int64) {
+// tally sums the replicas' tallies of run id; FailedGiants counted in
+// Failed, each once.
+func (s *Service) tally(ctx context.Context, id string) (sum jobTally) {
 	kl, err := s.runs.ListKeysFiltered(ctx, "done."+id+".*")
 	if err != nil {
-		return 0, 0
+		return sum
 	}
 	defer func() { _ = kl.Stop() }()
+	giants := map[string]bool{}
 	for k := range kl.Keys() {
 		e, err := s.runs.Get(ctx, k)
 		if err != nil {
@@ -592,11 +668,16 @@ func (s *Service) tally(ctx context.Context, id string) (copied, failed int64) {
 		}
 		var t jobTally
 		if json.Unmarshal(e.Value(), &t) == nil {
-			copied += t.Copied
-			failed += t.Failed
+			sum.Copied += t.Copied
+			sum.Failed += t.Failed
+			sum.Skipped += t.Skipped
+			for _, g := range t.FailedGiants {
+				giants[g] = true
+			}
 		}
 	}
-	return copied, failed
+	sum.Failed += int64(len(giants))
+	return sum
 }
 
 // kvToken keeps a replica name to the characters a KV key allows.

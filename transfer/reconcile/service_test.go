@@ -312,3 +312,109 @@ func TestRunOfADeadCoordinatorIsAdopted(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// waitCopies polls a finished run until its status says its copy jobs have
+// all ended.
+func waitCopies(t *testing.T, svc *reconcile.Service, id string) reconcile.RunState {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		st, err := svc.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.CopiesDone {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run %s: copies never done: %+v", id, st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A giant object's job is split into part jobs; the run counts the object
+// once, as copied when the part that completes its upload ends, and as
+// failed once however many of its parts are dead-lettered. Its status says
+// when every copy job it queued has ended.
+func TestRunCountsAGiantObjectOnce(t *testing.T) {
+	ns := jstest.Start(t)
+	e := newEnv(t, 1000)
+	e.task.Options.PartSize = 5 * transfer.MiB
+	e.task.Options.MultipartThreshold = 6 * transfer.MiB
+	e.task.Options.GiantThreshold = 10 * transfer.MiB
+	e.put(t, "src", "a", "small", nil)
+	e.put(t, "src", "b", "small too", nil)
+	e.put(t, "src", "c", "already there", nil)
+	e.put(t, "dst", "backup/c", "stale", nil) // different: queued, copied
+	// 3 parts
+	if _, err := e.emu.PutSynthetic("src", "giant", int64(15*transfer.MiB), 7, nil); err != nil {
+		t.Fatal(err)
+	}
+	r := startReplica(t, e, ns.ClientURL(), true)
+	ctx := context.Background()
+
+	st, err := r.svc.Start(ctx, "t1", reconcile.Options{}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = waitRun(t, r.svc, st.ID)
+	if st.Error != "" || st.Jobs != 4 || st.Queued != 4 {
+		t.Fatalf("copy run: %+v", st)
+	}
+	st = waitCopies(t, r.svc, st.ID)
+	if st.Copied != 4 || st.Failed != 0 || st.Skipped != 0 || st.CopiesDoneBy != "tally" {
+		t.Fatalf("copies of a run with a giant object: %+v, want copied 4 by tally", st)
+	}
+	for _, k := range []string{"backup/a", "backup/b", "backup/c", "backup/giant"} {
+		if !e.exists(t, k) {
+			t.Errorf("%s not copied when the run said its copies were done", k)
+		}
+	}
+
+	// copy_all queues every object again, and the workers copy them all
+	// (forced): the giant object is split into parts again, counted once.
+	st, err = r.svc.Start(ctx, "t1", reconcile.Options{Mode: reconcile.ModeCopyAll}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = waitCopies(t, r.svc, waitRun(t, r.svc, st.ID).ID)
+	if st.Jobs != 4 || st.Copied != 4 || st.Failed != 0 || st.CopiesDoneBy != "tally" {
+		t.Fatalf("copy_all run: %+v", st)
+	}
+
+	// Every part of a second giant object fails for good: it counts as
+	// one failure, not three.
+	if _, err := e.emu.PutSynthetic("src", "giant2", int64(15*transfer.MiB), 8, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.emu.InjectFault(ossemu.Fault{API: "S3", Op: "UploadPart", Key: "backup/giant2", Status: 400, Code: "InvalidArgument"})
+	st, err = r.svc.Start(ctx, "t1", reconcile.Options{}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = waitCopies(t, r.svc, waitRun(t, r.svc, st.ID).ID)
+	if st.Jobs != 1 || st.Copied != 0 || st.Failed != 1 || st.CopiesDoneBy != "tally" {
+		t.Fatalf("run with a failing giant object: %+v, want 1 job failed once", st)
+	}
+	// The object failed for good with its first dead-lettered part; the
+	// others end in the dead-letter queue too, and change nothing.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		dead, err := r.q.DeadLetters(ctx, transfer.DeadLetterFilter{Task: "t1"}, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dead) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dead letters: %d, want the giant object's 3 parts", len(dead))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // > Poll: every tally saved
+	if st, err = r.svc.Get(ctx, st.ID); err != nil || st.Failed != 1 || st.Copied != 0 {
+		t.Fatalf("after all 3 parts were dead-lettered: %+v, %v; want failed 1", st, err)
+	}
+}
