@@ -81,19 +81,21 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 	if f.local {
 		return reconcileLocal(ctx, f, getenv, stdout, stderr)
 	}
-	return reconcileRemote(ctx, f, stdout, stderr)
+	return reconcileRemote(ctx, f, false, stdout, stderr)
 }
 
 // runSync is `oss2s3 sync`: a one-time transfer (the seed's "One Time
-// Transfer"): a copy-mode diff whose jobs the workers of this process copy,
-// with a progress bar until the queue is empty.
+// Transfer"): a copy-mode diff and its copies, with a progress bar until
+// every copy is done: with --local the workers of this process copy, until
+// the queue is empty; on a gateway (whose queue also carries live events)
+// until the run's status says its copy jobs have all ended.
 func runSync(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	f, err := parseReconcileFlags("sync", args, getenv, stderr, reconcile.ModeCopy)
 	if err != nil {
 		return err
 	}
 	if !f.local {
-		return reconcileRemote(ctx, f, stdout, stderr)
+		return reconcileRemote(ctx, f, true, stdout, stderr)
 	}
 	if f.mode == reconcile.ModeReport {
 		return errors.New("sync --mode report copies nothing: use reconcile")
@@ -332,8 +334,10 @@ func (r *fileReport) Close() error {
 }
 
 // reconcileRemote starts a run on a gateway (or follows the one in
-// progress), polls it with a progress bar and prints its summary.
-func reconcileRemote(ctx context.Context, f *reconcileFlags, stdout, stderr io.Writer) error {
+// progress), polls it with a progress bar and prints its summary: when the
+// diff is done, or, with waitCopies (sync), when the copy jobs it queued
+// have all ended too; then a copy that failed for good is an error.
+func reconcileRemote(ctx context.Context, f *reconcileFlags, waitCopies bool, stdout, stderr io.Writer) error {
 	if f.gateway == "" {
 		return errors.New("give --gateway URL (and --token) of a running oss2s3, or --local")
 	}
@@ -393,7 +397,13 @@ func reconcileRemote(ctx context.Context, f *reconcileFlags, stdout, stderr io.W
 	start := time.Now()
 	stop := progressBar(stderr, f.quiet, func() string {
 		cur := shown.Load()
-		return progressLine(cur.Counts, time.Since(start)) + fmt.Sprintf("  shards %d/%d", cur.ShardsDone, cur.Shards)
+		line := progressLine(cur.Counts, time.Since(start)) + fmt.Sprintf("  shards %d/%d", cur.ShardsDone, cur.Shards)
+		if waitCopies {
+			// What the wait is for: every job the diff queued ended.
+			line += fmt.Sprintf("  copies %d/%d (copied %d, skipped %d, failed %d)",
+				cur.Copied+cur.Skipped+cur.Failed, cur.Jobs, cur.Copied, cur.Skipped, cur.Failed)
+		}
+		return line
 	})
 	for {
 		var next reconcile.RunState
@@ -402,7 +412,7 @@ func reconcileRemote(ctx context.Context, f *reconcileFlags, stdout, stderr io.W
 		}
 		st = next
 		shown.Store(&next)
-		if st.Done {
+		if st.Done && (!waitCopies || st.CopiesDone) {
 			break
 		}
 		select {
@@ -423,10 +433,26 @@ func reconcileRemote(ctx context.Context, f *reconcileFlags, stdout, stderr io.W
 			return err
 		}
 	}
-	fmt.Fprintf(stdout, "reconcile task=%s run=%s mode=%s listed=%d dst_listed=%d missing=%d different=%d extraneous=%d queued=%d deleted=%d heads=%d errors=%d elapsed=%.1fs\n",
-		st.Task, st.ID, st.Mode, st.Listed, st.DstListed, st.Missing, st.Different, st.Extraneous, st.Queued, st.Deleted, st.Heads, st.Errors, st.Elapsed)
-	if st.Error != "" {
+	if !waitCopies {
+		fmt.Fprintf(stdout, "reconcile task=%s run=%s mode=%s listed=%d dst_listed=%d missing=%d different=%d extraneous=%d queued=%d deleted=%d heads=%d errors=%d elapsed=%.1fs\n",
+			st.Task, st.ID, st.Mode, st.Listed, st.DstListed, st.Missing, st.Different, st.Extraneous, st.Queued, st.Deleted, st.Heads, st.Errors, st.Elapsed)
+		if st.Error != "" {
+			return fmt.Errorf("run %s failed: %s", st.ID, st.Error)
+		}
+		return nil
+	}
+	if st.CopiesDoneBy == "idle_queue" {
+		fmt.Fprintf(stderr, "the work queue is empty, so every copy job of run %s ended, but only %d of %d ends were counted\n",
+			st.ID, st.Copied+st.Skipped+st.Failed, st.Jobs)
+	}
+	fmt.Fprintf(stdout, "sync task=%s run=%s mode=%s listed=%d missing=%d different=%d extraneous=%d queued=%d copied=%d skipped=%d failed=%d deleted=%d errors=%d elapsed=%s\n",
+		st.Task, st.ID, st.Mode, st.Listed, st.Missing, st.Different, st.Extraneous, st.Jobs, st.Copied, st.Skipped, st.Failed,
+		st.Deleted, st.Errors, time.Since(start).Round(time.Millisecond))
+	switch {
+	case st.Error != "":
 		return fmt.Errorf("run %s failed: %s", st.ID, st.Error)
+	case st.Failed > 0:
+		return fmt.Errorf("%d copies failed for good: see the dead-letter queue (GET /v1/dlq?task=%s)", st.Failed, st.Task)
 	}
 	return nil
 }

@@ -268,3 +268,88 @@ func TestReconcileReplicaKilledMidRun(t *testing.T) {
 	startChild(t, b)
 	waitInS3(t, b, s)
 }
+
+// `oss2s3 sync` against a gateway returns only when every copy its run
+// queued has ended, a giant object's part jobs included: every object is
+// in S3, byte for byte, the moment it returns. An object whose copy fails
+// for good makes it exit with an error, after the others are copied.
+func TestSyncOnAGatewayWaitsForTheCopies(t *testing.T) {
+	b := newBed(t, s3test.StartVersity(t), 4)
+	b.extraConfig = "admin:\n  tokens: [\"" + e2eAdminToken + "\"]\n"
+	b.queueConfig = "  max_deliver: 2\n"
+	b.workerConfig = "  giant_threshold: 10MiB\n"
+	b.writeConfig(t, 4)
+	b.emu.SetWebhook("", "") // no events: only the run copies
+	ctx := context.Background()
+	var s []sample
+	for i := range 6 {
+		k := fmt.Sprintf("one/%d.txt", i)
+		s = append(s, sample{key: k, data: []byte(strings.Repeat(k, 200+i)), ctype: "application/octet-stream"})
+		if _, err := b.emu.PutObject(e2eSrc, k, s[i].data, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const giantSize = 15 << 20 // 3 part jobs of 5 MiB
+	if _, err := b.emu.PutSynthetic(e2eSrc, "one/giant.bin", giantSize, 42, nil); err != nil {
+		t.Fatal(err)
+	}
+	giant, err := io.ReadAll(ossemu.SyntheticReader(giantSize, 42, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = append(s, sample{key: "one/giant.bin", data: giant, ctype: "application/octet-stream"})
+	// Copies that take longer than the diff (which reads no object): a
+	// sync that returned with the diff would find them missing.
+	b.emu.InjectFault(ossemu.Fault{API: "OSS", Op: "GetObject", Key: "one/3.txt", Latency: 3 * time.Second, Times: 1})
+	b.emu.InjectFault(ossemu.Fault{API: "OSS", Op: "GetObject", Key: "one/giant.bin", Latency: 3 * time.Second, Times: 1})
+	b.start(t)
+
+	sync := func() (string, string, error) {
+		var out, errOut bytes.Buffer
+		err := run(ctx, []string{"oss2s3", "sync", "--task", "e2e", "--gateway", "http://" + b.addr, "--token", e2eAdminToken},
+			env(nil), nil, &out, &errOut)
+		return out.String(), errOut.String(), err
+	}
+	out, errOut, err := sync()
+	if err != nil || !strings.Contains(out, "queued=7 copied=7 skipped=0 failed=0") {
+		t.Fatalf("oss2s3 sync: %v\n%s\n%s", err, out, errOut)
+	}
+	for _, o := range s { // right now: no waiting
+		if problem := checkS3(ctx, b, o); problem != "" {
+			t.Errorf("%s when sync returned: %s", o.key, problem)
+		}
+	}
+	if !strings.Contains(errOut, "copies 7/7 (copied 7, skipped 0, failed 0)") {
+		t.Errorf("progress line does not show the copies:\n%s", errOut)
+	}
+
+	// One object fails every attempt; the others still arrive, and sync
+	// says it failed.
+	var more []sample
+	for i := range 3 {
+		k := fmt.Sprintf("two/%d.txt", i)
+		more = append(more, sample{key: k, data: []byte(strings.Repeat(k, 300+i)), ctype: "application/octet-stream"})
+		if _, err := b.emu.PutObject(e2eSrc, k, more[i].data, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.emu.PutObject(e2eSrc, "two/bad.txt", []byte("never copied"), nil); err != nil {
+		t.Fatal(err)
+	}
+	b.emu.InjectFault(ossemu.Fault{API: "OSS", Op: "GetObject", Key: "two/bad.txt", Status: http.StatusInternalServerError})
+	b.emu.InjectFault(ossemu.Fault{API: "OSS", Op: "GetObject", Key: "two/1.txt", Latency: 3 * time.Second, Times: 1})
+	out, errOut, err = sync()
+	if err == nil || !strings.Contains(err.Error(), "1 copies failed for good") ||
+		!strings.Contains(out, "queued=4 copied=3 skipped=0 failed=1") {
+		t.Fatalf("oss2s3 sync with a failing copy: %v\n%s\n%s", err, out, errOut)
+	}
+	for _, o := range more {
+		if problem := checkS3(ctx, b, o); problem != "" {
+			t.Errorf("%s when sync returned: %s", o.key, problem)
+		}
+	}
+	code, data := adminDo(t, b, http.MethodGet, "/v1/dlq?task=e2e", e2eAdminToken, "")
+	if code != http.StatusOK || !strings.Contains(string(data), "two/bad.txt") {
+		t.Errorf("dead-letter queue: %d %s", code, data)
+	}
+}
