@@ -46,8 +46,10 @@ func startReplica(t *testing.T, e *env, url string, workers bool) *replica {
 // (tap, if set), and the queue its reconciler publishes to (pub, if set).
 type replicaOpts struct {
 	cfg reconcile.ServiceConfig
-	tap func(side string, l reconcile.Lister) reconcile.Lister
-	pub func(q *transfer.Queue) reconcile.Publisher
+	// deaf: the workers do not tell the reconciler how jobs end.
+	deaf bool
+	tap  func(side string, l reconcile.Lister) reconcile.Lister
+	pub  func(q *transfer.Queue) reconcile.Publisher
 }
 
 func startReplicaWith(t *testing.T, e *env, url string, workers bool, o replicaOpts) *replica {
@@ -79,7 +81,9 @@ func startReplicaWith(t *testing.T, e *env, url string, workers bool, o replicaO
 		w := transfer.NewWorkers(q, transfer.NewCopier(64*transfer.MiB, q.Checkpoints(), "w"), map[string]*transfer.TaskRuntime{e.task.Name: rt},
 			transfer.WorkerConfig{Concurrency: 4, RetryBase: 50 * time.Millisecond, RetryMax: time.Second, ShutdownGrace: time.Second}, m, log)
 		w.SetShardRunner(svc)
-		w.SetJobObserver(svc)
+		if !o.deaf {
+			w.SetJobObserver(svc)
+		}
 		go svc.SaveTallies(ctx)
 		go func() { defer close(r.done); _ = w.Run(ctx) }()
 	} else {
@@ -416,5 +420,30 @@ func TestRunCountsAGiantObjectOnce(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // > Poll: every tally saved
 	if st, err = r.svc.Get(ctx, st.ID); err != nil || st.Failed != 1 || st.Copied != 0 {
 		t.Fatalf("after all 3 parts were dead-lettered: %+v, %v; want failed 1", st, err)
+	}
+}
+
+// Where the ends of a run's jobs go uncounted, its copies are still done
+// once the work queue has stayed empty for two polls: the wait for them
+// never hangs.
+func TestCopiesDoneWhenTheQueueIsIdleThoughEndsWentUncounted(t *testing.T) {
+	ns := jstest.Start(t)
+	e := newEnv(t, 1000)
+	seed(t, e)
+	r := startReplicaWith(t, e, ns.ClientURL(), true, replicaOpts{deaf: true,
+		cfg: reconcile.ServiceConfig{LockTTL: 3 * time.Second, Poll: 50 * time.Millisecond}})
+	ctx := context.Background()
+	st, err := r.svc.Start(ctx, "t1", reconcile.Options{}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = waitCopies(t, r.svc, waitRun(t, r.svc, st.ID).ID)
+	if st.Jobs != 3 || st.Copied+st.Failed+st.Skipped != 0 || st.CopiesDoneBy != "idle_queue" {
+		t.Fatalf("run whose ends were not counted: %+v, want 3 jobs done by idle_queue", st)
+	}
+	for _, k := range []string{"backup/b", "backup/c", "backup/d"} {
+		if !e.exists(t, k) {
+			t.Errorf("%s not copied when the queue was idle", k)
+		}
 	}
 }
