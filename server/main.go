@@ -35,8 +35,9 @@ Usage:
   oss2s3 demo [--keep]           run the whole pipeline locally on emulators and check the result
   oss2s3 reconcile --task T [--mode report|copy|sync|copy_all] [--gateway URL --token T | --local --config FILE]
                                  diff a task's source and destination, with a progress bar and a summary
-  oss2s3 sync --task T --local --config FILE
-                                 one-time transfer: queue what differs and copy it here
+  oss2s3 sync --task T [--gateway URL --token T | --local --config FILE]
+                                 one-time transfer: queue what differs, copy it (on the gateway, or here)
+                                 and wait for every copy; exits non-zero if one failed for good
   oss2s3 version                 print the version
 
 The configuration file may also be named by OSS2S3_CONFIG.
