@@ -329,6 +329,12 @@ func testResume(t *testing.T, sse, verify string, wantMissing, wantDiff, wantExt
 		}
 	}
 	eq(t, "jobs of the resumed run", jobs.of(st.ID), wantJobs)
+	// The keys the dead attempt handled after its checkpoint were queued
+	// again, as duplicates: the run's jobs count each once (its restored
+	// checkpoint did not count them), what its copies' wait compares with.
+	if st.Jobs != int64(len(wantJobs)) || again.Jobs != int64(len(wantJobs)) {
+		t.Fatalf("jobs %d (resumed), %d (uninterrupted): want %d distinct", st.Jobs, again.Jobs, len(wantJobs))
+	}
 	eq(t, "jobs of the uninterrupted run", jobs.of(again.ID), wantJobs)
 
 	// The report has each line once, as the uninterrupted run's.
