@@ -11,9 +11,46 @@ import (
 
 // One handler per operation, in the order of the operations table. Each
 // decodes its input, takes s.mu for the state it touches and returns the
-// output to encode as JSON, or the error to answer.
+// output to encode as JSON, or the error to answer. The operations on one
+// queue share that path through queueOp.
 
 type empty struct{}
+
+// queueIn is the QueueUrl of the input of an operation on one queue.
+type queueIn struct {
+	QueueURL string `json:"QueueUrl"`
+}
+
+func (in *queueIn) queueRef() string { return in.QueueURL }
+
+// queueOp makes the handler of an operation on one queue: it decodes the
+// input, checks it with check (nil: no check), which answers what SQS
+// rejects before it looks the queue up, then runs do with s.mu held on the
+// queue the input's QueueUrl names (missing, malformed or unknown answer
+// as lookupLocked says).
+func queueOp[In any, P interface {
+	*In
+	queueRef() string
+}](check func(*In) *apiError, do func(s *Server, c *call, in *In, q *queue) (any, *apiError)) handler {
+	return func(s *Server, c *call) (any, *apiError) {
+		var in In
+		if e := c.decode(&in); e != nil {
+			return nil, e
+		}
+		if check != nil {
+			if e := check(&in); e != nil {
+				return nil, e
+			}
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		q, e := s.lookupLocked(P(&in).queueRef())
+		if e != nil {
+			return nil, e
+		}
+		return do(s, c, &in, q)
+	}
+}
 
 func (s *Server) lookupLocked(queueURL string) (*queue, *apiError) {
 	if queueURL == "" {
@@ -82,25 +119,21 @@ var queueAttrNames = map[string]bool{
 	"ContentBasedDeduplication": true, "DeduplicationScope": true, "FifoThroughputLimit": true,
 }
 
-func (s *Server) getQueueAttributes(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL       string   `json:"QueueUrl"`
-		AttributeNames []string `json:"AttributeNames"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
+type getQueueAttributesIn struct {
+	queueIn
+	AttributeNames []string `json:"AttributeNames"`
+}
+
+func checkAttributeNames(in *getQueueAttributesIn) *apiError {
 	for _, n := range in.AttributeNames {
 		if !queueAttrNames[n] {
-			return nil, modeled("InvalidAttributeName", "Unknown Attribute %s.", n)
+			return modeled("InvalidAttributeName", "Unknown Attribute %s.", n)
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, e := s.lookupLocked(in.QueueURL)
-	if e != nil {
-		return nil, e
-	}
+	return nil
+}
+
+func (s *Server) getQueueAttributes(_ *call, in *getQueueAttributesIn, q *queue) (any, *apiError) {
 	s.refresh(q, s.now())
 	all := q.attrs.render()
 	all["ApproximateNumberOfMessages"] = strconv.Itoa(q.visible.Len())
@@ -128,25 +161,21 @@ func (s *Server) getQueueAttributes(c *call) (any, *apiError) {
 	return res, nil
 }
 
-func (s *Server) setQueueAttributes(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL   string            `json:"QueueUrl"`
-		Attributes map[string]string `json:"Attributes"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
+type setQueueAttributesIn struct {
+	queueIn
+	Attributes map[string]string `json:"Attributes"`
+}
+
+func checkWritableAttrs(in *setQueueAttributesIn) *apiError {
 	for n := range in.Attributes {
 		if readOnlyAttrs[n] {
-			return nil, modeled("InvalidAttributeName", "Unknown Attribute %s.", n)
+			return modeled("InvalidAttributeName", "Unknown Attribute %s.", n)
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, e := s.lookupLocked(in.QueueURL)
-	if e != nil {
-		return nil, e
-	}
+	return nil
+}
+
+func (s *Server) setQueueAttributes(_ *call, in *setQueueAttributesIn, q *queue) (any, *apiError) {
 	a, e := applyAttrs(q.attrs, in.Attributes, func(arn string) bool { return s.queues[arnQueueName(arn)] != nil })
 	if e != nil {
 		return nil, e
@@ -161,19 +190,7 @@ func (s *Server) setQueueAttributes(c *call) (any, *apiError) {
 	return empty{}, nil
 }
 
-func (s *Server) deleteQueue(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL string `json:"QueueUrl"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, e := s.lookupLocked(in.QueueURL)
-	if e != nil {
-		return nil, e
-	}
+func (s *Server) deleteQueue(_ *call, _ *queueIn, q *queue) (any, *apiError) {
 	delete(s.queues, q.name)
 	q.notify()
 	return empty{}, nil
@@ -280,19 +297,7 @@ func (s *Server) listDeadLetterSourceQueues(c *call) (any, *apiError) {
 	return out, nil
 }
 
-func (s *Server) purgeQueue(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL string `json:"QueueUrl"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, e := s.lookupLocked(in.QueueURL)
-	if e != nil {
-		return nil, e
-	}
+func (s *Server) purgeQueue(_ *call, _ *queueIn, q *queue) (any, *apiError) {
 	q.purge()
 	return empty{}, nil
 }
@@ -311,23 +316,19 @@ func sendResultOf(id string, m *message) sendResult {
 		MD5OfMessageAttributes: attrsMD5(m.attrs), MD5OfMessageSystemAttributes: attrsMD5(m.sysAttrs)}
 }
 
-func (s *Server) sendMessage(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL string `json:"QueueUrl"`
-		sendEntry
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
+type sendMessageIn struct {
+	queueIn
+	sendEntry
+}
+
+func checkMessageBody(in *sendMessageIn) *apiError {
 	if in.MessageBody == "" {
-		return nil, errMissingParameter("MessageBody")
+		return errMissingParameter("MessageBody")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, e := s.lookupLocked(in.QueueURL)
-	if e != nil {
-		return nil, e
-	}
+	return nil
+}
+
+func (s *Server) sendMessage(c *call, in *sendMessageIn, q *queue) (any, *apiError) {
 	m, e := s.sendLocked(q, in.sendEntry, c.sender)
 	if e != nil {
 		return nil, e
@@ -557,23 +558,19 @@ func receivedOf(q *queue, m *message, sysNames map[string]bool, attrPatterns []s
 	return out
 }
 
-func (s *Server) deleteMessage(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL      string `json:"QueueUrl"`
-		ReceiptHandle string `json:"ReceiptHandle"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
+type deleteMessageIn struct {
+	queueIn
+	ReceiptHandle string `json:"ReceiptHandle"`
+}
+
+func checkReceiptHandle(in *deleteMessageIn) *apiError {
 	if in.ReceiptHandle == "" {
-		return nil, errMissingParameter("ReceiptHandle")
+		return errMissingParameter("ReceiptHandle")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, e := s.lookupLocked(in.QueueURL)
-	if e != nil {
-		return nil, e
-	}
+	return nil
+}
+
+func (s *Server) deleteMessage(_ *call, in *deleteMessageIn, q *queue) (any, *apiError) {
 	if e := s.deleteByHandle(q, in.ReceiptHandle); e != nil {
 		return nil, e
 	}
@@ -657,21 +654,13 @@ func (s *Server) handleBatch(c *call, queueURL string, entries []handleEntry, do
 	return out, nil
 }
 
-func (s *Server) changeMessageVisibility(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL          string `json:"QueueUrl"`
-		ReceiptHandle     string `json:"ReceiptHandle"`
-		VisibilityTimeout *int64 `json:"VisibilityTimeout"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, e := s.lookupLocked(in.QueueURL)
-	if e != nil {
-		return nil, e
-	}
+type changeMessageVisibilityIn struct {
+	queueIn
+	ReceiptHandle     string `json:"ReceiptHandle"`
+	VisibilityTimeout *int64 `json:"VisibilityTimeout"`
+}
+
+func (s *Server) changeMessageVisibility(_ *call, in *changeMessageVisibilityIn, q *queue) (any, *apiError) {
 	if e := s.changeVisibility(q, in.ReceiptHandle, in.VisibilityTimeout); e != nil {
 		return nil, e
 	}
