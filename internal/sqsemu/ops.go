@@ -363,27 +363,47 @@ type idResult struct {
 	ID string `json:"Id"`
 }
 
-func (s *Server) sendMessageBatch(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL string      `json:"QueueUrl"`
-		Entries  []sendEntry `json:"Entries"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
+// batchIn is the input of a batch operation on one queue.
+type batchIn[E interface{ entryID() string }] struct {
+	queueIn
+	Entries []E `json:"Entries"`
+}
+
+// checkEntries checks the entry IDs of a batch before the queue is looked up.
+func checkEntries[E interface{ entryID() string }](in *batchIn[E]) *apiError {
 	ids := make([]string, len(in.Entries))
 	for i, en := range in.Entries {
-		ids[i] = en.ID
+		ids[i] = en.entryID()
 	}
-	if e := checkBatch(ids); e != nil {
-		return nil, e
+	return checkBatch(ids)
+}
+
+// batchOutput is the answer of a batch operation.
+type batchOutput[R any] struct {
+	Successful []R          `json:"Successful"`
+	Failed     []batchError `json:"Failed"`
+}
+
+// runBatch runs do on each entry in order. The first c.failEntries entries
+// fail with the injected entry error (a fault) without running do.
+func runBatch[E interface{ entryID() string }, R any](c *call, entries []E, do func(E) (R, *apiError)) batchOutput[R] {
+	out := batchOutput[R]{Successful: []R{}, Failed: []batchError{}}
+	for i, en := range entries {
+		if i < c.failEntries {
+			out.Failed = append(out.Failed, entryError(en.entryID(), injectedEntryError()))
+			continue
+		}
+		r, e := do(en)
+		if e != nil {
+			out.Failed = append(out.Failed, entryError(en.entryID(), e))
+			continue
+		}
+		out.Successful = append(out.Successful, r)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, e := s.lookupLocked(in.QueueURL)
-	if e != nil {
-		return nil, e
-	}
+	return out
+}
+
+func (s *Server) sendMessageBatch(c *call, in *batchIn[sendEntry], q *queue) (any, *apiError) {
 	total := 0
 	for _, en := range in.Entries {
 		total += len(en.MessageBody)
@@ -391,23 +411,13 @@ func (s *Server) sendMessageBatch(c *call) (any, *apiError) {
 	if total > q.attrs.maxSize {
 		return nil, modeled("BatchRequestTooLong", "Batch requests cannot be longer than %d bytes. You have sent %d bytes.", q.attrs.maxSize, total)
 	}
-	out := struct {
-		Successful []sendResult `json:"Successful"`
-		Failed     []batchError `json:"Failed"`
-	}{Successful: []sendResult{}, Failed: []batchError{}}
-	for i, en := range in.Entries {
-		if i < c.failEntries {
-			out.Failed = append(out.Failed, entryError(en.ID, injectedEntryError()))
-			continue
-		}
+	return runBatch(c, in.Entries, func(en sendEntry) (sendResult, *apiError) {
 		m, e := s.sendLocked(q, en, c.sender)
 		if e != nil {
-			out.Failed = append(out.Failed, entryError(en.ID, e))
-			continue
+			return sendResult{}, e
 		}
-		out.Successful = append(out.Successful, sendResultOf(en.ID, m))
-	}
-	return out, nil
+		return sendResultOf(en.ID, m), nil
+	}), nil
 }
 
 // receivedMessage is a message in ReceiveMessage's output.
@@ -599,59 +609,35 @@ func (s *Server) deleteByHandle(q *queue, handle string) *apiError {
 	return nil
 }
 
+// handleEntry is an entry of DeleteMessageBatch and
+// ChangeMessageVisibilityBatch.
 type handleEntry struct {
 	ID                string `json:"Id"`
 	ReceiptHandle     string `json:"ReceiptHandle"`
 	VisibilityTimeout *int64 `json:"VisibilityTimeout"`
 }
 
-func (s *Server) deleteMessageBatch(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL string        `json:"QueueUrl"`
-		Entries  []handleEntry `json:"Entries"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
-	return s.handleBatch(c, in.QueueURL, in.Entries, func(q *queue, en handleEntry) *apiError {
-		if en.ReceiptHandle == "" {
-			return errMissingParameter("ReceiptHandle")
-		}
-		return s.deleteByHandle(q, en.ReceiptHandle)
+func (en handleEntry) entryID() string { return en.ID }
+
+// handleBatchOp makes the handler of DeleteMessageBatch or
+// ChangeMessageVisibilityBatch: do serves one entry, with s.mu held.
+func handleBatchOp(do func(s *Server, q *queue, en handleEntry) *apiError) handler {
+	return queueOp(checkEntries[handleEntry], func(s *Server, c *call, in *batchIn[handleEntry], q *queue) (any, *apiError) {
+		return runBatch(c, in.Entries, func(en handleEntry) (idResult, *apiError) {
+			if e := do(s, q, en); e != nil {
+				return idResult{}, e
+			}
+			return idResult{en.ID}, nil
+		}), nil
 	})
 }
 
-// handleBatch serves DeleteMessageBatch and ChangeMessageVisibilityBatch.
-func (s *Server) handleBatch(c *call, queueURL string, entries []handleEntry, do func(*queue, handleEntry) *apiError) (any, *apiError) {
-	ids := make([]string, len(entries))
-	for i, en := range entries {
-		ids[i] = en.ID
+// deleteEntry serves one DeleteMessageBatch entry.
+func (s *Server) deleteEntry(q *queue, en handleEntry) *apiError {
+	if en.ReceiptHandle == "" {
+		return errMissingParameter("ReceiptHandle")
 	}
-	if e := checkBatch(ids); e != nil {
-		return nil, e
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, e := s.lookupLocked(queueURL)
-	if e != nil {
-		return nil, e
-	}
-	out := struct {
-		Successful []idResult   `json:"Successful"`
-		Failed     []batchError `json:"Failed"`
-	}{Successful: []idResult{}, Failed: []batchError{}}
-	for i, en := range entries {
-		if i < c.failEntries {
-			out.Failed = append(out.Failed, entryError(en.ID, injectedEntryError()))
-			continue
-		}
-		if e := do(q, en); e != nil {
-			out.Failed = append(out.Failed, entryError(en.ID, e))
-			continue
-		}
-		out.Successful = append(out.Successful, idResult{en.ID})
-	}
-	return out, nil
+	return s.deleteByHandle(q, en.ReceiptHandle)
 }
 
 type changeMessageVisibilityIn struct {
@@ -696,15 +682,7 @@ func (s *Server) changeVisibility(q *queue, handle string, timeout *int64) *apiE
 	return nil
 }
 
-func (s *Server) changeMessageVisibilityBatch(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL string        `json:"QueueUrl"`
-		Entries  []handleEntry `json:"Entries"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
-	return s.handleBatch(c, in.QueueURL, in.Entries, func(q *queue, en handleEntry) *apiError {
-		return s.changeVisibility(q, en.ReceiptHandle, en.VisibilityTimeout)
-	})
+// changeVisibilityEntry serves one ChangeMessageVisibilityBatch entry.
+func (s *Server) changeVisibilityEntry(q *queue, en handleEntry) *apiError {
+	return s.changeVisibility(q, en.ReceiptHandle, en.VisibilityTimeout)
 }

@@ -352,6 +352,8 @@ type sendEntry struct {
 	MessageGroupID          string             `json:"MessageGroupId"`
 }
 
+func (en sendEntry) entryID() string { return en.ID }
+
 // sendLocked validates and enqueues one message.
 func (s *Server) sendLocked(q *queue, in sendEntry, sender string) (*message, *apiError) {
 	m, delay, e := s.prepareMessage(q, in, sender)
@@ -448,12 +450,12 @@ var operations = map[string]handler{
 	"ListDeadLetterSourceQueues":   (*Server).listDeadLetterSourceQueues,
 	"PurgeQueue":                   queueOp(nil, (*Server).purgeQueue),
 	"SendMessage":                  queueOp(checkMessageBody, (*Server).sendMessage),
-	"SendMessageBatch":             (*Server).sendMessageBatch,
+	"SendMessageBatch":             queueOp(checkEntries[sendEntry], (*Server).sendMessageBatch),
 	"ReceiveMessage":               (*Server).receiveMessage,
 	"DeleteMessage":                queueOp(checkReceiptHandle, (*Server).deleteMessage),
-	"DeleteMessageBatch":           (*Server).deleteMessageBatch,
+	"DeleteMessageBatch":           handleBatchOp((*Server).deleteEntry),
 	"ChangeMessageVisibility":      queueOp(nil, (*Server).changeMessageVisibility),
-	"ChangeMessageVisibilityBatch": (*Server).changeMessageVisibilityBatch,
+	"ChangeMessageVisibilityBatch": handleBatchOp((*Server).changeVisibilityEntry),
 }
 
 // unsupported are SQS operations the emulator knows but does not implement.
