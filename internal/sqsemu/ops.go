@@ -196,9 +196,24 @@ func (s *Server) deleteQueue(_ *call, _ *queueIn, q *queue) (any, *apiError) {
 	return empty{}, nil
 }
 
-type queueListOutput struct {
-	QueueURLs []string `json:"QueueUrls,omitempty"`
-	NextToken string   `json:"NextToken,omitempty"`
+// pageIn is the paging input of the list operations.
+type pageIn struct {
+	MaxResults *int64 `json:"MaxResults"`
+	NextToken  string `json:"NextToken"`
+}
+
+// pageURLs returns the queue URLs of the page of names that in asks for
+// (see pageNames), nil for none, and the token of the next page.
+func (c *call) pageURLs(names []string, in pageIn) ([]string, string, *apiError) {
+	page, next, e := pageNames(names, in.MaxResults, in.NextToken)
+	if e != nil {
+		return nil, "", e
+	}
+	var urls []string
+	for _, n := range page {
+		urls = append(urls, c.queueURL(n))
+	}
+	return urls, next, nil
 }
 
 // pageNames returns the page of sorted names after token.
@@ -235,8 +250,7 @@ func pageNames(names []string, maxResults *int64, token string) ([]string, strin
 func (s *Server) listQueues(c *call) (any, *apiError) {
 	var in struct {
 		QueueNamePrefix string `json:"QueueNamePrefix"`
-		MaxResults      *int64 `json:"MaxResults"`
-		NextToken       string `json:"NextToken"`
+		pageIn
 	}
 	if e := c.decode(&in); e != nil {
 		return nil, e
@@ -249,52 +263,41 @@ func (s *Server) listQueues(c *call) (any, *apiError) {
 		}
 	}
 	s.mu.Unlock()
-	page, next, e := pageNames(names, in.MaxResults, in.NextToken)
+	urls, next, e := c.pageURLs(names, in.pageIn)
 	if e != nil {
 		return nil, e
 	}
-	out := queueListOutput{NextToken: next}
-	for _, n := range page {
-		out.QueueURLs = append(out.QueueURLs, c.queueURL(n))
-	}
-	return out, nil
+	return struct {
+		QueueURLs []string `json:"QueueUrls,omitempty"`
+		NextToken string   `json:"NextToken,omitempty"`
+	}{urls, next}, nil
 }
 
-func (s *Server) listDeadLetterSourceQueues(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL   string `json:"QueueUrl"`
-		MaxResults *int64 `json:"MaxResults"`
-		NextToken  string `json:"NextToken"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
-	s.mu.Lock()
-	q, e := s.lookupLocked(in.QueueURL)
-	if e != nil {
-		s.mu.Unlock()
-		return nil, e
-	}
+type listDeadLetterSourceQueuesIn struct {
+	queueIn
+	pageIn
+}
+
+func (s *Server) listDeadLetterSourceQueues(c *call, in *listDeadLetterSourceQueuesIn, q *queue) (any, *apiError) {
 	var names []string
 	for name, src := range s.queues {
 		if src.attrs.redrive != nil && arnQueueName(src.attrs.redrive.targetARN) == q.name {
 			names = append(names, name)
 		}
 	}
-	s.mu.Unlock()
-	page, next, e := pageNames(names, in.MaxResults, in.NextToken)
+	urls, next, e := c.pageURLs(names, in.pageIn)
 	if e != nil {
 		return nil, e
 	}
-	var out struct {
+	if urls == nil {
+		urls = []string{}
+	}
+	// Unlike ListQueues' QueueUrls, SQS spells this member queueUrls and
+	// always sends it, [] when no queue names q as its dead-letter queue.
+	return struct {
 		QueueURLs []string `json:"queueUrls"`
 		NextToken string   `json:"NextToken,omitempty"`
-	}
-	out.QueueURLs, out.NextToken = []string{}, next
-	for _, n := range page {
-		out.QueueURLs = append(out.QueueURLs, c.queueURL(n))
-	}
-	return out, nil
+	}{urls, next}, nil
 }
 
 func (s *Server) purgeQueue(_ *call, _ *queueIn, q *queue) (any, *apiError) {

@@ -447,7 +447,7 @@ var operations = map[string]handler{
 	"SetQueueAttributes":           queueOp(checkWritableAttrs, (*Server).setQueueAttributes),
 	"DeleteQueue":                  queueOp(nil, (*Server).deleteQueue),
 	"ListQueues":                   (*Server).listQueues,
-	"ListDeadLetterSourceQueues":   (*Server).listDeadLetterSourceQueues,
+	"ListDeadLetterSourceQueues":   queueOp(nil, (*Server).listDeadLetterSourceQueues),
 	"PurgeQueue":                   queueOp(nil, (*Server).purgeQueue),
 	"SendMessage":                  queueOp(checkMessageBody, (*Server).sendMessage),
 	"SendMessageBatch":             queueOp(checkEntries[sendEntry], (*Server).sendMessageBatch),
