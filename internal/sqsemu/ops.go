@@ -67,45 +67,55 @@ func (s *Server) lookupLocked(queueURL string) (*queue, *apiError) {
 	return q, nil
 }
 
-type queueURLOutput struct {
-	QueueURL string `json:"QueueUrl"`
+// nameIn is the QueueName of CreateQueue's and GetQueueUrl's input.
+type nameIn struct {
+	QueueName string `json:"QueueName"`
 }
 
-func (s *Server) createQueue(c *call) (any, *apiError) {
-	var in struct {
-		QueueName  string            `json:"QueueName"`
-		Attributes map[string]string `json:"Attributes"`
+func (in *nameIn) queueName() string { return in.QueueName }
+
+// nameOp makes the handler of an operation that names a queue and answers
+// its URL: it decodes the input, requires QueueName, and runs do with s.mu
+// held.
+func nameOp[In any, P interface {
+	*In
+	queueName() string
+}](do func(s *Server, in *In) *apiError) handler {
+	return func(s *Server, c *call) (any, *apiError) {
+		var in In
+		if e := c.decode(&in); e != nil {
+			return nil, e
+		}
+		name := P(&in).queueName()
+		if name == "" {
+			return nil, errMissingParameter("QueueName")
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if e := do(s, &in); e != nil {
+			return nil, e
+		}
+		return struct {
+			QueueURL string `json:"QueueUrl"`
+		}{c.queueURL(name)}, nil
 	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
-	if in.QueueName == "" {
-		return nil, errMissingParameter("QueueName")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, e := s.createQueueLocked(in.QueueName, in.Attributes, false); e != nil {
-		return nil, e
-	}
-	return queueURLOutput{c.queueURL(in.QueueName)}, nil
 }
 
-func (s *Server) getQueueURL(c *call) (any, *apiError) {
-	var in struct {
-		QueueName string `json:"QueueName"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
-	if in.QueueName == "" {
-		return nil, errMissingParameter("QueueName")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+type createQueueIn struct {
+	nameIn
+	Attributes map[string]string `json:"Attributes"`
+}
+
+func (s *Server) createQueue(in *createQueueIn) *apiError {
+	_, e := s.createQueueLocked(in.QueueName, in.Attributes, false)
+	return e
+}
+
+func (s *Server) getQueueURL(in *nameIn) *apiError {
 	if s.queues[in.QueueName] == nil {
-		return nil, errQueueDoesNotExist()
+		return errQueueDoesNotExist()
 	}
-	return queueURLOutput{c.queueURL(in.QueueName)}, nil
+	return nil
 }
 
 // queueAttrNames are the names GetQueueAttributes knows.

@@ -441,8 +441,8 @@ type handler func(s *Server, c *call) (any, *apiError)
 
 // operations lists every operation the emulator serves.
 var operations = map[string]handler{
-	"CreateQueue":                  (*Server).createQueue,
-	"GetQueueUrl":                  (*Server).getQueueURL,
+	"CreateQueue":                  nameOp((*Server).createQueue),
+	"GetQueueUrl":                  nameOp((*Server).getQueueURL),
 	"GetQueueAttributes":           queueOp(checkAttributeNames, (*Server).getQueueAttributes),
 	"SetQueueAttributes":           queueOp(checkWritableAttrs, (*Server).setQueueAttributes),
 	"DeleteQueue":                  queueOp(nil, (*Server).deleteQueue),
