@@ -153,6 +153,22 @@ func requireAPIError(t *testing.T, err error, status int, code string) {
 	}
 }
 
+// requireErrorType fails t unless err is (or wraps) the SDK's typed error
+// *T; what, if not "", names the call in the message.
+func requireErrorType[T any, P interface {
+	*T
+	error
+}](t *testing.T, err error, what string) {
+	t.Helper()
+	var target P
+	if !errors.As(err, &target) {
+		if what != "" {
+			what += ": "
+		}
+		t.Fatalf("%serror = %v, want %T", what, err, target)
+	}
+}
+
 func TestQueueURLs(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
@@ -189,10 +205,7 @@ func TestQueueURLs(t *testing.T) {
 		}
 		in.Attributes["VisibilityTimeout"] = "46"
 		_, err := tb.client.CreateQueue(ctx, in)
-		var exists *types.QueueNameExists
-		if !errors.As(err, &exists) {
-			t.Fatalf("different attributes: error = %v, want *types.QueueNameExists", err)
-		}
+		requireErrorType[types.QueueNameExists](t, err, "different attributes")
 	})
 
 	t.Run("GoAPIQueueAndAWSFormURLResolve", func(t *testing.T) {
@@ -239,10 +252,7 @@ func TestQueueURLs(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := tb.client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("doomed")})
-		var dne *types.QueueDoesNotExist
-		if !errors.As(err, &dne) {
-			t.Fatalf("error = %v, want *types.QueueDoesNotExist", err)
-		}
+		requireErrorType[types.QueueDoesNotExist](t, err, "")
 	})
 }
 
@@ -390,17 +400,11 @@ func TestSendMessageBatch(t *testing.T) {
 
 	t.Run("BadBatchesAreRefusedWhole", func(t *testing.T) {
 		_, err := tb.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(url), Entries: entries("x", 11)})
-		var tooMany *types.TooManyEntriesInBatchRequest
-		if !errors.As(err, &tooMany) {
-			t.Errorf("11 entries: error = %v, want *types.TooManyEntriesInBatchRequest", err)
-		}
+		requireErrorType[types.TooManyEntriesInBatchRequest](t, err, "11 entries")
 		dup := entries("x", 2)
 		dup[1].Id = dup[0].Id
 		_, err = tb.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(url), Entries: dup})
-		var notDistinct *types.BatchEntryIdsNotDistinct
-		if !errors.As(err, &notDistinct) {
-			t.Errorf("duplicate IDs: error = %v, want *types.BatchEntryIdsNotDistinct", err)
-		}
+		requireErrorType[types.BatchEntryIdsNotDistinct](t, err, "duplicate IDs")
 	})
 }
 
@@ -597,10 +601,7 @@ func TestChangeMessageVisibility(t *testing.T) {
 
 	t.Run("ReleasedMessageIsNotInFlight", func(t *testing.T) {
 		_, err := tb.client.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 10})
-		var notInflight *types.MessageNotInflight
-		if !errors.As(err, &notInflight) {
-			t.Fatalf("error = %v, want *types.MessageNotInflight", err)
-		}
+		requireErrorType[types.MessageNotInflight](t, err, "")
 	})
 
 	again := receiveOne(t, tb.client, url)
@@ -715,10 +716,7 @@ func TestRedriveToDeadLetterQueue(t *testing.T) {
 		_, err := tb.client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("orphan"), Attributes: map[string]string{
 			"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:` + testRegion + `:000000000000:nope","maxReceiveCount":3}`,
 		}})
-		var bad *types.InvalidAttributeValue
-		if !errors.As(err, &bad) {
-			t.Fatalf("error = %v, want *types.InvalidAttributeValue", err)
-		}
+		requireErrorType[types.InvalidAttributeValue](t, err, "")
 	})
 }
 
@@ -831,10 +829,7 @@ func TestGetQueueAttributes(t *testing.T) {
 
 	t.Run("UnknownNameIsRefused", func(t *testing.T) {
 		_, err := tb.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url), AttributeNames: []types.QueueAttributeName{"Colour"}})
-		var bad *types.InvalidAttributeName
-		if !errors.As(err, &bad) {
-			t.Fatalf("error = %v, want *types.InvalidAttributeName", err)
-		}
+		requireErrorType[types.InvalidAttributeName](t, err, "")
 	})
 
 	t.Run("SetQueueAttributesApplies", func(t *testing.T) {
@@ -933,16 +928,11 @@ func TestErrors(t *testing.T) {
 
 	t.Run("UnknownQueueIsQueueDoesNotExist", func(t *testing.T) {
 		_, err := tb.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(tb.endpoint + "/000000000000/missing")})
-		var dne *types.QueueDoesNotExist
-		if !errors.As(err, &dne) {
-			t.Fatalf("error = %v, want *types.QueueDoesNotExist", err)
-		}
+		requireErrorType[types.QueueDoesNotExist](t, err, "")
 		// As against real SQS, the code is the query-compatible one.
 		requireAPIError(t, err, 400, "AWS.SimpleQueueService.NonExistentQueue")
 		_, err = tb.client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("missing")})
-		if !errors.As(err, &dne) {
-			t.Fatalf("GetQueueUrl error = %v, want *types.QueueDoesNotExist", err)
-		}
+		requireErrorType[types.QueueDoesNotExist](t, err, "GetQueueUrl")
 	})
 
 	t.Run("OutOfRangeParametersAreInvalidParameterValue", func(t *testing.T) {
@@ -954,10 +944,7 @@ func TestErrors(t *testing.T) {
 
 	t.Run("MalformedReceiptHandleIsInvalid", func(t *testing.T) {
 		_, err := tb.client.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: aws.String("nonsense")})
-		var bad *types.ReceiptHandleIsInvalid
-		if !errors.As(err, &bad) {
-			t.Fatalf("error = %v, want *types.ReceiptHandleIsInvalid", err)
-		}
+		requireErrorType[types.ReceiptHandleIsInvalid](t, err, "")
 	})
 
 	t.Run("FIFOIsRefused", func(t *testing.T) {
@@ -967,10 +954,7 @@ func TestErrors(t *testing.T) {
 
 	t.Run("UnimplementedOperationIsUnsupportedOperation", func(t *testing.T) {
 		_, err := tb.client.TagQueue(ctx, &sqs.TagQueueInput{QueueUrl: aws.String(url), Tags: map[string]string{"a": "b"}})
-		var unsupported *types.UnsupportedOperation
-		if !errors.As(err, &unsupported) {
-			t.Fatalf("error = %v, want *types.UnsupportedOperation", err)
-		}
+		requireErrorType[types.UnsupportedOperation](t, err, "")
 	})
 
 	t.Run("WireFormatIsAWSJSON", func(t *testing.T) {
@@ -1042,10 +1026,7 @@ func TestFaults(t *testing.T) {
 		c := newClient(t, tb.endpoint, testAK, testSK, testRegion, noRetries)
 		tb.srv.InjectFault(sqsemu.Fault{Op: "SendMessage", Status: 403, Code: "OverLimit", Times: 1})
 		_, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("x")})
-		var over *types.OverLimit
-		if !errors.As(err, &over) {
-			t.Fatalf("error = %v, want *types.OverLimit", err)
-		}
+		requireErrorType[types.OverLimit](t, err, "")
 	})
 
 	t.Run("LatencyDelaysAndOtherQueuesAreUntouched", func(t *testing.T) {
