@@ -126,6 +126,22 @@ func receive(t *testing.T, c *sqs.Client, in *sqs.ReceiveMessageInput) []types.M
 	return out.Messages
 }
 
+// receiveTimed receives as receive does and says how long the call took.
+func receiveTimed(t *testing.T, c *sqs.Client, in *sqs.ReceiveMessageInput) ([]types.Message, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	msgs := receive(t, c, in)
+	return msgs, time.Since(start)
+}
+
+// requireTook fails t unless what, which took d, took between lo and hi.
+func requireTook(t *testing.T, what string, d, lo, hi time.Duration) {
+	t.Helper()
+	if d < lo || d > hi {
+		t.Fatalf("%s took %v, want between %v and %v", what, d, lo, hi)
+	}
+}
+
 func receiveOne(t *testing.T, c *sqs.Client, url string) types.Message {
 	t.Helper()
 	msgs := receive(t, c, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url)})
@@ -421,39 +437,31 @@ func TestLongPolling(t *testing.T) {
 				t.Error(err)
 			}
 		}()
-		start := time.Now()
-		msgs := receive(t, tb.client, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 10, MaxNumberOfMessages: 10})
-		elapsed := time.Since(start)
+		msgs, elapsed := receiveTimed(t, tb.client, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 10, MaxNumberOfMessages: 10})
 		if len(msgs) != 1 || aws.ToString(msgs[0].Body) != "late arrival" {
 			t.Fatalf("received %v", msgs)
 		}
-		if elapsed < 250*time.Millisecond || elapsed > 5*time.Second {
-			t.Fatalf("long poll took %v; want about 0.3 s, far less than 10 s", elapsed)
-		}
+		// About 0.3 s, far less than 10 s.
+		requireTook(t, "long poll", elapsed, 250*time.Millisecond, 5*time.Second)
 	})
 
 	t.Run("WaitsTheFullTimeWhenNothingArrives", func(t *testing.T) {
 		t.Parallel()
 		tb := setup(t)
 		url := tb.srv.CreateQueue("idle", nil)
-		start := time.Now()
-		msgs := receive(t, tb.client, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 1})
-		elapsed := time.Since(start)
+		msgs, elapsed := receiveTimed(t, tb.client, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 1})
 		if len(msgs) != 0 {
 			t.Fatalf("received %v from an empty queue", msgs)
 		}
-		if elapsed < 900*time.Millisecond || elapsed > 5*time.Second {
-			t.Fatalf("long poll took %v, want about 1 s", elapsed)
-		}
+		requireTook(t, "long poll", elapsed, 900*time.Millisecond, 5*time.Second)
 	})
 
 	t.Run("QueueDefaultWaitApplies", func(t *testing.T) {
 		t.Parallel()
 		tb := setup(t)
 		url := tb.srv.CreateQueue("default-wait", map[string]string{"ReceiveMessageWaitTimeSeconds": "1"})
-		start := time.Now()
-		msgs := receive(t, tb.client, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url)})
-		if elapsed := time.Since(start); len(msgs) != 0 || elapsed < 900*time.Millisecond {
+		msgs, elapsed := receiveTimed(t, tb.client, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url)})
+		if len(msgs) != 0 || elapsed < 900*time.Millisecond {
 			t.Fatalf("received %d after %v; want none after about 1 s", len(msgs), elapsed)
 		}
 	})
@@ -467,15 +475,12 @@ func TestLongPolling(t *testing.T) {
 		if len(first) != 1 {
 			t.Fatalf("first receive got %d", len(first))
 		}
-		start := time.Now()
-		again := receive(t, tb.client, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 10})
-		elapsed := time.Since(start)
+		again, elapsed := receiveTimed(t, tb.client, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 10})
 		if len(again) != 1 || again[0].Attributes["ApproximateReceiveCount"] != "2" {
 			t.Fatalf("second receive = %+v", again)
 		}
-		if elapsed < 500*time.Millisecond || elapsed > 5*time.Second {
-			t.Fatalf("second receive took %v, want about 1 s", elapsed)
-		}
+		// About 1 s.
+		requireTook(t, "second receive", elapsed, 500*time.Millisecond, 5*time.Second)
 	})
 
 	t.Run("EndsWithTheRequestContext", func(t *testing.T) {
