@@ -1206,3 +1206,50 @@ func rawPost(t *testing.T, endpoint, target, body string) rawResponse {
 	}
 	return rawResponse{status: res.StatusCode, header: res.Header, body: b}
 }
+
+// TestWireAnswers pins the exact answers (status and body) of the
+// operations that share the decode/check/look-up path, batch runner and
+// paging: the order in which input, queue and entry errors are reported,
+// and each output's members (queueUrls, [] and omitted ones). Q/ stands for
+// the queue URL prefix.
+func TestWireAnswers(t *testing.T) {
+	t.Parallel()
+	srv := sqsemu.New(sqsemu.Options{})
+	endpoint, err := srv.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	prefix := endpoint + "/000000000000/"
+	// In order: each row sees the queues the rows before it left.
+	for _, c := range []struct {
+		op, in string
+		status int
+		want   string
+	}{
+		{"CreateQueue", `{"QueueName":"w"}`, 200, `{"QueueUrl":"Q/w"}`},
+		{"CreateQueue", `{"QueueName":"w","Attributes":{"VisibilityTimeout":"5"}}`, 400, `{"__type":"com.amazonaws.sqs#QueueNameExists","message":"A queue already exists with the same name and a different value for attribute VisibilityTimeout"}`},
+		{"GetQueueUrl", `{"QueueName":"w","Attributes":5}`, 200, `{"QueueUrl":"Q/w"}`},
+		{"GetQueueUrl", `{}`, 400, `{"__type":"com.amazonaws.sqs#MissingParameter","message":"The request must contain the parameter QueueName."}`},
+		{"ListQueues", `{"QueueNamePrefix":"none"}`, 200, `{}`},
+		{"ListQueues", `{"MaxResults":0}`, 400, `{"__type":"com.amazonaws.sqs#InvalidParameterValue","message":"Value 0 for parameter MaxResults is invalid. Reason: must be between 1 and 1000."}`},
+		{"ListDeadLetterSourceQueues", `{"QueueUrl":"Q/w"}`, 200, `{"queueUrls":[]}`},
+		{"ListDeadLetterSourceQueues", `{"QueueUrl":"Q/missing","MaxResults":0}`, 400, `{"__type":"com.amazonaws.sqs#QueueDoesNotExist","message":"The specified queue does not exist."}`},
+		{"SendMessage", `{"QueueUrl":"Q/missing"}`, 400, `{"__type":"com.amazonaws.sqs#MissingParameter","message":"The request must contain the parameter MessageBody."}`},
+		{"SendMessageBatch", `{"QueueUrl":"Q/missing","Entries":[]}`, 400, `{"__type":"com.amazonaws.sqs#EmptyBatchRequest","message":"There should be at least one entry in the request."}`},
+		{"SendMessageBatch", `{"QueueUrl":"Q/w","Entries":[{"Id":"a","MessageBody":""}]}`, 200, `{"Successful":[],"Failed":[{"Id":"a","Code":"MissingParameter","Message":"The request must contain the parameter MessageBody.","SenderFault":true}]}`},
+		{"DeleteMessageBatch", `{"QueueUrl":"Q/w","Entries":[{"Id":"a","ReceiptHandle":""}]}`, 200, `{"Successful":[],"Failed":[{"Id":"a","Code":"MissingParameter","Message":"The request must contain the parameter ReceiptHandle.","SenderFault":true}]}`},
+		{"ChangeMessageVisibility", `{"QueueUrl":"Q/missing"}`, 400, `{"__type":"com.amazonaws.sqs#QueueDoesNotExist","message":"The specified queue does not exist."}`},
+		{"GetQueueAttributes", `{"QueueUrl":"Q/missing","AttributeNames":["Nope"]}`, 400, `{"__type":"com.amazonaws.sqs#InvalidAttributeName","message":"Unknown Attribute Nope."}`},
+		{"SetQueueAttributes", `{"QueueUrl":"Q/missing","Attributes":{"QueueArn":"x"}}`, 400, `{"__type":"com.amazonaws.sqs#InvalidAttributeName","message":"Unknown Attribute QueueArn."}`},
+		{"DeleteMessage", `{"QueueUrl":"Q/missing"}`, 400, `{"__type":"com.amazonaws.sqs#MissingParameter","message":"The request must contain the parameter ReceiptHandle."}`},
+		{"PurgeQueue", `{"QueueUrl":"bad"}`, 404, `{"__type":"com.amazonaws.sqs#InvalidAddress","message":"The address bad is not valid for this endpoint."}`},
+		{"DeleteQueue", `{"QueueUrl":"Q/w"}`, 200, `{}`},
+		{"DeleteQueue", `{}`, 400, `{"__type":"com.amazonaws.sqs#MissingParameter","message":"The request must contain the parameter QueueUrl."}`},
+	} {
+		resp := rawPost(t, endpoint, "AmazonSQS."+c.op, strings.ReplaceAll(c.in, "Q/", prefix))
+		if got := strings.ReplaceAll(string(resp.body), prefix, "Q/"); resp.status != c.status || got != c.want {
+			t.Errorf("%s %s = %d %s, want %d %s", c.op, c.in, resp.status, got, c.status, c.want)
+		}
+	}
+}
