@@ -126,22 +126,6 @@ func receive(t *testing.T, c *sqs.Client, in *sqs.ReceiveMessageInput) []types.M
 	return out.Messages
 }
 
-// receiveTimed receives as receive does and says how long the call took.
-func receiveTimed(t *testing.T, c *sqs.Client, in *sqs.ReceiveMessageInput) ([]types.Message, time.Duration) {
-	t.Helper()
-	start := time.Now()
-	msgs := receive(t, c, in)
-	return msgs, time.Since(start)
-}
-
-// requireTook fails t unless what, which took d, took between lo and hi.
-func requireTook(t *testing.T, what string, d, lo, hi time.Duration) {
-	t.Helper()
-	if d < lo || d > hi {
-		t.Fatalf("%s took %v, want between %v and %v", what, d, lo, hi)
-	}
-}
-
 func receiveOne(t *testing.T, c *sqs.Client, url string) types.Message {
 	t.Helper()
 	msgs := receive(t, c, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url)})
@@ -427,61 +411,74 @@ func TestSendMessageBatch(t *testing.T) {
 func TestLongPolling(t *testing.T) {
 	t.Parallel()
 
-	t.Run("ReturnsEarlyWhenAMessageArrives", func(t *testing.T) {
-		t.Parallel()
-		tb := setup(t)
-		url := tb.srv.CreateQueue("poll", nil)
-		go func() {
-			time.Sleep(300 * time.Millisecond)
-			if _, err := tb.srv.SendMessage(url, "late arrival"); err != nil {
-				t.Error(err)
-			}
-		}()
-		msgs, elapsed := receiveTimed(t, tb.client, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 10, MaxNumberOfMessages: 10})
-		if len(msgs) != 1 || aws.ToString(msgs[0].Body) != "late arrival" {
-			t.Fatalf("received %v", msgs)
-		}
+	// Each case polls a queue of its own once, after prepare, and checks
+	// what came back and how long the poll took.
+	for _, c := range []struct {
+		name    string
+		attrs   map[string]string
+		prepare func(t *testing.T, tb *testBundle, url string)
+		in      sqs.ReceiveMessageInput
+		check   func(msgs []types.Message) bool
+		lo, hi  time.Duration
+	}{{
 		// About 0.3 s, far less than 10 s.
-		requireTook(t, "long poll", elapsed, 250*time.Millisecond, 5*time.Second)
-	})
-
-	t.Run("WaitsTheFullTimeWhenNothingArrives", func(t *testing.T) {
-		t.Parallel()
-		tb := setup(t)
-		url := tb.srv.CreateQueue("idle", nil)
-		msgs, elapsed := receiveTimed(t, tb.client, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 1})
-		if len(msgs) != 0 {
-			t.Fatalf("received %v from an empty queue", msgs)
-		}
-		requireTook(t, "long poll", elapsed, 900*time.Millisecond, 5*time.Second)
-	})
-
-	t.Run("QueueDefaultWaitApplies", func(t *testing.T) {
-		t.Parallel()
-		tb := setup(t)
-		url := tb.srv.CreateQueue("default-wait", map[string]string{"ReceiveMessageWaitTimeSeconds": "1"})
-		msgs, elapsed := receiveTimed(t, tb.client, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url)})
-		if len(msgs) != 0 || elapsed < 900*time.Millisecond {
-			t.Fatalf("received %d after %v; want none after about 1 s", len(msgs), elapsed)
-		}
-	})
-
-	t.Run("ReturnsWhenAVisibilityTimeoutEnds", func(t *testing.T) {
-		t.Parallel()
-		tb := setup(t)
-		url := tb.srv.CreateQueue("expire", nil)
-		send(t, tb.client, url, "comes back")
-		first := receive(t, tb.client, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), VisibilityTimeout: 1})
-		if len(first) != 1 {
-			t.Fatalf("first receive got %d", len(first))
-		}
-		again, elapsed := receiveTimed(t, tb.client, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 10})
-		if len(again) != 1 || again[0].Attributes["ApproximateReceiveCount"] != "2" {
-			t.Fatalf("second receive = %+v", again)
-		}
+		name: "ReturnsEarlyWhenAMessageArrives",
+		prepare: func(t *testing.T, tb *testBundle, url string) {
+			go func() {
+				time.Sleep(300 * time.Millisecond)
+				if _, err := tb.srv.SendMessage(url, "late arrival"); err != nil {
+					t.Error(err)
+				}
+			}()
+		},
+		in:    sqs.ReceiveMessageInput{WaitTimeSeconds: 10, MaxNumberOfMessages: 10},
+		check: func(msgs []types.Message) bool { return len(msgs) == 1 && aws.ToString(msgs[0].Body) == "late arrival" },
+		lo:    250 * time.Millisecond, hi: 5 * time.Second,
+	}, {
+		name:  "WaitsTheFullTimeWhenNothingArrives",
+		in:    sqs.ReceiveMessageInput{WaitTimeSeconds: 1},
+		check: func(msgs []types.Message) bool { return len(msgs) == 0 },
+		lo:    900 * time.Millisecond, hi: 5 * time.Second,
+	}, {
+		name:  "QueueDefaultWaitApplies",
+		attrs: map[string]string{"ReceiveMessageWaitTimeSeconds": "1"},
+		check: func(msgs []types.Message) bool { return len(msgs) == 0 },
+		lo:    900 * time.Millisecond, hi: 5 * time.Second,
+	}, {
 		// About 1 s.
-		requireTook(t, "second receive", elapsed, 500*time.Millisecond, 5*time.Second)
-	})
+		name: "ReturnsWhenAVisibilityTimeoutEnds",
+		prepare: func(t *testing.T, tb *testBundle, url string) {
+			send(t, tb.client, url, "comes back")
+			if first := receive(t, tb.client, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), VisibilityTimeout: 1}); len(first) != 1 {
+				t.Fatalf("first receive got %d", len(first))
+			}
+		},
+		in: sqs.ReceiveMessageInput{WaitTimeSeconds: 10},
+		check: func(msgs []types.Message) bool {
+			return len(msgs) == 1 && msgs[0].Attributes["ApproximateReceiveCount"] == "2"
+		},
+		lo: 500 * time.Millisecond, hi: 5 * time.Second,
+	}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t)
+			url := tb.srv.CreateQueue("poll", c.attrs)
+			if c.prepare != nil {
+				c.prepare(t, tb, url)
+			}
+			in := c.in
+			in.QueueUrl = aws.String(url)
+			start := time.Now()
+			msgs := receive(t, tb.client, &in)
+			elapsed := time.Since(start)
+			if !c.check(msgs) {
+				t.Fatalf("received %+v", msgs)
+			}
+			if elapsed < c.lo || elapsed > c.hi {
+				t.Fatalf("long poll took %v, want between %v and %v", elapsed, c.lo, c.hi)
+			}
+		})
+	}
 
 	t.Run("EndsWithTheRequestContext", func(t *testing.T) {
 		t.Parallel()
