@@ -98,6 +98,14 @@ func newClient(t *testing.T, endpoint, ak, sk, region string, opts ...func(*sqs.
 
 func noRetries(o *sqs.Options) { o.RetryMaxAttempts = 1 }
 
+// setupQueue is setup (without options) with the queue name made with
+// attrs: it returns the bundle, a test context and the queue's URL.
+func setupQueue(t *testing.T, name string, attrs map[string]string) (*testBundle, context.Context, string) {
+	t.Helper()
+	tb := setup(t)
+	return tb, ctxT(t), tb.srv.CreateQueue(name, attrs)
+}
+
 func ctxT(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -258,9 +266,7 @@ func TestQueueURLs(t *testing.T) {
 
 func TestSendReceiveDeleteRoundTrip(t *testing.T) {
 	t.Parallel()
-	tb := setup(t)
-	ctx := ctxT(t)
-	url := tb.srv.CreateQueue("jobs", nil)
+	tb, ctx, url := setupQueue(t, "jobs", nil)
 	body := `{"key":"a/b.txt","size":1024} – ünïcode ✓`
 
 	before := time.Now()
@@ -334,9 +340,7 @@ func TestSendReceiveDeleteRoundTrip(t *testing.T) {
 
 func TestSendMessageBatch(t *testing.T) {
 	t.Parallel()
-	tb := setup(t)
-	ctx := ctxT(t)
-	url := tb.srv.CreateQueue("batch", nil)
+	tb, ctx, url := setupQueue(t, "batch", nil)
 	entries := func(prefix string, n int) []types.SendMessageBatchRequestEntry {
 		var out []types.SendMessageBatchRequestEntry
 		for i := range n {
@@ -586,9 +590,7 @@ func TestVisibilityTimeout(t *testing.T) {
 
 func TestChangeMessageVisibility(t *testing.T) {
 	t.Parallel()
-	tb := setup(t)
-	ctx := ctxT(t)
-	url := tb.srv.CreateQueue("cmv", map[string]string{"VisibilityTimeout": "600"})
+	tb, ctx, url := setupQueue(t, "cmv", map[string]string{"VisibilityTimeout": "600"})
 	send(t, tb.client, url, "release me")
 	m := receiveOne(t, tb.client, url)
 
@@ -724,9 +726,7 @@ func TestRedriveToDeadLetterQueue(t *testing.T) {
 
 func TestDeleteMessageBatch(t *testing.T) {
 	t.Parallel()
-	tb := setup(t)
-	ctx := ctxT(t)
-	url := tb.srv.CreateQueue("del", nil)
+	tb, ctx, url := setupQueue(t, "del", nil)
 	for i := range 3 {
 		send(t, tb.client, url, fmt.Sprint("m", i))
 	}
@@ -785,9 +785,7 @@ func TestDeleteMessageBatch(t *testing.T) {
 
 func TestGetQueueAttributes(t *testing.T) {
 	t.Parallel()
-	tb := setup(t)
-	ctx := ctxT(t)
-	url := tb.srv.CreateQueue("counts", map[string]string{"VisibilityTimeout": "120", "MessageRetentionPeriod": "3600"})
+	tb, ctx, url := setupQueue(t, "counts", map[string]string{"VisibilityTimeout": "120", "MessageRetentionPeriod": "3600"})
 	for i := range 3 {
 		send(t, tb.client, url, fmt.Sprint("visible ", i))
 	}
@@ -924,9 +922,7 @@ func TestAuthentication(t *testing.T) {
 
 func TestErrors(t *testing.T) {
 	t.Parallel()
-	tb := setup(t)
-	ctx := ctxT(t)
-	url := tb.srv.CreateQueue("errs", nil)
+	tb, ctx, url := setupQueue(t, "errs", nil)
 
 	t.Run("UnknownQueueIsQueueDoesNotExist", func(t *testing.T) {
 		_, err := tb.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(tb.endpoint + "/000000000000/missing")})
@@ -993,9 +989,7 @@ func TestErrors(t *testing.T) {
 
 func TestFaults(t *testing.T) {
 	t.Parallel()
-	tb := setup(t)
-	ctx := ctxT(t)
-	url := tb.srv.CreateQueue("faulty", nil)
+	tb, ctx, url := setupQueue(t, "faulty", nil)
 	send(t, tb.client, url, "payload")
 
 	t.Run("SDKRetriesAServerError", func(t *testing.T) {
