@@ -106,6 +106,19 @@ func setupQueue(t *testing.T, name string, attrs map[string]string) (*testBundle
 	return tb, ctxT(t), tb.srv.CreateQueue(name, attrs)
 }
 
+// startUnsigned starts a server that checks no signatures, closed when
+// the test ends, and returns it with its endpoint.
+func startUnsigned(t *testing.T) (*sqsemu.Server, string) {
+	t.Helper()
+	srv := sqsemu.New(sqsemu.Options{})
+	endpoint, err := srv.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	return srv, endpoint
+}
+
 func ctxT(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -904,12 +917,7 @@ func TestAuthentication(t *testing.T) {
 	})
 
 	t.Run("AnyCredentialsWhenNoneAreConfigured", func(t *testing.T) {
-		srv := sqsemu.New(sqsemu.Options{})
-		endpoint, err := srv.Start("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = srv.Close() })
+		srv, endpoint := startUnsigned(t)
 		u := srv.CreateQueue("open", nil)
 		c := newClient(t, endpoint, "whoever", "whatever", "ap-southeast-1")
 		send(t, c, u, "hello")
@@ -956,12 +964,7 @@ func TestErrors(t *testing.T) {
 	})
 
 	t.Run("WireFormatIsAWSJSON", func(t *testing.T) {
-		srv := sqsemu.New(sqsemu.Options{})
-		endpoint, err := srv.Start("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = srv.Close() })
+		_, endpoint := startUnsigned(t)
 		resp := rawPost(t, endpoint, "AmazonSQS.GetQueueUrl", `{"QueueName":"missing"}`)
 		var doc map[string]string
 		if err := json.Unmarshal(resp.body, &doc); err != nil {
@@ -1205,12 +1208,7 @@ func rawPost(t *testing.T, endpoint, target, body string) rawResponse {
 // the queue URL prefix.
 func TestWireAnswers(t *testing.T) {
 	t.Parallel()
-	srv := sqsemu.New(sqsemu.Options{})
-	endpoint, err := srv.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
+	_, endpoint := startUnsigned(t)
 	prefix := endpoint + "/000000000000/"
 	// In order: each row sees the queues the rows before it left.
 	for _, c := range []struct {
