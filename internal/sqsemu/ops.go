@@ -11,9 +11,46 @@ import (
 
 // One handler per operation, in the order of the operations table. Each
 // decodes its input, takes s.mu for the state it touches and returns the
-// output to encode as JSON, or the error to answer.
+// output to encode as JSON, or the error to answer. The operations on one
+// queue share that path through queueOp.
 
 type empty struct{}
+
+// queueIn is the QueueUrl of the input of an operation on one queue.
+type queueIn struct {
+	QueueURL string `json:"QueueUrl"`
+}
+
+func (in *queueIn) queueRef() string { return in.QueueURL }
+
+// queueOp makes the handler of an operation on one queue: it decodes the
+// input, checks it with check (nil: no check), which answers what SQS
+// rejects before it looks the queue up, then runs do with s.mu held on the
+// queue the input's QueueUrl names (missing, malformed or unknown answer
+// as lookupLocked says).
+func queueOp[In any, P interface {
+	*In
+	queueRef() string
+}](check func(*In) *apiError, do func(s *Server, c *call, in *In, q *queue) (any, *apiError)) handler {
+	return func(s *Server, c *call) (any, *apiError) {
+		var in In
+		if e := c.decode(&in); e != nil {
+			return nil, e
+		}
+		if check != nil {
+			if e := check(&in); e != nil {
+				return nil, e
+			}
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		q, e := s.lookupLocked(P(&in).queueRef())
+		if e != nil {
+			return nil, e
+		}
+		return do(s, c, &in, q)
+	}
+}
 
 func (s *Server) lookupLocked(queueURL string) (*queue, *apiError) {
 	if queueURL == "" {
@@ -30,45 +67,55 @@ func (s *Server) lookupLocked(queueURL string) (*queue, *apiError) {
 	return q, nil
 }
 
-type queueURLOutput struct {
-	QueueURL string `json:"QueueUrl"`
+// nameIn is the QueueName of CreateQueue's and GetQueueUrl's input.
+type nameIn struct {
+	QueueName string `json:"QueueName"`
 }
 
-func (s *Server) createQueue(c *call) (any, *apiError) {
-	var in struct {
-		QueueName  string            `json:"QueueName"`
-		Attributes map[string]string `json:"Attributes"`
+func (in *nameIn) queueName() string { return in.QueueName }
+
+// nameOp makes the handler of an operation that names a queue and answers
+// its URL: it decodes the input, requires QueueName, and runs do with s.mu
+// held.
+func nameOp[In any, P interface {
+	*In
+	queueName() string
+}](do func(s *Server, in *In) *apiError) handler {
+	return func(s *Server, c *call) (any, *apiError) {
+		var in In
+		if e := c.decode(&in); e != nil {
+			return nil, e
+		}
+		name := P(&in).queueName()
+		if name == "" {
+			return nil, errMissingParameter("QueueName")
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if e := do(s, &in); e != nil {
+			return nil, e
+		}
+		return struct {
+			QueueURL string `json:"QueueUrl"`
+		}{c.queueURL(name)}, nil
 	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
-	if in.QueueName == "" {
-		return nil, errMissingParameter("QueueName")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, e := s.createQueueLocked(in.QueueName, in.Attributes, false); e != nil {
-		return nil, e
-	}
-	return queueURLOutput{c.queueURL(in.QueueName)}, nil
 }
 
-func (s *Server) getQueueURL(c *call) (any, *apiError) {
-	var in struct {
-		QueueName string `json:"QueueName"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
-	if in.QueueName == "" {
-		return nil, errMissingParameter("QueueName")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+type createQueueIn struct {
+	nameIn
+	Attributes map[string]string `json:"Attributes"`
+}
+
+func (s *Server) createQueue(in *createQueueIn) *apiError {
+	_, e := s.createQueueLocked(in.QueueName, in.Attributes, false)
+	return e
+}
+
+func (s *Server) getQueueURL(in *nameIn) *apiError {
 	if s.queues[in.QueueName] == nil {
-		return nil, errQueueDoesNotExist()
+		return errQueueDoesNotExist()
 	}
-	return queueURLOutput{c.queueURL(in.QueueName)}, nil
+	return nil
 }
 
 // queueAttrNames are the names GetQueueAttributes knows.
@@ -82,25 +129,21 @@ var queueAttrNames = map[string]bool{
 	"ContentBasedDeduplication": true, "DeduplicationScope": true, "FifoThroughputLimit": true,
 }
 
-func (s *Server) getQueueAttributes(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL       string   `json:"QueueUrl"`
-		AttributeNames []string `json:"AttributeNames"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
+type getQueueAttributesIn struct {
+	queueIn
+	AttributeNames []string `json:"AttributeNames"`
+}
+
+func checkAttributeNames(in *getQueueAttributesIn) *apiError {
 	for _, n := range in.AttributeNames {
 		if !queueAttrNames[n] {
-			return nil, modeled("InvalidAttributeName", "Unknown Attribute %s.", n)
+			return modeled("InvalidAttributeName", "Unknown Attribute %s.", n)
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, e := s.lookupLocked(in.QueueURL)
-	if e != nil {
-		return nil, e
-	}
+	return nil
+}
+
+func (s *Server) getQueueAttributes(_ *call, in *getQueueAttributesIn, q *queue) (any, *apiError) {
 	s.refresh(q, s.now())
 	all := q.attrs.render()
 	all["ApproximateNumberOfMessages"] = strconv.Itoa(q.visible.Len())
@@ -128,25 +171,21 @@ func (s *Server) getQueueAttributes(c *call) (any, *apiError) {
 	return res, nil
 }
 
-func (s *Server) setQueueAttributes(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL   string            `json:"QueueUrl"`
-		Attributes map[string]string `json:"Attributes"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
+type setQueueAttributesIn struct {
+	queueIn
+	Attributes map[string]string `json:"Attributes"`
+}
+
+func checkWritableAttrs(in *setQueueAttributesIn) *apiError {
 	for n := range in.Attributes {
 		if readOnlyAttrs[n] {
-			return nil, modeled("InvalidAttributeName", "Unknown Attribute %s.", n)
+			return modeled("InvalidAttributeName", "Unknown Attribute %s.", n)
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, e := s.lookupLocked(in.QueueURL)
-	if e != nil {
-		return nil, e
-	}
+	return nil
+}
+
+func (s *Server) setQueueAttributes(_ *call, in *setQueueAttributesIn, q *queue) (any, *apiError) {
 	a, e := applyAttrs(q.attrs, in.Attributes, func(arn string) bool { return s.queues[arnQueueName(arn)] != nil })
 	if e != nil {
 		return nil, e
@@ -161,27 +200,30 @@ func (s *Server) setQueueAttributes(c *call) (any, *apiError) {
 	return empty{}, nil
 }
 
-func (s *Server) deleteQueue(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL string `json:"QueueUrl"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, e := s.lookupLocked(in.QueueURL)
-	if e != nil {
-		return nil, e
-	}
+func (s *Server) deleteQueue(_ *call, _ *queueIn, q *queue) (any, *apiError) {
 	delete(s.queues, q.name)
 	q.notify()
 	return empty{}, nil
 }
 
-type queueListOutput struct {
-	QueueURLs []string `json:"QueueUrls,omitempty"`
-	NextToken string   `json:"NextToken,omitempty"`
+// pageIn is the paging input of the list operations.
+type pageIn struct {
+	MaxResults *int64 `json:"MaxResults"`
+	NextToken  string `json:"NextToken"`
+}
+
+// pageURLs returns the queue URLs of the page of names that in asks for
+// (see pageNames), nil for none, and the token of the next page.
+func (c *call) pageURLs(names []string, in pageIn) ([]string, string, *apiError) {
+	page, next, e := pageNames(names, in.MaxResults, in.NextToken)
+	if e != nil {
+		return nil, "", e
+	}
+	var urls []string
+	for _, n := range page {
+		urls = append(urls, c.queueURL(n))
+	}
+	return urls, next, nil
 }
 
 // pageNames returns the page of sorted names after token.
@@ -218,8 +260,7 @@ func pageNames(names []string, maxResults *int64, token string) ([]string, strin
 func (s *Server) listQueues(c *call) (any, *apiError) {
 	var in struct {
 		QueueNamePrefix string `json:"QueueNamePrefix"`
-		MaxResults      *int64 `json:"MaxResults"`
-		NextToken       string `json:"NextToken"`
+		pageIn
 	}
 	if e := c.decode(&in); e != nil {
 		return nil, e
@@ -232,67 +273,44 @@ func (s *Server) listQueues(c *call) (any, *apiError) {
 		}
 	}
 	s.mu.Unlock()
-	page, next, e := pageNames(names, in.MaxResults, in.NextToken)
+	urls, next, e := c.pageURLs(names, in.pageIn)
 	if e != nil {
 		return nil, e
 	}
-	out := queueListOutput{NextToken: next}
-	for _, n := range page {
-		out.QueueURLs = append(out.QueueURLs, c.queueURL(n))
-	}
-	return out, nil
+	return struct {
+		QueueURLs []string `json:"QueueUrls,omitempty"`
+		NextToken string   `json:"NextToken,omitempty"`
+	}{urls, next}, nil
 }
 
-func (s *Server) listDeadLetterSourceQueues(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL   string `json:"QueueUrl"`
-		MaxResults *int64 `json:"MaxResults"`
-		NextToken  string `json:"NextToken"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
-	s.mu.Lock()
-	q, e := s.lookupLocked(in.QueueURL)
-	if e != nil {
-		s.mu.Unlock()
-		return nil, e
-	}
+type listDeadLetterSourceQueuesIn struct {
+	queueIn
+	pageIn
+}
+
+func (s *Server) listDeadLetterSourceQueues(c *call, in *listDeadLetterSourceQueuesIn, q *queue) (any, *apiError) {
 	var names []string
 	for name, src := range s.queues {
 		if src.attrs.redrive != nil && arnQueueName(src.attrs.redrive.targetARN) == q.name {
 			names = append(names, name)
 		}
 	}
-	s.mu.Unlock()
-	page, next, e := pageNames(names, in.MaxResults, in.NextToken)
+	urls, next, e := c.pageURLs(names, in.pageIn)
 	if e != nil {
 		return nil, e
 	}
-	var out struct {
+	if urls == nil {
+		urls = []string{}
+	}
+	// Unlike ListQueues' QueueUrls, SQS spells this member queueUrls and
+	// always sends it, [] when no queue names q as its dead-letter queue.
+	return struct {
 		QueueURLs []string `json:"queueUrls"`
 		NextToken string   `json:"NextToken,omitempty"`
-	}
-	out.QueueURLs, out.NextToken = []string{}, next
-	for _, n := range page {
-		out.QueueURLs = append(out.QueueURLs, c.queueURL(n))
-	}
-	return out, nil
+	}{urls, next}, nil
 }
 
-func (s *Server) purgeQueue(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL string `json:"QueueUrl"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, e := s.lookupLocked(in.QueueURL)
-	if e != nil {
-		return nil, e
-	}
+func (s *Server) purgeQueue(_ *call, _ *queueIn, q *queue) (any, *apiError) {
 	q.purge()
 	return empty{}, nil
 }
@@ -311,23 +329,19 @@ func sendResultOf(id string, m *message) sendResult {
 		MD5OfMessageAttributes: attrsMD5(m.attrs), MD5OfMessageSystemAttributes: attrsMD5(m.sysAttrs)}
 }
 
-func (s *Server) sendMessage(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL string `json:"QueueUrl"`
-		sendEntry
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
+type sendMessageIn struct {
+	queueIn
+	sendEntry
+}
+
+func checkMessageBody(in *sendMessageIn) *apiError {
 	if in.MessageBody == "" {
-		return nil, errMissingParameter("MessageBody")
+		return errMissingParameter("MessageBody")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, e := s.lookupLocked(in.QueueURL)
-	if e != nil {
-		return nil, e
-	}
+	return nil
+}
+
+func (s *Server) sendMessage(c *call, in *sendMessageIn, q *queue) (any, *apiError) {
 	m, e := s.sendLocked(q, in.sendEntry, c.sender)
 	if e != nil {
 		return nil, e
@@ -362,27 +376,47 @@ type idResult struct {
 	ID string `json:"Id"`
 }
 
-func (s *Server) sendMessageBatch(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL string      `json:"QueueUrl"`
-		Entries  []sendEntry `json:"Entries"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
+// batchIn is the input of a batch operation on one queue.
+type batchIn[E interface{ entryID() string }] struct {
+	queueIn
+	Entries []E `json:"Entries"`
+}
+
+// checkEntries checks the entry IDs of a batch before the queue is looked up.
+func checkEntries[E interface{ entryID() string }](in *batchIn[E]) *apiError {
 	ids := make([]string, len(in.Entries))
 	for i, en := range in.Entries {
-		ids[i] = en.ID
+		ids[i] = en.entryID()
 	}
-	if e := checkBatch(ids); e != nil {
-		return nil, e
+	return checkBatch(ids)
+}
+
+// batchOutput is the answer of a batch operation.
+type batchOutput[R any] struct {
+	Successful []R          `json:"Successful"`
+	Failed     []batchError `json:"Failed"`
+}
+
+// runBatch runs do on each entry in order. The first c.failEntries entries
+// fail with the injected entry error (a fault) without running do.
+func runBatch[E interface{ entryID() string }, R any](c *call, entries []E, do func(E) (R, *apiError)) batchOutput[R] {
+	out := batchOutput[R]{Successful: []R{}, Failed: []batchError{}}
+	for i, en := range entries {
+		if i < c.failEntries {
+			out.Failed = append(out.Failed, entryError(en.entryID(), injectedEntryError()))
+			continue
+		}
+		r, e := do(en)
+		if e != nil {
+			out.Failed = append(out.Failed, entryError(en.entryID(), e))
+			continue
+		}
+		out.Successful = append(out.Successful, r)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, e := s.lookupLocked(in.QueueURL)
-	if e != nil {
-		return nil, e
-	}
+	return out
+}
+
+func (s *Server) sendMessageBatch(c *call, in *batchIn[sendEntry], q *queue) (any, *apiError) {
 	total := 0
 	for _, en := range in.Entries {
 		total += len(en.MessageBody)
@@ -390,23 +424,13 @@ func (s *Server) sendMessageBatch(c *call) (any, *apiError) {
 	if total > q.attrs.maxSize {
 		return nil, modeled("BatchRequestTooLong", "Batch requests cannot be longer than %d bytes. You have sent %d bytes.", q.attrs.maxSize, total)
 	}
-	out := struct {
-		Successful []sendResult `json:"Successful"`
-		Failed     []batchError `json:"Failed"`
-	}{Successful: []sendResult{}, Failed: []batchError{}}
-	for i, en := range in.Entries {
-		if i < c.failEntries {
-			out.Failed = append(out.Failed, entryError(en.ID, injectedEntryError()))
-			continue
-		}
+	return runBatch(c, in.Entries, func(en sendEntry) (sendResult, *apiError) {
 		m, e := s.sendLocked(q, en, c.sender)
 		if e != nil {
-			out.Failed = append(out.Failed, entryError(en.ID, e))
-			continue
+			return sendResult{}, e
 		}
-		out.Successful = append(out.Successful, sendResultOf(en.ID, m))
-	}
-	return out, nil
+		return sendResultOf(en.ID, m), nil
+	}), nil
 }
 
 // receivedMessage is a message in ReceiveMessage's output.
@@ -557,23 +581,19 @@ func receivedOf(q *queue, m *message, sysNames map[string]bool, attrPatterns []s
 	return out
 }
 
-func (s *Server) deleteMessage(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL      string `json:"QueueUrl"`
-		ReceiptHandle string `json:"ReceiptHandle"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
+type deleteMessageIn struct {
+	queueIn
+	ReceiptHandle string `json:"ReceiptHandle"`
+}
+
+func checkReceiptHandle(in *deleteMessageIn) *apiError {
 	if in.ReceiptHandle == "" {
-		return nil, errMissingParameter("ReceiptHandle")
+		return errMissingParameter("ReceiptHandle")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, e := s.lookupLocked(in.QueueURL)
-	if e != nil {
-		return nil, e
-	}
+	return nil
+}
+
+func (s *Server) deleteMessage(_ *call, in *deleteMessageIn, q *queue) (any, *apiError) {
 	if e := s.deleteByHandle(q, in.ReceiptHandle); e != nil {
 		return nil, e
 	}
@@ -602,76 +622,44 @@ func (s *Server) deleteByHandle(q *queue, handle string) *apiError {
 	return nil
 }
 
+// handleEntry is an entry of DeleteMessageBatch and
+// ChangeMessageVisibilityBatch.
 type handleEntry struct {
 	ID                string `json:"Id"`
 	ReceiptHandle     string `json:"ReceiptHandle"`
 	VisibilityTimeout *int64 `json:"VisibilityTimeout"`
 }
 
-func (s *Server) deleteMessageBatch(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL string        `json:"QueueUrl"`
-		Entries  []handleEntry `json:"Entries"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
-	return s.handleBatch(c, in.QueueURL, in.Entries, func(q *queue, en handleEntry) *apiError {
-		if en.ReceiptHandle == "" {
-			return errMissingParameter("ReceiptHandle")
-		}
-		return s.deleteByHandle(q, en.ReceiptHandle)
+func (en handleEntry) entryID() string { return en.ID }
+
+// handleBatchOp makes the handler of DeleteMessageBatch or
+// ChangeMessageVisibilityBatch: do serves one entry, with s.mu held.
+func handleBatchOp(do func(s *Server, q *queue, en handleEntry) *apiError) handler {
+	return queueOp(checkEntries[handleEntry], func(s *Server, c *call, in *batchIn[handleEntry], q *queue) (any, *apiError) {
+		return runBatch(c, in.Entries, func(en handleEntry) (idResult, *apiError) {
+			if e := do(s, q, en); e != nil {
+				return idResult{}, e
+			}
+			return idResult{en.ID}, nil
+		}), nil
 	})
 }
 
-// handleBatch serves DeleteMessageBatch and ChangeMessageVisibilityBatch.
-func (s *Server) handleBatch(c *call, queueURL string, entries []handleEntry, do func(*queue, handleEntry) *apiError) (any, *apiError) {
-	ids := make([]string, len(entries))
-	for i, en := range entries {
-		ids[i] = en.ID
+// deleteEntry serves one DeleteMessageBatch entry.
+func (s *Server) deleteEntry(q *queue, en handleEntry) *apiError {
+	if en.ReceiptHandle == "" {
+		return errMissingParameter("ReceiptHandle")
 	}
-	if e := checkBatch(ids); e != nil {
-		return nil, e
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, e := s.lookupLocked(queueURL)
-	if e != nil {
-		return nil, e
-	}
-	out := struct {
-		Successful []idResult   `json:"Successful"`
-		Failed     []batchError `json:"Failed"`
-	}{Successful: []idResult{}, Failed: []batchError{}}
-	for i, en := range entries {
-		if i < c.failEntries {
-			out.Failed = append(out.Failed, entryError(en.ID, injectedEntryError()))
-			continue
-		}
-		if e := do(q, en); e != nil {
-			out.Failed = append(out.Failed, entryError(en.ID, e))
-			continue
-		}
-		out.Successful = append(out.Successful, idResult{en.ID})
-	}
-	return out, nil
+	return s.deleteByHandle(q, en.ReceiptHandle)
 }
 
-func (s *Server) changeMessageVisibility(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL          string `json:"QueueUrl"`
-		ReceiptHandle     string `json:"ReceiptHandle"`
-		VisibilityTimeout *int64 `json:"VisibilityTimeout"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, e := s.lookupLocked(in.QueueURL)
-	if e != nil {
-		return nil, e
-	}
+type changeMessageVisibilityIn struct {
+	queueIn
+	ReceiptHandle     string `json:"ReceiptHandle"`
+	VisibilityTimeout *int64 `json:"VisibilityTimeout"`
+}
+
+func (s *Server) changeMessageVisibility(_ *call, in *changeMessageVisibilityIn, q *queue) (any, *apiError) {
 	if e := s.changeVisibility(q, in.ReceiptHandle, in.VisibilityTimeout); e != nil {
 		return nil, e
 	}
@@ -707,15 +695,7 @@ func (s *Server) changeVisibility(q *queue, handle string, timeout *int64) *apiE
 	return nil
 }
 
-func (s *Server) changeMessageVisibilityBatch(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL string        `json:"QueueUrl"`
-		Entries  []handleEntry `json:"Entries"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
-	return s.handleBatch(c, in.QueueURL, in.Entries, func(q *queue, en handleEntry) *apiError {
-		return s.changeVisibility(q, en.ReceiptHandle, en.VisibilityTimeout)
-	})
+// changeVisibilityEntry serves one ChangeMessageVisibilityBatch entry.
+func (s *Server) changeVisibilityEntry(q *queue, en handleEntry) *apiError {
+	return s.changeVisibility(q, en.ReceiptHandle, en.VisibilityTimeout)
 }

@@ -352,6 +352,8 @@ type sendEntry struct {
 	MessageGroupID          string             `json:"MessageGroupId"`
 }
 
+func (en sendEntry) entryID() string { return en.ID }
+
 // sendLocked validates and enqueues one message.
 func (s *Server) sendLocked(q *queue, in sendEntry, sender string) (*message, *apiError) {
 	m, delay, e := s.prepareMessage(q, in, sender)
@@ -439,21 +441,21 @@ type handler func(s *Server, c *call) (any, *apiError)
 
 // operations lists every operation the emulator serves.
 var operations = map[string]handler{
-	"CreateQueue":                  (*Server).createQueue,
-	"GetQueueUrl":                  (*Server).getQueueURL,
-	"GetQueueAttributes":           (*Server).getQueueAttributes,
-	"SetQueueAttributes":           (*Server).setQueueAttributes,
-	"DeleteQueue":                  (*Server).deleteQueue,
+	"CreateQueue":                  nameOp((*Server).createQueue),
+	"GetQueueUrl":                  nameOp((*Server).getQueueURL),
+	"GetQueueAttributes":           queueOp(checkAttributeNames, (*Server).getQueueAttributes),
+	"SetQueueAttributes":           queueOp(checkWritableAttrs, (*Server).setQueueAttributes),
+	"DeleteQueue":                  queueOp(nil, (*Server).deleteQueue),
 	"ListQueues":                   (*Server).listQueues,
-	"ListDeadLetterSourceQueues":   (*Server).listDeadLetterSourceQueues,
-	"PurgeQueue":                   (*Server).purgeQueue,
-	"SendMessage":                  (*Server).sendMessage,
-	"SendMessageBatch":             (*Server).sendMessageBatch,
+	"ListDeadLetterSourceQueues":   queueOp(nil, (*Server).listDeadLetterSourceQueues),
+	"PurgeQueue":                   queueOp(nil, (*Server).purgeQueue),
+	"SendMessage":                  queueOp(checkMessageBody, (*Server).sendMessage),
+	"SendMessageBatch":             queueOp(checkEntries[sendEntry], (*Server).sendMessageBatch),
 	"ReceiveMessage":               (*Server).receiveMessage,
-	"DeleteMessage":                (*Server).deleteMessage,
-	"DeleteMessageBatch":           (*Server).deleteMessageBatch,
-	"ChangeMessageVisibility":      (*Server).changeMessageVisibility,
-	"ChangeMessageVisibilityBatch": (*Server).changeMessageVisibilityBatch,
+	"DeleteMessage":                queueOp(checkReceiptHandle, (*Server).deleteMessage),
+	"DeleteMessageBatch":           handleBatchOp((*Server).deleteEntry),
+	"ChangeMessageVisibility":      queueOp(nil, (*Server).changeMessageVisibility),
+	"ChangeMessageVisibilityBatch": handleBatchOp((*Server).changeVisibilityEntry),
 }
 
 // unsupported are SQS operations the emulator knows but does not implement.

@@ -98,6 +98,27 @@ func newClient(t *testing.T, endpoint, ak, sk, region string, opts ...func(*sqs.
 
 func noRetries(o *sqs.Options) { o.RetryMaxAttempts = 1 }
 
+// setupQueue is setup (without options) with the queue name made with
+// attrs: it returns the bundle, a test context and the queue's URL.
+func setupQueue(t *testing.T, name string, attrs map[string]string) (*testBundle, context.Context, string) {
+	t.Helper()
+	tb := setup(t)
+	return tb, ctxT(t), tb.srv.CreateQueue(name, attrs)
+}
+
+// startUnsigned starts a server that checks no signatures, closed when
+// the test ends, and returns it with its endpoint.
+func startUnsigned(t *testing.T) (*sqsemu.Server, string) {
+	t.Helper()
+	srv := sqsemu.New(sqsemu.Options{})
+	endpoint, err := srv.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	return srv, endpoint
+}
+
 func ctxT(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -153,6 +174,22 @@ func requireAPIError(t *testing.T, err error, status int, code string) {
 	}
 }
 
+// requireErrorType fails t unless err is (or wraps) the SDK's typed error
+// *T; what, if not "", names the call in the message.
+func requireErrorType[T any, P interface {
+	*T
+	error
+}](t *testing.T, err error, what string) {
+	t.Helper()
+	var target P
+	if !errors.As(err, &target) {
+		if what != "" {
+			what += ": "
+		}
+		t.Fatalf("%serror = %v, want %T", what, err, target)
+	}
+}
+
 func TestQueueURLs(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
@@ -189,10 +226,7 @@ func TestQueueURLs(t *testing.T) {
 		}
 		in.Attributes["VisibilityTimeout"] = "46"
 		_, err := tb.client.CreateQueue(ctx, in)
-		var exists *types.QueueNameExists
-		if !errors.As(err, &exists) {
-			t.Fatalf("different attributes: error = %v, want *types.QueueNameExists", err)
-		}
+		requireErrorType[types.QueueNameExists](t, err, "different attributes")
 	})
 
 	t.Run("GoAPIQueueAndAWSFormURLResolve", func(t *testing.T) {
@@ -239,18 +273,13 @@ func TestQueueURLs(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := tb.client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("doomed")})
-		var dne *types.QueueDoesNotExist
-		if !errors.As(err, &dne) {
-			t.Fatalf("error = %v, want *types.QueueDoesNotExist", err)
-		}
+		requireErrorType[types.QueueDoesNotExist](t, err, "")
 	})
 }
 
 func TestSendReceiveDeleteRoundTrip(t *testing.T) {
 	t.Parallel()
-	tb := setup(t)
-	ctx := ctxT(t)
-	url := tb.srv.CreateQueue("jobs", nil)
+	tb, ctx, url := setupQueue(t, "jobs", nil)
 	body := `{"key":"a/b.txt","size":1024} – ünïcode ✓`
 
 	before := time.Now()
@@ -324,9 +353,7 @@ func TestSendReceiveDeleteRoundTrip(t *testing.T) {
 
 func TestSendMessageBatch(t *testing.T) {
 	t.Parallel()
-	tb := setup(t)
-	ctx := ctxT(t)
-	url := tb.srv.CreateQueue("batch", nil)
+	tb, ctx, url := setupQueue(t, "batch", nil)
 	entries := func(prefix string, n int) []types.SendMessageBatchRequestEntry {
 		var out []types.SendMessageBatchRequestEntry
 		for i := range n {
@@ -390,89 +417,85 @@ func TestSendMessageBatch(t *testing.T) {
 
 	t.Run("BadBatchesAreRefusedWhole", func(t *testing.T) {
 		_, err := tb.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(url), Entries: entries("x", 11)})
-		var tooMany *types.TooManyEntriesInBatchRequest
-		if !errors.As(err, &tooMany) {
-			t.Errorf("11 entries: error = %v, want *types.TooManyEntriesInBatchRequest", err)
-		}
+		requireErrorType[types.TooManyEntriesInBatchRequest](t, err, "11 entries")
 		dup := entries("x", 2)
 		dup[1].Id = dup[0].Id
 		_, err = tb.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(url), Entries: dup})
-		var notDistinct *types.BatchEntryIdsNotDistinct
-		if !errors.As(err, &notDistinct) {
-			t.Errorf("duplicate IDs: error = %v, want *types.BatchEntryIdsNotDistinct", err)
-		}
+		requireErrorType[types.BatchEntryIdsNotDistinct](t, err, "duplicate IDs")
 	})
 }
 
 func TestLongPolling(t *testing.T) {
 	t.Parallel()
 
-	t.Run("ReturnsEarlyWhenAMessageArrives", func(t *testing.T) {
-		t.Parallel()
-		tb := setup(t)
-		url := tb.srv.CreateQueue("poll", nil)
-		go func() {
-			time.Sleep(300 * time.Millisecond)
-			if _, err := tb.srv.SendMessage(url, "late arrival"); err != nil {
-				t.Error(err)
+	// Each case polls a queue of its own once, after prepare, and checks
+	// what came back and how long the poll took.
+	for _, c := range []struct {
+		name    string
+		attrs   map[string]string
+		prepare func(t *testing.T, tb *testBundle, url string)
+		in      sqs.ReceiveMessageInput
+		check   func(msgs []types.Message) bool
+		lo, hi  time.Duration
+	}{{
+		// About 0.3 s, far less than 10 s.
+		name: "ReturnsEarlyWhenAMessageArrives",
+		prepare: func(t *testing.T, tb *testBundle, url string) {
+			go func() {
+				time.Sleep(300 * time.Millisecond)
+				if _, err := tb.srv.SendMessage(url, "late arrival"); err != nil {
+					t.Error(err)
+				}
+			}()
+		},
+		in:    sqs.ReceiveMessageInput{WaitTimeSeconds: 10, MaxNumberOfMessages: 10},
+		check: func(msgs []types.Message) bool { return len(msgs) == 1 && aws.ToString(msgs[0].Body) == "late arrival" },
+		lo:    250 * time.Millisecond, hi: 5 * time.Second,
+	}, {
+		name:  "WaitsTheFullTimeWhenNothingArrives",
+		in:    sqs.ReceiveMessageInput{WaitTimeSeconds: 1},
+		check: func(msgs []types.Message) bool { return len(msgs) == 0 },
+		lo:    900 * time.Millisecond, hi: 5 * time.Second,
+	}, {
+		name:  "QueueDefaultWaitApplies",
+		attrs: map[string]string{"ReceiveMessageWaitTimeSeconds": "1"},
+		check: func(msgs []types.Message) bool { return len(msgs) == 0 },
+		lo:    900 * time.Millisecond, hi: 5 * time.Second,
+	}, {
+		// About 1 s.
+		name: "ReturnsWhenAVisibilityTimeoutEnds",
+		prepare: func(t *testing.T, tb *testBundle, url string) {
+			send(t, tb.client, url, "comes back")
+			if first := receive(t, tb.client, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), VisibilityTimeout: 1}); len(first) != 1 {
+				t.Fatalf("first receive got %d", len(first))
 			}
-		}()
-		start := time.Now()
-		msgs := receive(t, tb.client, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 10, MaxNumberOfMessages: 10})
-		elapsed := time.Since(start)
-		if len(msgs) != 1 || aws.ToString(msgs[0].Body) != "late arrival" {
-			t.Fatalf("received %v", msgs)
-		}
-		if elapsed < 250*time.Millisecond || elapsed > 5*time.Second {
-			t.Fatalf("long poll took %v; want about 0.3 s, far less than 10 s", elapsed)
-		}
-	})
-
-	t.Run("WaitsTheFullTimeWhenNothingArrives", func(t *testing.T) {
-		t.Parallel()
-		tb := setup(t)
-		url := tb.srv.CreateQueue("idle", nil)
-		start := time.Now()
-		msgs := receive(t, tb.client, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 1})
-		elapsed := time.Since(start)
-		if len(msgs) != 0 {
-			t.Fatalf("received %v from an empty queue", msgs)
-		}
-		if elapsed < 900*time.Millisecond || elapsed > 5*time.Second {
-			t.Fatalf("long poll took %v, want about 1 s", elapsed)
-		}
-	})
-
-	t.Run("QueueDefaultWaitApplies", func(t *testing.T) {
-		t.Parallel()
-		tb := setup(t)
-		url := tb.srv.CreateQueue("default-wait", map[string]string{"ReceiveMessageWaitTimeSeconds": "1"})
-		start := time.Now()
-		msgs := receive(t, tb.client, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url)})
-		if elapsed := time.Since(start); len(msgs) != 0 || elapsed < 900*time.Millisecond {
-			t.Fatalf("received %d after %v; want none after about 1 s", len(msgs), elapsed)
-		}
-	})
-
-	t.Run("ReturnsWhenAVisibilityTimeoutEnds", func(t *testing.T) {
-		t.Parallel()
-		tb := setup(t)
-		url := tb.srv.CreateQueue("expire", nil)
-		send(t, tb.client, url, "comes back")
-		first := receive(t, tb.client, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), VisibilityTimeout: 1})
-		if len(first) != 1 {
-			t.Fatalf("first receive got %d", len(first))
-		}
-		start := time.Now()
-		again := receive(t, tb.client, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 10})
-		elapsed := time.Since(start)
-		if len(again) != 1 || again[0].Attributes["ApproximateReceiveCount"] != "2" {
-			t.Fatalf("second receive = %+v", again)
-		}
-		if elapsed < 500*time.Millisecond || elapsed > 5*time.Second {
-			t.Fatalf("second receive took %v, want about 1 s", elapsed)
-		}
-	})
+		},
+		in: sqs.ReceiveMessageInput{WaitTimeSeconds: 10},
+		check: func(msgs []types.Message) bool {
+			return len(msgs) == 1 && msgs[0].Attributes["ApproximateReceiveCount"] == "2"
+		},
+		lo: 500 * time.Millisecond, hi: 5 * time.Second,
+	}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t)
+			url := tb.srv.CreateQueue("poll", c.attrs)
+			if c.prepare != nil {
+				c.prepare(t, tb, url)
+			}
+			in := c.in
+			in.QueueUrl = aws.String(url)
+			start := time.Now()
+			msgs := receive(t, tb.client, &in)
+			elapsed := time.Since(start)
+			if !c.check(msgs) {
+				t.Fatalf("received %+v", msgs)
+			}
+			if elapsed < c.lo || elapsed > c.hi {
+				t.Fatalf("long poll took %v, want between %v and %v", elapsed, c.lo, c.hi)
+			}
+		})
+	}
 
 	t.Run("EndsWithTheRequestContext", func(t *testing.T) {
 		t.Parallel()
@@ -580,9 +603,7 @@ func TestVisibilityTimeout(t *testing.T) {
 
 func TestChangeMessageVisibility(t *testing.T) {
 	t.Parallel()
-	tb := setup(t)
-	ctx := ctxT(t)
-	url := tb.srv.CreateQueue("cmv", map[string]string{"VisibilityTimeout": "600"})
+	tb, ctx, url := setupQueue(t, "cmv", map[string]string{"VisibilityTimeout": "600"})
 	send(t, tb.client, url, "release me")
 	m := receiveOne(t, tb.client, url)
 
@@ -597,10 +618,7 @@ func TestChangeMessageVisibility(t *testing.T) {
 
 	t.Run("ReleasedMessageIsNotInFlight", func(t *testing.T) {
 		_, err := tb.client.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 10})
-		var notInflight *types.MessageNotInflight
-		if !errors.As(err, &notInflight) {
-			t.Fatalf("error = %v, want *types.MessageNotInflight", err)
-		}
+		requireErrorType[types.MessageNotInflight](t, err, "")
 	})
 
 	again := receiveOne(t, tb.client, url)
@@ -715,18 +733,13 @@ func TestRedriveToDeadLetterQueue(t *testing.T) {
 		_, err := tb.client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("orphan"), Attributes: map[string]string{
 			"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:` + testRegion + `:000000000000:nope","maxReceiveCount":3}`,
 		}})
-		var bad *types.InvalidAttributeValue
-		if !errors.As(err, &bad) {
-			t.Fatalf("error = %v, want *types.InvalidAttributeValue", err)
-		}
+		requireErrorType[types.InvalidAttributeValue](t, err, "")
 	})
 }
 
 func TestDeleteMessageBatch(t *testing.T) {
 	t.Parallel()
-	tb := setup(t)
-	ctx := ctxT(t)
-	url := tb.srv.CreateQueue("del", nil)
+	tb, ctx, url := setupQueue(t, "del", nil)
 	for i := range 3 {
 		send(t, tb.client, url, fmt.Sprint("m", i))
 	}
@@ -785,9 +798,7 @@ func TestDeleteMessageBatch(t *testing.T) {
 
 func TestGetQueueAttributes(t *testing.T) {
 	t.Parallel()
-	tb := setup(t)
-	ctx := ctxT(t)
-	url := tb.srv.CreateQueue("counts", map[string]string{"VisibilityTimeout": "120", "MessageRetentionPeriod": "3600"})
+	tb, ctx, url := setupQueue(t, "counts", map[string]string{"VisibilityTimeout": "120", "MessageRetentionPeriod": "3600"})
 	for i := range 3 {
 		send(t, tb.client, url, fmt.Sprint("visible ", i))
 	}
@@ -831,10 +842,7 @@ func TestGetQueueAttributes(t *testing.T) {
 
 	t.Run("UnknownNameIsRefused", func(t *testing.T) {
 		_, err := tb.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url), AttributeNames: []types.QueueAttributeName{"Colour"}})
-		var bad *types.InvalidAttributeName
-		if !errors.As(err, &bad) {
-			t.Fatalf("error = %v, want *types.InvalidAttributeName", err)
-		}
+		requireErrorType[types.InvalidAttributeName](t, err, "")
 	})
 
 	t.Run("SetQueueAttributesApplies", func(t *testing.T) {
@@ -909,12 +917,7 @@ func TestAuthentication(t *testing.T) {
 	})
 
 	t.Run("AnyCredentialsWhenNoneAreConfigured", func(t *testing.T) {
-		srv := sqsemu.New(sqsemu.Options{})
-		endpoint, err := srv.Start("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = srv.Close() })
+		srv, endpoint := startUnsigned(t)
 		u := srv.CreateQueue("open", nil)
 		c := newClient(t, endpoint, "whoever", "whatever", "ap-southeast-1")
 		send(t, c, u, "hello")
@@ -927,22 +930,15 @@ func TestAuthentication(t *testing.T) {
 
 func TestErrors(t *testing.T) {
 	t.Parallel()
-	tb := setup(t)
-	ctx := ctxT(t)
-	url := tb.srv.CreateQueue("errs", nil)
+	tb, ctx, url := setupQueue(t, "errs", nil)
 
 	t.Run("UnknownQueueIsQueueDoesNotExist", func(t *testing.T) {
 		_, err := tb.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(tb.endpoint + "/000000000000/missing")})
-		var dne *types.QueueDoesNotExist
-		if !errors.As(err, &dne) {
-			t.Fatalf("error = %v, want *types.QueueDoesNotExist", err)
-		}
+		requireErrorType[types.QueueDoesNotExist](t, err, "")
 		// As against real SQS, the code is the query-compatible one.
 		requireAPIError(t, err, 400, "AWS.SimpleQueueService.NonExistentQueue")
 		_, err = tb.client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("missing")})
-		if !errors.As(err, &dne) {
-			t.Fatalf("GetQueueUrl error = %v, want *types.QueueDoesNotExist", err)
-		}
+		requireErrorType[types.QueueDoesNotExist](t, err, "GetQueueUrl")
 	})
 
 	t.Run("OutOfRangeParametersAreInvalidParameterValue", func(t *testing.T) {
@@ -954,10 +950,7 @@ func TestErrors(t *testing.T) {
 
 	t.Run("MalformedReceiptHandleIsInvalid", func(t *testing.T) {
 		_, err := tb.client.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: aws.String("nonsense")})
-		var bad *types.ReceiptHandleIsInvalid
-		if !errors.As(err, &bad) {
-			t.Fatalf("error = %v, want *types.ReceiptHandleIsInvalid", err)
-		}
+		requireErrorType[types.ReceiptHandleIsInvalid](t, err, "")
 	})
 
 	t.Run("FIFOIsRefused", func(t *testing.T) {
@@ -967,19 +960,11 @@ func TestErrors(t *testing.T) {
 
 	t.Run("UnimplementedOperationIsUnsupportedOperation", func(t *testing.T) {
 		_, err := tb.client.TagQueue(ctx, &sqs.TagQueueInput{QueueUrl: aws.String(url), Tags: map[string]string{"a": "b"}})
-		var unsupported *types.UnsupportedOperation
-		if !errors.As(err, &unsupported) {
-			t.Fatalf("error = %v, want *types.UnsupportedOperation", err)
-		}
+		requireErrorType[types.UnsupportedOperation](t, err, "")
 	})
 
 	t.Run("WireFormatIsAWSJSON", func(t *testing.T) {
-		srv := sqsemu.New(sqsemu.Options{})
-		endpoint, err := srv.Start("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = srv.Close() })
+		_, endpoint := startUnsigned(t)
 		resp := rawPost(t, endpoint, "AmazonSQS.GetQueueUrl", `{"QueueName":"missing"}`)
 		var doc map[string]string
 		if err := json.Unmarshal(resp.body, &doc); err != nil {
@@ -1007,9 +992,7 @@ func TestErrors(t *testing.T) {
 
 func TestFaults(t *testing.T) {
 	t.Parallel()
-	tb := setup(t)
-	ctx := ctxT(t)
-	url := tb.srv.CreateQueue("faulty", nil)
+	tb, ctx, url := setupQueue(t, "faulty", nil)
 	send(t, tb.client, url, "payload")
 
 	t.Run("SDKRetriesAServerError", func(t *testing.T) {
@@ -1042,10 +1025,7 @@ func TestFaults(t *testing.T) {
 		c := newClient(t, tb.endpoint, testAK, testSK, testRegion, noRetries)
 		tb.srv.InjectFault(sqsemu.Fault{Op: "SendMessage", Status: 403, Code: "OverLimit", Times: 1})
 		_, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("x")})
-		var over *types.OverLimit
-		if !errors.As(err, &over) {
-			t.Fatalf("error = %v, want *types.OverLimit", err)
-		}
+		requireErrorType[types.OverLimit](t, err, "")
 	})
 
 	t.Run("LatencyDelaysAndOtherQueuesAreUntouched", func(t *testing.T) {
@@ -1219,4 +1199,46 @@ func rawPost(t *testing.T, endpoint, target, body string) rawResponse {
 		t.Fatal(err)
 	}
 	return rawResponse{status: res.StatusCode, header: res.Header, body: b}
+}
+
+// TestWireAnswers pins the exact answers (status and body) of the
+// operations that share the decode/check/look-up path, batch runner and
+// paging: the order in which input, queue and entry errors are reported,
+// and each output's members (queueUrls, [] and omitted ones). Q/ stands for
+// the queue URL prefix.
+func TestWireAnswers(t *testing.T) {
+	t.Parallel()
+	_, endpoint := startUnsigned(t)
+	prefix := endpoint + "/000000000000/"
+	// In order: each row sees the queues the rows before it left.
+	for _, c := range []struct {
+		op, in string
+		status int
+		want   string
+	}{
+		{"CreateQueue", `{"QueueName":"w"}`, 200, `{"QueueUrl":"Q/w"}`},
+		{"CreateQueue", `{"QueueName":"w","Attributes":{"VisibilityTimeout":"5"}}`, 400, `{"__type":"com.amazonaws.sqs#QueueNameExists","message":"A queue already exists with the same name and a different value for attribute VisibilityTimeout"}`},
+		{"GetQueueUrl", `{"QueueName":"w","Attributes":5}`, 200, `{"QueueUrl":"Q/w"}`},
+		{"GetQueueUrl", `{}`, 400, `{"__type":"com.amazonaws.sqs#MissingParameter","message":"The request must contain the parameter QueueName."}`},
+		{"ListQueues", `{"QueueNamePrefix":"none"}`, 200, `{}`},
+		{"ListQueues", `{"MaxResults":0}`, 400, `{"__type":"com.amazonaws.sqs#InvalidParameterValue","message":"Value 0 for parameter MaxResults is invalid. Reason: must be between 1 and 1000."}`},
+		{"ListDeadLetterSourceQueues", `{"QueueUrl":"Q/w"}`, 200, `{"queueUrls":[]}`},
+		{"ListDeadLetterSourceQueues", `{"QueueUrl":"Q/missing","MaxResults":0}`, 400, `{"__type":"com.amazonaws.sqs#QueueDoesNotExist","message":"The specified queue does not exist."}`},
+		{"SendMessage", `{"QueueUrl":"Q/missing"}`, 400, `{"__type":"com.amazonaws.sqs#MissingParameter","message":"The request must contain the parameter MessageBody."}`},
+		{"SendMessageBatch", `{"QueueUrl":"Q/missing","Entries":[]}`, 400, `{"__type":"com.amazonaws.sqs#EmptyBatchRequest","message":"There should be at least one entry in the request."}`},
+		{"SendMessageBatch", `{"QueueUrl":"Q/w","Entries":[{"Id":"a","MessageBody":""}]}`, 200, `{"Successful":[],"Failed":[{"Id":"a","Code":"MissingParameter","Message":"The request must contain the parameter MessageBody.","SenderFault":true}]}`},
+		{"DeleteMessageBatch", `{"QueueUrl":"Q/w","Entries":[{"Id":"a","ReceiptHandle":""}]}`, 200, `{"Successful":[],"Failed":[{"Id":"a","Code":"MissingParameter","Message":"The request must contain the parameter ReceiptHandle.","SenderFault":true}]}`},
+		{"ChangeMessageVisibility", `{"QueueUrl":"Q/missing"}`, 400, `{"__type":"com.amazonaws.sqs#QueueDoesNotExist","message":"The specified queue does not exist."}`},
+		{"GetQueueAttributes", `{"QueueUrl":"Q/missing","AttributeNames":["Nope"]}`, 400, `{"__type":"com.amazonaws.sqs#InvalidAttributeName","message":"Unknown Attribute Nope."}`},
+		{"SetQueueAttributes", `{"QueueUrl":"Q/missing","Attributes":{"QueueArn":"x"}}`, 400, `{"__type":"com.amazonaws.sqs#InvalidAttributeName","message":"Unknown Attribute QueueArn."}`},
+		{"DeleteMessage", `{"QueueUrl":"Q/missing"}`, 400, `{"__type":"com.amazonaws.sqs#MissingParameter","message":"The request must contain the parameter ReceiptHandle."}`},
+		{"PurgeQueue", `{"QueueUrl":"bad"}`, 404, `{"__type":"com.amazonaws.sqs#InvalidAddress","message":"The address bad is not valid for this endpoint."}`},
+		{"DeleteQueue", `{"QueueUrl":"Q/w"}`, 200, `{}`},
+		{"DeleteQueue", `{}`, 400, `{"__type":"com.amazonaws.sqs#MissingParameter","message":"The request must contain the parameter QueueUrl."}`},
+	} {
+		resp := rawPost(t, endpoint, "AmazonSQS."+c.op, strings.ReplaceAll(c.in, "Q/", prefix))
+		if got := strings.ReplaceAll(string(resp.body), prefix, "Q/"); resp.status != c.status || got != c.want {
+			t.Errorf("%s %s = %d %s, want %d %s", c.op, c.in, resp.status, got, c.status, c.want)
+		}
+	}
 }
