@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -55,102 +56,18 @@ var s3SubResources = setOf([]string{
 })
 
 // routeS3 names the operation of an S3 request with the names Requests
-// uses for OSS.
+// uses for OSS (see s3Routes). Any S3 sub-resource the rule does not name
+// makes the request not the plain operation.
 func routeS3(method, bucket, key string, q url.Values, h http.Header) string {
-	has := func(name string) bool { _, ok := q[name]; return ok }
-	only := func(names ...string) bool {
+	only := func(names []string) bool {
 		for name := range q {
-			if s3SubResources[name] && !setOf(names)[name] {
+			if s3SubResources[name] && !slices.Contains(names, name) {
 				return false
 			}
 		}
 		return true
 	}
-	switch {
-	case bucket == "":
-		if method == http.MethodGet && only() {
-			return "ListBuckets"
-		}
-	case key == "":
-		switch method {
-		case http.MethodGet:
-			switch {
-			case has("location") && only("location"):
-				return "GetBucketLocation"
-			case has("uploads") && only("uploads"):
-				return "ListMultipartUploads"
-			case q.Get("list-type") == "2" && only():
-				return "ListObjectsV2"
-			case only():
-				return "ListObjects"
-			}
-		case http.MethodHead:
-			if only() {
-				return "HeadBucket"
-			}
-		case http.MethodPut:
-			if only() {
-				return "PutBucket"
-			}
-		case http.MethodDelete:
-			if only() {
-				return "DeleteBucket"
-			}
-		case http.MethodPost:
-			if has("delete") && only("delete") {
-				return "DeleteMultipleObjects"
-			}
-		}
-	default:
-		switch method {
-		case http.MethodGet:
-			switch {
-			case has("uploadId") && only("uploadId"):
-				return "ListParts"
-			case has("tagging") && only("tagging"):
-				return "GetObjectTagging"
-			case only():
-				return "GetObject"
-			}
-		case http.MethodHead:
-			if only() {
-				return "HeadObject"
-			}
-		case http.MethodPut:
-			switch {
-			case has("partNumber") && has("uploadId") && only("partNumber", "uploadId"):
-				if h.Get("x-amz-copy-source") != "" {
-					return "UploadPartCopy"
-				}
-				return "UploadPart"
-			case has("tagging") && only("tagging"):
-				return "PutObjectTagging"
-			case only() && h.Get("x-amz-copy-source") != "":
-				return "CopyObject"
-			case only():
-				return "PutObject"
-			}
-		case http.MethodDelete:
-			switch {
-			case has("uploadId") && only("uploadId"):
-				return "AbortMultipartUpload"
-			case has("tagging") && only("tagging"):
-				return "DeleteObjectTagging"
-			case only():
-				return "DeleteObject"
-			}
-		case http.MethodPost:
-			switch {
-			case has("uploads") && only("uploads"):
-				return "InitiateMultipartUpload"
-			case has("uploadId") && only("uploadId"):
-				return "CompleteMultipartUpload"
-			case has("restore") && only("restore"):
-				return "RestoreObject"
-			}
-		}
-	}
-	return "Unknown"
+	return s3Routes.match(method, bucket, key, q, h.Get("x-amz-copy-source") != "", only)
 }
 
 func (s *Server) dispatchS3(w http.ResponseWriter, q *request) *ossError {

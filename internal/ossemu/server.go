@@ -353,12 +353,13 @@ func (s *Server) dispatch(w http.ResponseWriter, q *request) *ossError {
 	return errNotImplemented(q.r.Method, q.query)
 }
 
-// route names the operation a request asks for. Sub-resources the emulator
-// does not implement (acl, cors, ...) route to "Unknown" so that,
-// e.g., PUT ?acl never overwrites the object with an ACL document.
+// route names the operation an OSS request asks for (see ossRoutes).
+// Sub-resources the emulator does not implement (acl, cors, ...) route to
+// "Unknown" so that, e.g., PUT ?acl never overwrites the object with an ACL
+// document. OSS lets through parameters that are not sub-resources and the
+// harmless ones, and "response-*" stands for any response-* override.
 func route(method, bucket, key string, q url.Values, h http.Header) string {
-	has := func(name string) bool { _, ok := q[name]; return ok }
-	allowed := func(names ...string) bool {
+	allowed := func(names []string) bool {
 		for name := range q {
 			if !isSubResource(name) || harmlessParams[name] {
 				continue
@@ -376,102 +377,7 @@ func route(method, bucket, key string, q url.Values, h http.Header) string {
 		}
 		return true
 	}
-	switch {
-	case bucket == "":
-		if method == http.MethodGet && allowed() {
-			return "ListBuckets"
-		}
-	case key == "":
-		switch method {
-		case http.MethodPut:
-			if allowed() {
-				return "PutBucket"
-			}
-		case http.MethodDelete:
-			if allowed() {
-				return "DeleteBucket"
-			}
-		case http.MethodHead:
-			if allowed() {
-				return "HeadBucket"
-			}
-		case http.MethodGet:
-			switch {
-			case has("uploads") && allowed("uploads"):
-				return "ListMultipartUploads"
-			case has("bucketInfo") && allowed("bucketInfo"):
-				return "GetBucketInfo"
-			case has("location") && allowed("location"):
-				return "GetBucketLocation"
-			case q.Get("list-type") == "2" && allowed("continuation-token"):
-				return "ListObjectsV2"
-			case allowed():
-				return "ListObjects"
-			}
-		case http.MethodPost:
-			if has("delete") && allowed("delete") {
-				return "DeleteMultipleObjects"
-			}
-		}
-	default:
-		switch method {
-		case http.MethodPut:
-			switch {
-			case has("partNumber") && has("uploadId") && allowed("partNumber", "uploadId"):
-				if h.Get("x-oss-copy-source") != "" {
-					return "UploadPartCopy"
-				}
-				return "UploadPart"
-			case has("tagging") && allowed("tagging"):
-				return "PutObjectTagging"
-			case has("symlink") && allowed("symlink"):
-				return "PutSymlink"
-			case allowed() && h.Get("x-oss-copy-source") != "":
-				return "CopyObject"
-			case allowed():
-				return "PutObject"
-			}
-		case http.MethodGet:
-			switch {
-			case has("uploadId") && allowed("uploadId"):
-				return "ListParts"
-			case has("tagging") && allowed("tagging"):
-				return "GetObjectTagging"
-			case has("symlink") && allowed("symlink"):
-				return "GetSymlink"
-			case allowed("response-*"):
-				return "GetObject"
-			}
-		case http.MethodHead:
-			switch {
-			case has("objectMeta") && allowed("objectMeta"):
-				return "GetObjectMeta"
-			case allowed():
-				return "HeadObject"
-			}
-		case http.MethodDelete:
-			switch {
-			case has("uploadId") && allowed("uploadId"):
-				return "AbortMultipartUpload"
-			case has("tagging") && allowed("tagging"):
-				return "DeleteObjectTagging"
-			case allowed():
-				return "DeleteObject"
-			}
-		case http.MethodPost:
-			switch {
-			case has("uploads") && allowed("uploads", "sequential"):
-				return "InitiateMultipartUpload"
-			case has("uploadId") && allowed("uploadId"):
-				return "CompleteMultipartUpload"
-			case has("append") && allowed("append", "position"):
-				return "AppendObject"
-			case has("restore") && allowed("restore"):
-				return "RestoreObject"
-			}
-		}
-	}
-	return "Unknown"
+	return ossRoutes.match(method, bucket, key, q, h.Get("x-oss-copy-source") != "", allowed)
 }
 
 // harmlessParams are signed query parameters that any operation accepts.
