@@ -56,7 +56,7 @@ var s3SubResources = setOf([]string{
 })
 
 // routeS3 names the operation of an S3 request with the names Requests
-// uses for OSS (see s3Routes). Any S3 sub-resource the rule does not name
+// uses for OSS (see routes). Any S3 sub-resource the rule does not name
 // makes the request not the plain operation.
 func routeS3(method, bucket, key string, q url.Values, h http.Header) string {
 	only := func(names []string) bool {
@@ -67,7 +67,7 @@ func routeS3(method, bucket, key string, q url.Values, h http.Header) string {
 		}
 		return true
 	}
-	return s3Routes.match(method, bucket, key, q, h.Get("x-amz-copy-source") != "", only)
+	return routes.match(false, method, bucket, key, q, h.Get("x-amz-copy-source") != "", only)
 }
 
 func (s *Server) dispatchS3(w http.ResponseWriter, q *request) *ossError {

@@ -353,7 +353,7 @@ func (s *Server) dispatch(w http.ResponseWriter, q *request) *ossError {
 	return errNotImplemented(q.r.Method, q.query)
 }
 
-// route names the operation an OSS request asks for (see ossRoutes).
+// route names the operation an OSS request asks for (see routes).
 // Sub-resources the emulator does not implement (acl, cors, ...) route to
 // "Unknown" so that, e.g., PUT ?acl never overwrites the object with an ACL
 // document. OSS lets through parameters that are not sub-resources and the
@@ -377,7 +377,7 @@ func route(method, bucket, key string, q url.Values, h http.Header) string {
 		}
 		return true
 	}
-	return ossRoutes.match(method, bucket, key, q, h.Get("x-oss-copy-source") != "", allowed)
+	return routes.match(true, method, bucket, key, q, h.Get("x-oss-copy-source") != "", allowed)
 }
 
 // harmlessParams are signed query parameters that any operation accepts.
