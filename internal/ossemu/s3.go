@@ -70,6 +70,37 @@ func routeS3(method, bucket, key string, q url.Values, h http.Header) string {
 	return routes.match(false, method, bucket, key, q, h.Get("x-amz-copy-source") != "", only)
 }
 
+// s3Handlers answer the operations the S3 API implements: with its own
+// documents where S3's differ from OSS's, with OSS's handlers for the rest.
+// The operations missing (CopyObject, UploadPartCopy, tagging,
+// ListMultipartUploads) answer 501.
+var s3Handlers = withOSSHandlers(map[string]opHandler{
+	"ListBuckets":       (*Server).listBucketsS3,
+	"GetBucketLocation": (*Server).getBucketLocationS3,
+	"HeadBucket": func(s *Server, w http.ResponseWriter, q *request) *ossError {
+		w.Header().Set("x-amz-bucket-region", s.region)
+		return s.headBucket(w, q)
+	},
+	"ListObjectsV2": func(s *Server, w http.ResponseWriter, q *request) *ossError { return s.listObjectsS3(w, q, true) },
+	"ListObjects":   func(s *Server, w http.ResponseWriter, q *request) *ossError { return s.listObjectsS3(w, q, false) },
+	"PutObject":     (*Server).putObjectS3,
+	"InitiateMultipartUpload": func(s *Server, w http.ResponseWriter, q *request) *ossError {
+		if e := translateS3WriteHeader(q); e != nil {
+			return e
+		}
+		return s.initiateMultipartUpload(w, q)
+	},
+}, "PutBucket", "DeleteBucket", "GetObject", "HeadObject", "DeleteObject", "RestoreObject", "DeleteMultipleObjects",
+	"UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload", "ListParts")
+
+// withOSSHandlers adds OSS's handlers of ops to m.
+func withOSSHandlers(m map[string]opHandler, ops ...string) map[string]opHandler {
+	for _, op := range ops {
+		m[op] = ossHandlers[op]
+	}
+	return m
+}
+
 func (s *Server) dispatchS3(w http.ResponseWriter, q *request) *ossError {
 	if q.r.Method == http.MethodPut || q.r.Method == http.MethodPost {
 		// Every body is checked against its signed hash or checksums.
@@ -77,47 +108,8 @@ func (s *Server) dispatchS3(w http.ResponseWriter, q *request) *ossError {
 			return e
 		}
 	}
-	switch q.op {
-	case "ListBuckets":
-		return s.listBucketsS3(w, q)
-	case "GetBucketLocation":
-		return s.getBucketLocationS3(w, q)
-	case "HeadBucket":
-		w.Header().Set("x-amz-bucket-region", s.region)
-		return s.headBucket(w, q)
-	case "PutBucket":
-		return s.putBucket(w, q)
-	case "DeleteBucket":
-		return s.deleteBucket(w, q)
-	case "ListObjectsV2":
-		return s.listObjectsS3(w, q, true)
-	case "ListObjects":
-		return s.listObjectsS3(w, q, false)
-	case "GetObject":
-		return s.getObject(w, q, false)
-	case "HeadObject":
-		return s.getObject(w, q, true)
-	case "PutObject":
-		return s.putObjectS3(w, q)
-	case "DeleteObject":
-		return s.deleteObject(w, q)
-	case "RestoreObject":
-		return s.restoreObject(w, q)
-	case "DeleteMultipleObjects":
-		return s.deleteMultipleObjects(w, q)
-	case "InitiateMultipartUpload":
-		if e := translateS3WriteHeader(q); e != nil {
-			return e
-		}
-		return s.initiateMultipartUpload(w, q)
-	case "UploadPart":
-		return s.uploadPart(w, q)
-	case "CompleteMultipartUpload":
-		return s.completeMultipartUpload(w, q)
-	case "AbortMultipartUpload":
-		return s.abortMultipartUpload(w, q)
-	case "ListParts":
-		return s.listParts(w, q)
+	if h := s3Handlers[q.op]; h != nil {
+		return h(s, w, q)
 	}
 	return &ossError{status: 501, code: "NotImplemented", message: fmt.Sprintf("The emulator's S3 API does not implement %s (%s).", q.op, q.r.Method)}
 }

@@ -291,64 +291,44 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// opHandler answers one operation.
+type opHandler func(s *Server, w http.ResponseWriter, q *request) *ossError
+
+// ossHandlers answer the OSS API's operations, by route's names.
+var ossHandlers = map[string]opHandler{
+	"ListBuckets":             (*Server).listBuckets,
+	"PutBucket":               (*Server).putBucket,
+	"DeleteBucket":            (*Server).deleteBucket,
+	"GetBucketInfo":           (*Server).getBucketInfo,
+	"GetBucketLocation":       (*Server).getBucketLocation,
+	"ListObjects":             (*Server).listObjects,
+	"ListObjectsV2":           (*Server).listObjectsV2,
+	"ListMultipartUploads":    (*Server).listMultipartUploads,
+	"DeleteMultipleObjects":   (*Server).deleteMultipleObjects,
+	"PutObject":               (*Server).putObject,
+	"CopyObject":              (*Server).copyObject,
+	"AppendObject":            (*Server).appendObject,
+	"GetObject":               func(s *Server, w http.ResponseWriter, q *request) *ossError { return s.getObject(w, q, false) },
+	"HeadObject":              func(s *Server, w http.ResponseWriter, q *request) *ossError { return s.getObject(w, q, true) },
+	"GetObjectMeta":           (*Server).getObjectMeta,
+	"DeleteObject":            (*Server).deleteObject,
+	"RestoreObject":           (*Server).restoreObject,
+	"PutObjectTagging":        (*Server).putObjectTagging,
+	"GetObjectTagging":        (*Server).getObjectTagging,
+	"DeleteObjectTagging":     (*Server).deleteObjectTagging,
+	"InitiateMultipartUpload": (*Server).initiateMultipartUpload,
+	"UploadPart":              (*Server).uploadPart,
+	"CompleteMultipartUpload": (*Server).completeMultipartUpload,
+	"AbortMultipartUpload":    (*Server).abortMultipartUpload,
+	"ListParts":               (*Server).listParts,
+	"HeadBucket":              (*Server).headBucket,
+	"PutSymlink":              (*Server).putSymlink,
+	"GetSymlink":              (*Server).getSymlink,
+}
+
 func (s *Server) dispatch(w http.ResponseWriter, q *request) *ossError {
-	switch q.op {
-	case "ListBuckets":
-		return s.listBuckets(w, q)
-	case "PutBucket":
-		return s.putBucket(w, q)
-	case "DeleteBucket":
-		return s.deleteBucket(w, q)
-	case "GetBucketInfo":
-		return s.getBucketInfo(w, q)
-	case "GetBucketLocation":
-		return s.getBucketLocation(w, q)
-	case "ListObjects":
-		return s.listObjects(w, q)
-	case "ListObjectsV2":
-		return s.listObjectsV2(w, q)
-	case "ListMultipartUploads":
-		return s.listMultipartUploads(w, q)
-	case "DeleteMultipleObjects":
-		return s.deleteMultipleObjects(w, q)
-	case "PutObject":
-		return s.putObject(w, q)
-	case "CopyObject":
-		return s.copyObject(w, q)
-	case "AppendObject":
-		return s.appendObject(w, q)
-	case "GetObject":
-		return s.getObject(w, q, false)
-	case "HeadObject":
-		return s.getObject(w, q, true)
-	case "GetObjectMeta":
-		return s.getObjectMeta(w, q)
-	case "DeleteObject":
-		return s.deleteObject(w, q)
-	case "RestoreObject":
-		return s.restoreObject(w, q)
-	case "PutObjectTagging":
-		return s.putObjectTagging(w, q)
-	case "GetObjectTagging":
-		return s.getObjectTagging(w, q)
-	case "DeleteObjectTagging":
-		return s.deleteObjectTagging(w, q)
-	case "InitiateMultipartUpload":
-		return s.initiateMultipartUpload(w, q)
-	case "UploadPart":
-		return s.uploadPart(w, q)
-	case "CompleteMultipartUpload":
-		return s.completeMultipartUpload(w, q)
-	case "AbortMultipartUpload":
-		return s.abortMultipartUpload(w, q)
-	case "ListParts":
-		return s.listParts(w, q)
-	case "HeadBucket":
-		return s.headBucket(w, q)
-	case "PutSymlink":
-		return s.putSymlink(w, q)
-	case "GetSymlink":
-		return s.getSymlink(w, q)
+	if h := ossHandlers[q.op]; h != nil {
+		return h(s, w, q)
 	}
 	return errNotImplemented(q.r.Method, q.query)
 }
