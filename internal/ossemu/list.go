@@ -168,14 +168,12 @@ func (s *Server) listObjectsV2(w http.ResponseWriter, q *request) *ossError {
 	}
 	fetchOwner := v.Get("fetch-owner") == "true"
 
-	s.mu.Lock()
-	b := s.buckets[q.bucket]
-	if b == nil {
-		s.mu.Unlock()
-		return errNoSuchBucket(q.bucket)
+	page, e := listPage(s, q, prefix, delimiter, after, maxKeys, urlEnc, func(o *object, key string) contentsXML {
+		return contents(o, key, fetchOwner)
+	})
+	if e != nil {
+		return e
 	}
-	entries, truncated := walk(b, prefix, delimiter, after, maxKeys)
-	shuffle(entries, q.outOfOrder)
 	type result struct {
 		XMLName               xml.Name          `xml:"ListBucketResult"`
 		Name                  string            `xml:"Name"`
@@ -194,21 +192,13 @@ func (s *Server) listObjectsV2(w http.ResponseWriter, q *request) *ossError {
 	out := result{
 		Name: q.bucket, Prefix: encodeIf(urlEnc, prefix), StartAfter: encodeIf(urlEnc, startAfter),
 		ContinuationToken: token, MaxKeys: maxKeys, Delimiter: encodeIf(urlEnc, delimiter),
-		IsTruncated: truncated, KeyCount: len(entries),
+		IsTruncated: page.truncated, KeyCount: page.n, Contents: page.contents, CommonPrefixes: page.prefixes,
 	}
 	if urlEnc {
 		out.EncodingType = "url"
 	}
-	for _, en := range entries {
-		if en.obj == nil {
-			out.CommonPrefixes = append(out.CommonPrefixes, commonPrefixXML{Prefix: encodeIf(urlEnc, en.prefix)})
-		} else {
-			out.Contents = append(out.Contents, contents(en.obj, encodeIf(urlEnc, en.key), fetchOwner))
-		}
-	}
-	s.mu.Unlock()
-	if truncated {
-		out.NextContinuationToken = encodeIf(urlEnc, encodeToken(entries[len(entries)-1].name()))
+	if page.truncated {
+		out.NextContinuationToken = encodeIf(urlEnc, encodeToken(page.last))
 	}
 	writeXML(w, http.StatusOK, out)
 	return nil
@@ -226,14 +216,12 @@ func (s *Server) listObjects(w http.ResponseWriter, q *request) *ossError {
 	if et := v.Get("encoding-type"); et != "" && et != "url" {
 		return errInvalidArgument("encoding-type must be url.")
 	}
-	s.mu.Lock()
-	b := s.buckets[q.bucket]
-	if b == nil {
-		s.mu.Unlock()
-		return errNoSuchBucket(q.bucket)
+	page, e := listPage(s, q, prefix, delimiter, marker, maxKeys, urlEnc, func(o *object, key string) contentsXML {
+		return contents(o, key, true)
+	})
+	if e != nil {
+		return e
 	}
-	entries, truncated := walk(b, prefix, delimiter, marker, maxKeys)
-	shuffle(entries, q.outOfOrder)
 	type result struct {
 		XMLName        xml.Name          `xml:"ListBucketResult"`
 		Name           string            `xml:"Name"`
@@ -248,23 +236,58 @@ func (s *Server) listObjects(w http.ResponseWriter, q *request) *ossError {
 		CommonPrefixes []commonPrefixXML `xml:"CommonPrefixes"`
 	}
 	out := result{Name: q.bucket, Prefix: encodeIf(urlEnc, prefix), Marker: encodeIf(urlEnc, marker),
-		MaxKeys: maxKeys, Delimiter: encodeIf(urlEnc, delimiter), IsTruncated: truncated}
+		MaxKeys: maxKeys, Delimiter: encodeIf(urlEnc, delimiter), IsTruncated: page.truncated,
+		Contents: page.contents, CommonPrefixes: page.prefixes}
 	if urlEnc {
 		out.EncodingType = "url"
 	}
-	for _, en := range entries {
-		if en.obj == nil {
-			out.CommonPrefixes = append(out.CommonPrefixes, commonPrefixXML{Prefix: encodeIf(urlEnc, en.prefix)})
-		} else {
-			out.Contents = append(out.Contents, contents(en.obj, encodeIf(urlEnc, en.key), true))
-		}
-	}
-	s.mu.Unlock()
-	if truncated {
-		out.NextMarker = encodeIf(urlEnc, entries[len(entries)-1].name())
+	if page.truncated {
+		out.NextMarker = encodeIf(urlEnc, page.last)
 	}
 	writeXML(w, http.StatusOK, out)
 	return nil
+}
+
+// objectPage is one page of a bucket listing: its objects (as content
+// makes them) and common prefixes, both encoded when asked for, how many
+// entries it holds, the name of its last entry and whether more follow.
+type objectPage[C any] struct {
+	contents  []C
+	prefixes  []commonPrefixXML
+	n         int
+	last      string
+	truncated bool
+}
+
+// listPage walks up to maxKeys entries of q's bucket after `after` (none
+// when maxKeys is 0), with the OutOfOrder fault applied, the one walk
+// behind the OSS listings (V1 and V2) and S3's.
+func listPage[C any](s *Server, q *request, prefix, delimiter, after string, maxKeys int, urlEnc bool, content func(o *object, key string) C) (objectPage[C], *ossError) {
+	var page objectPage[C]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.buckets[q.bucket]
+	if b == nil {
+		return page, errNoSuchBucket(q.bucket)
+	}
+	var entries []listEntry
+	if maxKeys > 0 {
+		entries, page.truncated = walk(b, prefix, delimiter, after, maxKeys)
+	}
+	page.n = len(entries)
+	if page.n > 0 {
+		// The shuffle leaves a page's last entry in place.
+		page.last = entries[page.n-1].name()
+	}
+	shuffle(entries, q.outOfOrder)
+	for _, en := range entries {
+		if en.obj == nil {
+			page.prefixes = append(page.prefixes, commonPrefixXML{Prefix: encodeIf(urlEnc, en.prefix)})
+		} else {
+			page.contents = append(page.contents, content(en.obj, encodeIf(urlEnc, en.key)))
+		}
+	}
+	return page, nil
 }
 
 func sortedMapKeys[V any](m map[string]V) []string {

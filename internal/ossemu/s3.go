@@ -323,45 +323,27 @@ func (s *Server) listObjectsS3(w http.ResponseWriter, q *request, v2 bool) *ossE
 	}
 	withOwner := !v2 || v.Get("fetch-owner") == "true"
 
-	s.mu.Lock()
-	b := s.buckets[q.bucket]
-	if b == nil {
-		s.mu.Unlock()
-		return errNoSuchBucket(q.bucket)
-	}
-	var entries []listEntry
-	if maxKeys > 0 {
-		entries, out.IsTruncated = walk(b, prefix, delimiter, after, maxKeys)
-	}
-	var lastName string
-	if len(entries) > 0 {
-		lastName = entries[len(entries)-1].name()
-	}
-	shuffle(entries, q.outOfOrder)
-	for _, en := range entries {
-		if en.obj == nil {
-			out.CommonPrefixes = append(out.CommonPrefixes, commonPrefixXML{Prefix: encodeIf(urlEnc, en.prefix)})
-			continue
-		}
-		c := s3ContentsXML{Key: encodeIf(urlEnc, en.key), LastModified: isoTime(en.obj.info.LastModified),
-			ETag: quote(en.obj.info.ETag), Size: en.obj.info.Size, StorageClass: s3StorageClass(en.obj.info.StorageClass)}
+	page, e := listPage(s, q, prefix, delimiter, after, maxKeys, urlEnc, func(o *object, key string) s3ContentsXML {
+		c := s3ContentsXML{Key: key, LastModified: isoTime(o.info.LastModified),
+			ETag: quote(o.info.ETag), Size: o.info.Size, StorageClass: s3StorageClass(o.info.StorageClass)}
 		if withOwner {
 			owner := emulatorOwner
 			c.Owner = &owner
 		}
-		out.Contents = append(out.Contents, c)
+		return c
+	})
+	if e != nil {
+		return e
 	}
-	s.mu.Unlock()
+	out.IsTruncated, out.Contents, out.CommonPrefixes = page.truncated, page.contents, page.prefixes
 	if v2 {
-		n := len(entries)
-		out.KeyCount = &n
+		out.KeyCount = &page.n
 	}
 	if out.IsTruncated {
-		last := lastName
 		if v2 {
-			out.NextContinuationToken = encodeToken(last)
+			out.NextContinuationToken = encodeToken(page.last)
 		} else {
-			out.NextMarker = encodeIf(urlEnc, last)
+			out.NextMarker = encodeIf(urlEnc, page.last)
 		}
 	}
 	writeXML(w, http.StatusOK, out)
