@@ -149,17 +149,26 @@ func decodeToken(tok string) (string, *ossError) {
 	return string(b), nil
 }
 
+// ossListParams reads the parameters both OSS object listings take:
+// max-keys (1 to 1000, 100 by default), prefix, delimiter and
+// encoding-type (url or none).
+func ossListParams(v url.Values) (maxKeys int, prefix, delimiter string, urlEnc bool, e *ossError) {
+	if maxKeys, e = parseMaxKeys(v.Get("max-keys"), 100, 1000); e != nil {
+		return 0, "", "", false, e
+	}
+	if et := v.Get("encoding-type"); et != "" && et != "url" {
+		return 0, "", "", false, errInvalidArgument("encoding-type must be url.")
+	}
+	return maxKeys, v.Get("prefix"), v.Get("delimiter"), v.Get("encoding-type") == "url", nil
+}
+
 func (s *Server) listObjectsV2(w http.ResponseWriter, q *request) *ossError {
 	v := q.query
-	maxKeys, e := parseMaxKeys(v.Get("max-keys"), 100, 1000)
+	maxKeys, prefix, delimiter, urlEnc, e := ossListParams(v)
 	if e != nil {
 		return e
 	}
-	prefix, delimiter, startAfter, token := v.Get("prefix"), v.Get("delimiter"), v.Get("start-after"), v.Get("continuation-token")
-	urlEnc := v.Get("encoding-type") == "url"
-	if et := v.Get("encoding-type"); et != "" && et != "url" {
-		return errInvalidArgument("encoding-type must be url.")
-	}
+	startAfter, token := v.Get("start-after"), v.Get("continuation-token")
 	after := startAfter
 	if token != "" {
 		if after, e = decodeToken(token); e != nil {
@@ -206,16 +215,11 @@ func (s *Server) listObjectsV2(w http.ResponseWriter, q *request) *ossError {
 
 // listObjects serves the original ListObjects (marker paging).
 func (s *Server) listObjects(w http.ResponseWriter, q *request) *ossError {
-	v := q.query
-	maxKeys, e := parseMaxKeys(v.Get("max-keys"), 100, 1000)
+	maxKeys, prefix, delimiter, urlEnc, e := ossListParams(q.query)
 	if e != nil {
 		return e
 	}
-	prefix, delimiter, marker := v.Get("prefix"), v.Get("delimiter"), v.Get("marker")
-	urlEnc := v.Get("encoding-type") == "url"
-	if et := v.Get("encoding-type"); et != "" && et != "url" {
-		return errInvalidArgument("encoding-type must be url.")
-	}
+	marker := q.query.Get("marker")
 	page, e := listPage(s, q, prefix, delimiter, marker, maxKeys, urlEnc, func(o *object, key string) contentsXML {
 		return contents(o, key, true)
 	})

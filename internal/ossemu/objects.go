@@ -293,19 +293,8 @@ func (s *Server) putObject(w http.ResponseWriter, q *request) *ossError {
 	if e := validKey(q.key); e != nil {
 		return e
 	}
-	m, e := objectMetaFromRequest(q.r.Header)
+	o, b, e := s.putBody(q, q.r.Header)
 	if e != nil {
-		return e
-	}
-	if !s.bucketExists(q.bucket) {
-		return errNoSuchBucket(q.bucket)
-	}
-	b, e := readBody(q.r, 0)
-	if e != nil {
-		return e
-	}
-	o := s.newObject(q.key, b.data, b.md5, b.crc, "Normal", m)
-	if e := s.store(q, o, "ObjectCreated:PutObject"); e != nil {
 		return e
 	}
 	h := w.Header()
@@ -314,6 +303,27 @@ func (s *Server) putObject(w http.ResponseWriter, q *request) *ossError {
 	h.Set("x-oss-hash-crc64ecma", strconv.FormatUint(o.info.CRC64, 10))
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// putBody stores the request's body as a Normal object with the metadata
+// the OSS headers h carry, as PutObject does in both APIs.
+func (s *Server) putBody(q *request, h http.Header) (*object, body, *ossError) {
+	m, e := objectMetaFromRequest(h)
+	if e != nil {
+		return nil, body{}, e
+	}
+	if !s.bucketExists(q.bucket) {
+		return nil, body{}, errNoSuchBucket(q.bucket)
+	}
+	b, e := readBody(q.r, 0)
+	if e != nil {
+		return nil, body{}, e
+	}
+	o := s.newObject(q.key, b.data, b.md5, b.crc, "Normal", m)
+	if e := s.store(q, o, "ObjectCreated:PutObject"); e != nil {
+		return nil, body{}, e
+	}
+	return o, b, nil
 }
 
 // store puts o into the request's bucket, honouring x-oss-forbid-overwrite,

@@ -421,21 +421,11 @@ func (s *Server) putObjectS3(w http.ResponseWriter, q *request) *ossError {
 	if e != nil {
 		return e
 	}
-	m, e := objectMetaFromRequest(oh)
+	o, _, e := s.putBody(q, oh)
 	if e != nil {
 		return e
 	}
-	if !s.bucketExists(q.bucket) {
-		return errNoSuchBucket(q.bucket)
-	}
-	b, e := readBody(q.r, 0)
-	if e != nil {
-		return e
-	}
-	o := s.newObject(q.key, b.data, b.md5, b.crc, "Normal", m)
-	if e := s.store(q, o, "ObjectCreated:PutObject"); e != nil {
-		return e
-	}
+	// S3 answers no Content-MD5 header (OSS does).
 	h := w.Header()
 	h.Set("ETag", quote(o.info.ETag))
 	h.Set("x-oss-hash-crc64ecma", strconv.FormatUint(o.info.CRC64, 10))
