@@ -186,13 +186,7 @@ func (s *Server) listBuckets(w http.ResponseWriter, q *request) *ossError {
 		out.MaxKeys = maxKeys
 	}
 	s.mu.Lock()
-	names := make([]string, 0, len(s.buckets))
-	for n := range s.buckets {
-		if strings.HasPrefix(n, prefix) && n > marker {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
+	names := s.bucketNames(prefix, marker)
 	for i, n := range names {
 		if i == maxKeys {
 			out.IsTruncated = true
@@ -230,15 +224,34 @@ func (s *Server) getBucketInfo(w http.ResponseWriter, q *request) *ossError {
 }
 
 func (s *Server) getBucketLocation(w http.ResponseWriter, q *request) *ossError {
+	return s.writeLocation(w, q, "")
+}
+
+// writeLocation answers GetBucketLocation, its LocationConstraint in the
+// XML namespace ns (S3's) or none (OSS's).
+func (s *Server) writeLocation(w http.ResponseWriter, q *request, ns string) *ossError {
 	if !s.bucketExists(q.bucket) {
 		return errNoSuchBucket(q.bucket)
 	}
 	type result struct {
-		XMLName  xml.Name `xml:"LocationConstraint"`
-		Location string   `xml:",chardata"`
+		XMLName  xml.Name
+		Location string `xml:",chardata"`
 	}
-	writeXML(w, http.StatusOK, result{Location: "oss-" + s.region})
+	writeXML(w, http.StatusOK, result{XMLName: xml.Name{Space: ns, Local: "LocationConstraint"}, Location: "oss-" + s.region})
 	return nil
+}
+
+// bucketNames are the names of the buckets with prefix that sort after
+// `after`, in order. The caller holds s.mu.
+func (s *Server) bucketNames(prefix, after string) []string {
+	names := make([]string, 0, len(s.buckets))
+	for n := range s.buckets {
+		if strings.HasPrefix(n, prefix) && n > after {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 // isoTime formats t as OSS does in XML documents.

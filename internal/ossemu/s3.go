@@ -20,7 +20,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -221,13 +220,7 @@ func (s *Server) listBucketsS3(w http.ResponseWriter, q *request) *ossError {
 	}
 	out := result{Owner: emulatorOwner, Prefix: prefix}
 	s.mu.Lock()
-	names := make([]string, 0, len(s.buckets))
-	for n := range s.buckets {
-		if strings.HasPrefix(n, prefix) && n > after {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
+	names := s.bucketNames(prefix, after)
 	for i, n := range names {
 		if i == maxBuckets {
 			out.ContinuationToken = encodeToken(names[i-1])
@@ -241,15 +234,7 @@ func (s *Server) listBucketsS3(w http.ResponseWriter, q *request) *ossError {
 }
 
 func (s *Server) getBucketLocationS3(w http.ResponseWriter, q *request) *ossError {
-	if !s.bucketExists(q.bucket) {
-		return errNoSuchBucket(q.bucket)
-	}
-	type result struct {
-		XMLName  xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ LocationConstraint"`
-		Location string   `xml:",chardata"`
-	}
-	writeXML(w, http.StatusOK, result{Location: "oss-" + s.region})
-	return nil
+	return s.writeLocation(w, q, s3Namespace)
 }
 
 type s3ContentsXML struct {
