@@ -347,18 +347,8 @@ func (s *Server) store(q *request, o *object, event string) *ossError {
 func (s *Server) lookup(bucketName, key string) (*object, *ossError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b := s.buckets[bucketName]
-	if b == nil {
-		return nil, errNoSuchBucket(bucketName)
-	}
-	o := b.objects[key]
-	if o == nil && b.gen != nil {
-		o = b.gen.find(key)
-	}
-	if o == nil {
-		return nil, errNoSuchKey(key)
-	}
-	return o, nil
+	_, o, e := s.findLocked(bucketName, key)
+	return o, e
 }
 
 // lookupRead returns what a read of the key serves: the object, or for a
@@ -366,18 +356,28 @@ func (s *Server) lookup(bucketName, key string) (*object, *ossError) {
 func (s *Server) lookupRead(bucketName, key string) (*object, *ossError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	b, o, e := s.findLocked(bucketName, key)
+	if e != nil {
+		return nil, e
+	}
+	return s.resolveLocked(b, o)
+}
+
+// findLocked finds the bucket and the object (stored or synthetic) a
+// request names. Callers hold the Server's mutex.
+func (s *Server) findLocked(bucketName, key string) (*bucket, *object, *ossError) {
 	b := s.buckets[bucketName]
 	if b == nil {
-		return nil, errNoSuchBucket(bucketName)
+		return nil, nil, errNoSuchBucket(bucketName)
 	}
 	o := b.objects[key]
 	if o == nil && b.gen != nil {
 		o = b.gen.find(key)
 	}
 	if o == nil {
-		return nil, errNoSuchKey(key)
+		return nil, nil, errNoSuchKey(key)
 	}
-	return s.resolveLocked(b, o)
+	return b, o, nil
 }
 
 // resolveLocked returns o, or for a symlink a view that serves the
