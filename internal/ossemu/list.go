@@ -163,90 +163,80 @@ func ossListParams(v url.Values) (maxKeys int, prefix, delimiter string, urlEnc 
 }
 
 func (s *Server) listObjectsV2(w http.ResponseWriter, q *request) *ossError {
+	return s.listObjectsOSS(w, q, true)
+}
+
+// listObjects serves the original ListObjects (marker paging).
+func (s *Server) listObjects(w http.ResponseWriter, q *request) *ossError {
+	return s.listObjectsOSS(w, q, false)
+}
+
+// ossListResult is the ListBucketResult of both OSS listings; each sets
+// only its own paging fields (V1: Marker, NextMarker; V2: StartAfter,
+// ContinuationToken, NextContinuationToken, KeyCount), the order of the
+// fields being that of both documents.
+type ossListResult struct {
+	XMLName               xml.Name          `xml:"ListBucketResult"`
+	Name                  string            `xml:"Name"`
+	Prefix                string            `xml:"Prefix"`
+	Marker                *string           `xml:"Marker"`
+	StartAfter            string            `xml:"StartAfter,omitempty"`
+	ContinuationToken     string            `xml:"ContinuationToken,omitempty"`
+	MaxKeys               int               `xml:"MaxKeys"`
+	Delimiter             string            `xml:"Delimiter"`
+	EncodingType          string            `xml:"EncodingType,omitempty"`
+	IsTruncated           bool              `xml:"IsTruncated"`
+	NextMarker            string            `xml:"NextMarker,omitempty"`
+	NextContinuationToken string            `xml:"NextContinuationToken,omitempty"`
+	KeyCount              *int              `xml:"KeyCount"`
+	Contents              []contentsXML     `xml:"Contents"`
+	CommonPrefixes        []commonPrefixXML `xml:"CommonPrefixes"`
+}
+
+// listObjectsOSS serves ListObjectsV2 (v2: start-after and continuation
+// tokens, owners only with fetch-owner=true) and ListObjects (marker
+// paging, owners always).
+func (s *Server) listObjectsOSS(w http.ResponseWriter, q *request, v2 bool) *ossError {
 	v := q.query
 	maxKeys, prefix, delimiter, urlEnc, e := ossListParams(v)
 	if e != nil {
 		return e
 	}
-	startAfter, token := v.Get("start-after"), v.Get("continuation-token")
-	after := startAfter
-	if token != "" {
-		if after, e = decodeToken(token); e != nil {
-			return e
+	out := ossListResult{Name: q.bucket, Prefix: encodeIf(urlEnc, prefix), MaxKeys: maxKeys, Delimiter: encodeIf(urlEnc, delimiter)}
+	if urlEnc {
+		out.EncodingType = "url"
+	}
+	after, withOwner := v.Get("marker"), true
+	if v2 {
+		startAfter, token := v.Get("start-after"), v.Get("continuation-token")
+		after = startAfter
+		if token != "" {
+			if after, e = decodeToken(token); e != nil {
+				return e
+			}
 		}
+		out.StartAfter, out.ContinuationToken = encodeIf(urlEnc, startAfter), token
+		withOwner = v.Get("fetch-owner") == "true"
+	} else {
+		m := encodeIf(urlEnc, after)
+		out.Marker = &m
 	}
-	fetchOwner := v.Get("fetch-owner") == "true"
-
 	page, e := listPage(s, q, prefix, delimiter, after, maxKeys, urlEnc, func(o *object, key string) contentsXML {
-		return contents(o, key, fetchOwner)
+		return contents(o, key, withOwner)
 	})
 	if e != nil {
 		return e
 	}
-	type result struct {
-		XMLName               xml.Name          `xml:"ListBucketResult"`
-		Name                  string            `xml:"Name"`
-		Prefix                string            `xml:"Prefix"`
-		StartAfter            string            `xml:"StartAfter,omitempty"`
-		ContinuationToken     string            `xml:"ContinuationToken,omitempty"`
-		MaxKeys               int               `xml:"MaxKeys"`
-		Delimiter             string            `xml:"Delimiter"`
-		EncodingType          string            `xml:"EncodingType,omitempty"`
-		IsTruncated           bool              `xml:"IsTruncated"`
-		NextContinuationToken string            `xml:"NextContinuationToken,omitempty"`
-		KeyCount              int               `xml:"KeyCount"`
-		Contents              []contentsXML     `xml:"Contents"`
-		CommonPrefixes        []commonPrefixXML `xml:"CommonPrefixes"`
-	}
-	out := result{
-		Name: q.bucket, Prefix: encodeIf(urlEnc, prefix), StartAfter: encodeIf(urlEnc, startAfter),
-		ContinuationToken: token, MaxKeys: maxKeys, Delimiter: encodeIf(urlEnc, delimiter),
-		IsTruncated: page.truncated, KeyCount: page.n, Contents: page.contents, CommonPrefixes: page.prefixes,
-	}
-	if urlEnc {
-		out.EncodingType = "url"
+	out.IsTruncated, out.Contents, out.CommonPrefixes = page.truncated, page.contents, page.prefixes
+	if v2 {
+		out.KeyCount = &page.n
 	}
 	if page.truncated {
-		out.NextContinuationToken = encodeIf(urlEnc, encodeToken(page.last))
-	}
-	writeXML(w, http.StatusOK, out)
-	return nil
-}
-
-// listObjects serves the original ListObjects (marker paging).
-func (s *Server) listObjects(w http.ResponseWriter, q *request) *ossError {
-	maxKeys, prefix, delimiter, urlEnc, e := ossListParams(q.query)
-	if e != nil {
-		return e
-	}
-	marker := q.query.Get("marker")
-	page, e := listPage(s, q, prefix, delimiter, marker, maxKeys, urlEnc, func(o *object, key string) contentsXML {
-		return contents(o, key, true)
-	})
-	if e != nil {
-		return e
-	}
-	type result struct {
-		XMLName        xml.Name          `xml:"ListBucketResult"`
-		Name           string            `xml:"Name"`
-		Prefix         string            `xml:"Prefix"`
-		Marker         string            `xml:"Marker"`
-		MaxKeys        int               `xml:"MaxKeys"`
-		Delimiter      string            `xml:"Delimiter"`
-		EncodingType   string            `xml:"EncodingType,omitempty"`
-		IsTruncated    bool              `xml:"IsTruncated"`
-		NextMarker     string            `xml:"NextMarker,omitempty"`
-		Contents       []contentsXML     `xml:"Contents"`
-		CommonPrefixes []commonPrefixXML `xml:"CommonPrefixes"`
-	}
-	out := result{Name: q.bucket, Prefix: encodeIf(urlEnc, prefix), Marker: encodeIf(urlEnc, marker),
-		MaxKeys: maxKeys, Delimiter: encodeIf(urlEnc, delimiter), IsTruncated: page.truncated,
-		Contents: page.contents, CommonPrefixes: page.prefixes}
-	if urlEnc {
-		out.EncodingType = "url"
-	}
-	if page.truncated {
-		out.NextMarker = encodeIf(urlEnc, page.last)
+		if v2 {
+			out.NextContinuationToken = encodeIf(urlEnc, encodeToken(page.last))
+		} else {
+			out.NextMarker = encodeIf(urlEnc, page.last)
+		}
 	}
 	writeXML(w, http.StatusOK, out)
 	return nil
