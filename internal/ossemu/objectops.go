@@ -237,13 +237,9 @@ func (s *Server) restoreObject(w http.ResponseWriter, q *request) *ossError {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b := s.buckets[q.bucket]
-	if b == nil {
-		return errNoSuchBucket(q.bucket)
-	}
-	o := b.objects[q.key]
-	if o == nil {
-		return errNoSuchKey(q.key)
+	_, o, e := s.findLocked(q.bucket, q.key, false)
+	if e != nil {
+		return e
 	}
 	if !isArchived(o.info.StorageClass) {
 		return &ossError{status: 400, code: "OperationNotSupported", message: "The operation is not supported for this resource.", extra: errorExtra{Key: q.key}}
@@ -302,13 +298,9 @@ func (s *Server) deleteObjectTagging(w http.ResponseWriter, q *request) *ossErro
 func (s *Server) setTags(w http.ResponseWriter, q *request, tags map[string]string) *ossError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b := s.buckets[q.bucket]
-	if b == nil {
-		return errNoSuchBucket(q.bucket)
-	}
-	o := b.objects[q.key]
-	if o == nil {
-		return errNoSuchKey(q.key)
+	b, o, e := s.findLocked(q.bucket, q.key, false)
+	if e != nil {
+		return e
 	}
 	n := *o
 	n.info = o.info.clone()

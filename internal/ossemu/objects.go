@@ -347,7 +347,7 @@ func (s *Server) store(q *request, o *object, event string) *ossError {
 func (s *Server) lookup(bucketName, key string) (*object, *ossError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, o, e := s.findLocked(bucketName, key)
+	_, o, e := s.findLocked(bucketName, key, true)
 	return o, e
 }
 
@@ -356,22 +356,24 @@ func (s *Server) lookup(bucketName, key string) (*object, *ossError) {
 func (s *Server) lookupRead(bucketName, key string) (*object, *ossError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, o, e := s.findLocked(bucketName, key)
+	b, o, e := s.findLocked(bucketName, key, true)
 	if e != nil {
 		return nil, e
 	}
 	return s.resolveLocked(b, o)
 }
 
-// findLocked finds the bucket and the object (stored or synthetic) a
-// request names. Callers hold the Server's mutex.
-func (s *Server) findLocked(bucketName, key string) (*bucket, *object, *ossError) {
+// findLocked finds the bucket and the object a request names: a stored
+// one, or with generated also one of the bucket's generated objects (which
+// cannot be changed in place, so tagging and restore do not look there).
+// Callers hold the Server's mutex.
+func (s *Server) findLocked(bucketName, key string, generated bool) (*bucket, *object, *ossError) {
 	b := s.buckets[bucketName]
 	if b == nil {
 		return nil, nil, errNoSuchBucket(bucketName)
 	}
 	o := b.objects[key]
-	if o == nil && b.gen != nil {
+	if o == nil && generated && b.gen != nil {
 		o = b.gen.find(key)
 	}
 	if o == nil {
