@@ -215,23 +215,13 @@ func resourceV1(bucket, key string, params url.Values) string {
 			keys = append(keys, k)
 		}
 	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		if b.Len() > 0 {
-			b.WriteByte('&')
-		}
-		b.WriteString(k)
-		if v := params.Get(k); v != "" {
-			b.WriteString("=" + v)
-		}
-	}
+	q := joinParams(keys, params.Get)
 	res := "/"
 	if bucket != "" {
 		res = "/" + bucket + "/" + key
 	}
-	if b.Len() > 0 {
-		res += "?" + b.String()
+	if q != "" {
+		res += "?" + q
 	}
 	return res
 }
@@ -417,6 +407,12 @@ func subResourceAll(params url.Values) string {
 		keys = append(keys, ek)
 		enc[ek] = escapeSDK(params.Get(k))
 	}
+	return joinParams(keys, func(k string) string { return enc[k] })
+}
+
+// joinParams sorts keys and joins them as signatures render parameters:
+// "name=value", or "name" alone when the value is empty, '&' between.
+func joinParams(keys []string, value func(string) string) string {
 	sort.Strings(keys)
 	var b strings.Builder
 	for _, k := range keys {
@@ -424,7 +420,7 @@ func subResourceAll(params url.Values) string {
 			b.WriteByte('&')
 		}
 		b.WriteString(k)
-		if v := enc[k]; v != "" {
+		if v := value(k); v != "" {
 			b.WriteString("=" + v)
 		}
 	}
