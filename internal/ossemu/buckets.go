@@ -200,12 +200,22 @@ func (s *Server) listBuckets(w http.ResponseWriter, q *request) *ossError {
 	return nil
 }
 
-func (s *Server) getBucketInfo(w http.ResponseWriter, q *request) *ossError {
+// lockBucket locks s.mu and returns the bucket named, for the caller to
+// unlock; when there is no such bucket it unlocks and returns the error.
+func (s *Server) lockBucket(name string) (*bucket, *ossError) {
 	s.mu.Lock()
-	b := s.buckets[q.bucket]
+	b := s.buckets[name]
 	if b == nil {
 		s.mu.Unlock()
-		return errNoSuchBucket(q.bucket)
+		return nil, errNoSuchBucket(name)
+	}
+	return b, nil
+}
+
+func (s *Server) getBucketInfo(w http.ResponseWriter, q *request) *ossError {
+	b, e := s.lockBucket(q.bucket)
+	if e != nil {
+		return e
 	}
 	info := s.bucketXML(b)
 	s.mu.Unlock()

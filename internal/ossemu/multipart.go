@@ -53,11 +53,9 @@ func (s *Server) initiateMultipartUpload(w http.ResponseWriter, q *request) *oss
 		return e
 	}
 	u := &upload{id: newUploadID(), key: q.key, initiated: s.now().UTC(), meta: m, parts: map[int]*part{}}
-	s.mu.Lock()
-	b := s.buckets[q.bucket]
-	if b == nil {
-		s.mu.Unlock()
-		return errNoSuchBucket(q.bucket)
+	b, e := s.lockBucket(q.bucket)
+	if e != nil {
+		return e
 	}
 	b.uploads[u.id] = u
 	s.mu.Unlock()
@@ -341,11 +339,9 @@ func (s *Server) listMultipartUploads(w http.ResponseWriter, q *request) *ossErr
 		Uploads            []uploadXML       `xml:"Upload"`
 		CommonPrefixes     []commonPrefixXML `xml:"CommonPrefixes"`
 	}
-	s.mu.Lock()
-	b := s.buckets[q.bucket]
-	if b == nil {
-		s.mu.Unlock()
-		return errNoSuchBucket(q.bucket)
+	b, e := s.lockBucket(q.bucket)
+	if e != nil {
+		return e
 	}
 	ups := make([]*upload, 0, len(b.uploads))
 	for _, u := range b.uploads {

@@ -55,11 +55,9 @@ func (s *Server) deleteMultipleObjects(w http.ResponseWriter, q *request) *ossEr
 	if urlEnc {
 		out.EncodingType = "url"
 	}
-	s.mu.Lock()
-	b := s.buckets[q.bucket]
-	if b == nil {
-		s.mu.Unlock()
-		return errNoSuchBucket(q.bucket)
+	b, e := s.lockBucket(q.bucket)
+	if e != nil {
+		return e
 	}
 	for _, obj := range doc.Objects {
 		s.emitRemove("ObjectRemoved:DeleteObjects", q.bucket, q.id, obj.Key, b.remove(obj.Key))
@@ -159,11 +157,9 @@ func (s *Server) appendObject(w http.ResponseWriter, q *request) *ossError {
 	if e != nil {
 		return e
 	}
-	s.mu.Lock()
-	bk := s.buckets[q.bucket]
-	if bk == nil {
-		s.mu.Unlock()
-		return errNoSuchBucket(q.bucket)
+	bk, e := s.lockBucket(q.bucket)
+	if e != nil {
+		return e
 	}
 	old := bk.objects[q.key]
 	var size int64

@@ -698,11 +698,9 @@ func (s *Server) getObjectMeta(w http.ResponseWriter, q *request) *ossError {
 // deleteObject answers 204 whether or not the key existed, as OSS does, and
 // sends an ObjectRemoved:DeleteObject event in both cases.
 func (s *Server) deleteObject(w http.ResponseWriter, q *request) *ossError {
-	s.mu.Lock()
-	b := s.buckets[q.bucket]
-	if b == nil {
-		s.mu.Unlock()
-		return errNoSuchBucket(q.bucket)
+	b, e := s.lockBucket(q.bucket)
+	if e != nil {
+		return e
 	}
 	s.emitRemove("ObjectRemoved:DeleteObject", q.bucket, q.id, q.key, b.remove(q.key))
 	s.mu.Unlock()
