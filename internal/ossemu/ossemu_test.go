@@ -1271,6 +1271,17 @@ func (h *hookRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// recordHooks points tb's webhook at a new hookRecorder, signed with
+// secret, for the rest of the test.
+func (tb *testBundle) recordHooks(t *testing.T, secret string) *hookRecorder {
+	t.Helper()
+	rec := &hookRecorder{}
+	hook := httptest.NewServer(rec)
+	t.Cleanup(hook.Close)
+	tb.srv.SetWebhook(hook.URL, secret)
+	return rec
+}
+
 func TestWebhook(t *testing.T) {
 	t.Parallel()
 	const secret = "hook-secret"
@@ -1377,10 +1388,7 @@ func TestWebhook(t *testing.T) {
 	t.Run("DisabledWebhookSendsNothing", func(t *testing.T) {
 		t.Parallel()
 		tb := setup(t)
-		rec := &hookRecorder{}
-		hook := httptest.NewServer(rec)
-		defer hook.Close()
-		tb.srv.SetWebhook(hook.URL, secret)
+		rec := tb.recordHooks(t, secret)
 		tb.srv.SetWebhook("", "")
 		if _, err := tb.srv.PutObject(testBucket, "k", []byte("v"), nil); err != nil {
 			t.Fatal(err)
@@ -1531,10 +1539,7 @@ func TestInvalidRequests(t *testing.T) {
 func TestServerSideHelpers(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	rec := &hookRecorder{}
-	hook := httptest.NewServer(rec)
-	defer hook.Close()
-	tb.srv.SetWebhook(hook.URL, "s")
+	rec := tb.recordHooks(t, "s")
 	h := http.Header{}
 	h.Set("Content-Type", "image/png")
 	h.Set("x-oss-meta-Origin", "seed")
