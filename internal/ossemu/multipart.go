@@ -115,12 +115,8 @@ func (s *Server) uploadPart(w http.ResponseWriter, q *request) *ossError {
 	if e != nil {
 		return e
 	}
-	h := w.Header()
-	h.Set("ETag", quote(p.etag()))
-	h.Set("Content-MD5", base64MD5(p.md5))
-	h.Set("x-oss-hash-crc64ecma", strconv.FormatUint(p.crc, 10))
-	w.WriteHeader(http.StatusOK)
-	return nil
+	w.Header().Set("Content-MD5", base64MD5(p.md5))
+	return writtenOK(w, p.etag(), p.crc)
 }
 
 func (s *Server) completeMultipartUpload(w http.ResponseWriter, q *request) *ossError {

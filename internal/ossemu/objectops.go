@@ -203,12 +203,8 @@ func (s *Server) appendObject(w http.ResponseWriter, q *request) *ossError {
 	o.info.ETag = strings.ToUpper(hex.EncodeToString(o.appendH.Sum(nil)))
 	s.emitPut("ObjectCreated:AppendObject", q.bucket, q.id, o, bk.put(o))
 	s.mu.Unlock()
-	h := w.Header()
-	h.Set("ETag", quote(o.info.ETag))
-	h.Set("x-oss-next-append-position", strconv.FormatInt(o.info.Size, 10))
-	h.Set("x-oss-hash-crc64ecma", strconv.FormatUint(o.info.CRC64, 10))
-	w.WriteHeader(http.StatusOK)
-	return nil
+	w.Header().Set("x-oss-next-append-position", strconv.FormatInt(o.info.Size, 10))
+	return writtenOK(w, o.info.ETag, o.info.CRC64)
 }
 
 // restoreObject starts or extends the restore of an archived object. It

@@ -297,10 +297,16 @@ func (s *Server) putObject(w http.ResponseWriter, q *request) *ossError {
 	if e != nil {
 		return e
 	}
+	w.Header().Set("Content-MD5", base64.StdEncoding.EncodeToString(b.md5))
+	return writtenOK(w, o.info.ETag, o.info.CRC64)
+}
+
+// writtenOK answers a write (or GetObjectMeta) with 200, the ETag and the
+// CRC64, after any headers the caller has set.
+func writtenOK(w http.ResponseWriter, etag string, crc uint64) *ossError {
 	h := w.Header()
-	h.Set("ETag", quote(o.info.ETag))
-	h.Set("Content-MD5", base64.StdEncoding.EncodeToString(b.md5))
-	h.Set("x-oss-hash-crc64ecma", strconv.FormatUint(o.info.CRC64, 10))
+	h.Set("ETag", quote(etag))
+	h.Set("x-oss-hash-crc64ecma", strconv.FormatUint(crc, 10))
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
@@ -687,12 +693,9 @@ func (s *Server) getObjectMeta(w http.ResponseWriter, q *request) *ossError {
 		return e
 	}
 	h := w.Header()
-	h.Set("ETag", quote(o.info.ETag))
 	h.Set("Last-Modified", o.info.LastModified.UTC().Format(http.TimeFormat))
 	h.Set("Content-Length", strconv.FormatInt(o.info.Size, 10))
-	h.Set("x-oss-hash-crc64ecma", strconv.FormatUint(o.info.CRC64, 10))
-	w.WriteHeader(http.StatusOK)
-	return nil
+	return writtenOK(w, o.info.ETag, o.info.CRC64)
 }
 
 // deleteObject answers 204 whether or not the key existed, as OSS does, and

@@ -411,9 +411,5 @@ func (s *Server) putObjectS3(w http.ResponseWriter, q *request) *ossError {
 		return e
 	}
 	// S3 answers no Content-MD5 header (OSS does).
-	h := w.Header()
-	h.Set("ETag", quote(o.info.ETag))
-	h.Set("x-oss-hash-crc64ecma", strconv.FormatUint(o.info.CRC64, 10))
-	w.WriteHeader(http.StatusOK)
-	return nil
+	return writtenOK(w, o.info.ETag, o.info.CRC64)
 }
