@@ -84,6 +84,22 @@ func (tb *testBundle) bucketAs(t *testing.T, ak, sk string, opts ...oss.ClientOp
 	return b
 }
 
+// getURL GETs u with no signature and gives the response, its body read
+// and closed.
+func getURL(t *testing.T, u string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, data
+}
+
 func v4() []oss.ClientOption {
 	return []oss.ClientOption{oss.AuthVersion(oss.AuthV4), oss.Region(testRegion)}
 }
@@ -513,12 +529,7 @@ func TestListObjectsV2(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		resp, err := http.Get(tb.endpoint + "/" + testBucket + "/?list-type=2&encoding-type=url&delimiter=%2F&prefix=a%20b")
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_, raw := getURL(t, tb.endpoint+"/"+testBucket+"/?list-type=2&encoding-type=url&delimiter=%2F&prefix=a%20b")
 		for _, want := range []string{"<Key>a%20b%2B%E4%B8%AD</Key>", "<CommonPrefixes><Prefix>a%20b%2Bc%2F</Prefix></CommonPrefixes>",
 			"<Prefix>a%20b</Prefix>", "<Delimiter>%2F</Delimiter>", "<EncodingType>url</EncodingType>", "<KeyCount>2</KeyCount>"} {
 			if !strings.Contains(string(raw), want) {
@@ -768,12 +779,7 @@ func TestSignatures(t *testing.T) {
 
 	t.Run("AnonymousRequestsAreDenied", func(t *testing.T) {
 		t.Parallel()
-		resp, err := http.Get(tb.endpoint + "/" + testBucket + "/signed/key%20with%20space%2Bplus")
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, raw := getURL(t, tb.endpoint+"/"+testBucket+"/signed/key%20with%20space%2Bplus")
 		if resp.StatusCode != 403 || !strings.Contains(string(raw), "<Code>AccessDenied</Code>") {
 			t.Fatalf("anonymous GET: %d %s", resp.StatusCode, raw)
 		}
@@ -845,12 +851,7 @@ func TestWithoutCredentialsSignaturesAreNotChecked(t *testing.T) {
 	if err := b.PutObject("k", strings.NewReader("v")); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Get(tb.endpoint + "/" + testBucket + "/k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, data := getURL(t, tb.endpoint+"/"+testBucket+"/k")
 	if resp.StatusCode != 200 || string(data) != "v" {
 		t.Fatalf("anonymous GET = %d %q", resp.StatusCode, data)
 	}
@@ -1105,12 +1106,7 @@ func TestUnimplementedSubResourcesDoNotTouchObjects(t *testing.T) {
 func TestErrorDocumentFormat(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, func(o *ossemu.Options) { o.Credentials = nil })
-	resp, err := http.Get(tb.endpoint + "/" + testBucket + "/missing")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, raw := getURL(t, tb.endpoint+"/"+testBucket+"/missing")
 	id := resp.Header.Get("X-Oss-Request-Id")
 	if resp.StatusCode != 404 || resp.Header.Get("Content-Type") != "application/xml" || id == "" {
 		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
@@ -1121,7 +1117,7 @@ func TestErrorDocumentFormat(t *testing.T) {
 		}
 	}
 	req, _ := http.NewRequest(http.MethodHead, tb.endpoint+"/"+testBucket+"/missing", nil)
-	resp, err = http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
