@@ -71,13 +71,19 @@ func (tb *testBundle) bucket(t *testing.T, opts ...oss.ClientOption) *oss.Bucket
 	return tb.bucketAs(t, testAK, testSK, opts...)
 }
 
-func (tb *testBundle) bucketAs(t *testing.T, ak, sk string, opts ...oss.ClientOption) *oss.Bucket {
+// clientAs returns a real SDK client of the emulator signing with ak/sk.
+func (tb *testBundle) clientAs(t *testing.T, ak, sk string, opts ...oss.ClientOption) *oss.Client {
 	t.Helper()
 	client, err := oss.New(tb.endpoint, ak, sk, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := client.Bucket(testBucket)
+	return client
+}
+
+func (tb *testBundle) bucketAs(t *testing.T, ak, sk string, opts ...oss.ClientOption) *oss.Bucket {
+	t.Helper()
+	b, err := tb.clientAs(t, ak, sk, opts...).Bucket(testBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,12 +262,9 @@ func TestObjectRoundTrip(t *testing.T) {
 func TestMissingBucket(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	client, err := oss.New(tb.endpoint, testAK, testSK)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := tb.clientAs(t, testAK, testSK)
 	b, _ := client.Bucket("nope")
-	_, err = b.GetObject("k")
+	_, err := b.GetObject("k")
 	requireServiceError(t, err, 404, "NoSuchBucket")
 	err = b.PutObject("k", strings.NewReader("x"))
 	requireServiceError(t, err, 404, "NoSuchBucket")
@@ -1443,10 +1446,7 @@ func TestWebhook(t *testing.T) {
 func TestBuckets(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	client, err := oss.New(tb.endpoint, testAK, testSK)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := tb.clientAs(t, testAK, testSK)
 	for _, name := range []string{"bkt-b", "bkt-a", "other"} {
 		if err := client.CreateBucket(name); err != nil {
 			t.Fatal(err)
