@@ -173,17 +173,26 @@ func (s *Server) checkV1Header(q *request, cred string) *ossError {
 	return verifyV1(q, ak, secret, sig, q.r.Header.Get("Date"), q.query)
 }
 
-func (s *Server) checkV1Query(q *request) *ossError {
-	ak := q.query.Get("OSSAccessKeyId")
-	secret, err := s.secret(ak)
-	if err != nil {
-		return err
+// presignedKey checks a presigned URL's access key (the akParam query
+// parameter) and expiry (expParam, Unix seconds), and gives the key's secret.
+func (s *Server) presignedKey(q *request, akParam, expParam string) (ak, secret string, err *ossError) {
+	ak = q.query.Get(akParam)
+	if secret, err = s.secret(ak); err != nil {
+		return "", "", err
 	}
-	exp, perr := strconv.ParseInt(q.query.Get("Expires"), 10, 64)
+	exp, perr := strconv.ParseInt(q.query.Get(expParam), 10, 64)
 	if perr != nil {
-		return errAccessDenied("Expires is invalid.")
+		return "", "", errAccessDenied(expParam + " is invalid.")
 	}
 	if err := s.checkExpires(time.Unix(exp, 0)); err != nil {
+		return "", "", err
+	}
+	return ak, secret, nil
+}
+
+func (s *Server) checkV1Query(q *request) *ossError {
+	ak, secret, err := s.presignedKey(q, "OSSAccessKeyId", "Expires")
+	if err != nil {
 		return err
 	}
 	return verifyV1(q, ak, secret, q.query.Get("Signature"), q.query.Get("Expires"), q.query)
@@ -206,23 +215,13 @@ func resourceV1(bucket, key string, params url.Values) string {
 			keys = append(keys, k)
 		}
 	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		if b.Len() > 0 {
-			b.WriteByte('&')
-		}
-		b.WriteString(k)
-		if v := params.Get(k); v != "" {
-			b.WriteString("=" + v)
-		}
-	}
+	q := joinParams(keys, params.Get)
 	res := "/"
 	if bucket != "" {
 		res = "/" + bucket + "/" + key
 	}
-	if b.Len() > 0 {
-		res += "?" + b.String()
+	if q != "" {
+		res += "?" + q
 	}
 	return res
 }
@@ -282,16 +281,8 @@ func (s *Server) checkV2Header(q *request, cred string) *ossError {
 }
 
 func (s *Server) checkV2Query(q *request) *ossError {
-	ak := q.query.Get("x-oss-access-key-id")
-	secret, err := s.secret(ak)
+	ak, secret, err := s.presignedKey(q, "x-oss-access-key-id", "x-oss-expires")
 	if err != nil {
-		return err
-	}
-	exp, perr := strconv.ParseInt(q.query.Get("x-oss-expires"), 10, 64)
-	if perr != nil {
-		return errAccessDenied("x-oss-expires is invalid.")
-	}
-	if err := s.checkExpires(time.Unix(exp, 0)); err != nil {
 		return err
 	}
 	params := cloneWithout(q.query, "x-oss-signature")
@@ -416,6 +407,12 @@ func subResourceAll(params url.Values) string {
 		keys = append(keys, ek)
 		enc[ek] = escapeSDK(params.Get(k))
 	}
+	return joinParams(keys, func(k string) string { return enc[k] })
+}
+
+// joinParams sorts keys and joins them as signatures render parameters:
+// "name=value", or "name" alone when the value is empty, '&' between.
+func joinParams(keys []string, value func(string) string) string {
 	sort.Strings(keys)
 	var b strings.Builder
 	for _, k := range keys {
@@ -423,7 +420,7 @@ func subResourceAll(params url.Values) string {
 			b.WriteByte('&')
 		}
 		b.WriteString(k)
-		if v := enc[k]; v != "" {
+		if v := value(k); v != "" {
 			b.WriteString("=" + v)
 		}
 	}

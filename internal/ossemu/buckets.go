@@ -186,13 +186,7 @@ func (s *Server) listBuckets(w http.ResponseWriter, q *request) *ossError {
 		out.MaxKeys = maxKeys
 	}
 	s.mu.Lock()
-	names := make([]string, 0, len(s.buckets))
-	for n := range s.buckets {
-		if strings.HasPrefix(n, prefix) && n > marker {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
+	names := s.bucketNames(prefix, marker)
 	for i, n := range names {
 		if i == maxKeys {
 			out.IsTruncated = true
@@ -206,12 +200,22 @@ func (s *Server) listBuckets(w http.ResponseWriter, q *request) *ossError {
 	return nil
 }
 
-func (s *Server) getBucketInfo(w http.ResponseWriter, q *request) *ossError {
+// lockBucket locks s.mu and returns the bucket named, for the caller to
+// unlock; when there is no such bucket it unlocks and returns the error.
+func (s *Server) lockBucket(name string) (*bucket, *ossError) {
 	s.mu.Lock()
-	b := s.buckets[q.bucket]
+	b := s.buckets[name]
 	if b == nil {
 		s.mu.Unlock()
-		return errNoSuchBucket(q.bucket)
+		return nil, errNoSuchBucket(name)
+	}
+	return b, nil
+}
+
+func (s *Server) getBucketInfo(w http.ResponseWriter, q *request) *ossError {
+	b, e := s.lockBucket(q.bucket)
+	if e != nil {
+		return e
 	}
 	info := s.bucketXML(b)
 	s.mu.Unlock()
@@ -230,15 +234,34 @@ func (s *Server) getBucketInfo(w http.ResponseWriter, q *request) *ossError {
 }
 
 func (s *Server) getBucketLocation(w http.ResponseWriter, q *request) *ossError {
+	return s.writeLocation(w, q, "")
+}
+
+// writeLocation answers GetBucketLocation, its LocationConstraint in the
+// XML namespace ns (S3's) or none (OSS's).
+func (s *Server) writeLocation(w http.ResponseWriter, q *request, ns string) *ossError {
 	if !s.bucketExists(q.bucket) {
 		return errNoSuchBucket(q.bucket)
 	}
 	type result struct {
-		XMLName  xml.Name `xml:"LocationConstraint"`
-		Location string   `xml:",chardata"`
+		XMLName  xml.Name
+		Location string `xml:",chardata"`
 	}
-	writeXML(w, http.StatusOK, result{Location: "oss-" + s.region})
+	writeXML(w, http.StatusOK, result{XMLName: xml.Name{Space: ns, Local: "LocationConstraint"}, Location: "oss-" + s.region})
 	return nil
+}
+
+// bucketNames are the names of the buckets with prefix that sort after
+// `after`, in order. The caller holds s.mu.
+func (s *Server) bucketNames(prefix, after string) []string {
+	names := make([]string, 0, len(s.buckets))
+	for n := range s.buckets {
+		if strings.HasPrefix(n, prefix) && n > after {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 // isoTime formats t as OSS does in XML documents.

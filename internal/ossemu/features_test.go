@@ -8,7 +8,6 @@ import (
 	"hash/crc64"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,10 +26,7 @@ import (
 func TestSymlinks(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	rec := &hookRecorder{}
-	hook := httptest.NewServer(rec)
-	defer hook.Close()
-	tb.srv.SetWebhook(hook.URL, "s")
+	rec := tb.recordHooks(t, "s")
 	b := tb.bucket(t)
 	const target = "dir/target 1+é.txt"
 	body := []byte("the target's bytes")

@@ -149,122 +149,139 @@ func decodeToken(tok string) (string, *ossError) {
 	return string(b), nil
 }
 
+// ossListParams reads the parameters both OSS object listings take:
+// max-keys (1 to 1000, 100 by default), prefix, delimiter and
+// encoding-type (url or none).
+func ossListParams(v url.Values) (maxKeys int, prefix, delimiter string, urlEnc bool, e *ossError) {
+	if maxKeys, e = parseMaxKeys(v.Get("max-keys"), 100, 1000); e != nil {
+		return 0, "", "", false, e
+	}
+	if et := v.Get("encoding-type"); et != "" && et != "url" {
+		return 0, "", "", false, errInvalidArgument("encoding-type must be url.")
+	}
+	return maxKeys, v.Get("prefix"), v.Get("delimiter"), v.Get("encoding-type") == "url", nil
+}
+
 func (s *Server) listObjectsV2(w http.ResponseWriter, q *request) *ossError {
+	return s.listObjectsOSS(w, q, true)
+}
+
+// listObjects serves the original ListObjects (marker paging).
+func (s *Server) listObjects(w http.ResponseWriter, q *request) *ossError {
+	return s.listObjectsOSS(w, q, false)
+}
+
+// ossListResult is the ListBucketResult of both OSS listings; each sets
+// only its own paging fields (V1: Marker, NextMarker; V2: StartAfter,
+// ContinuationToken, NextContinuationToken, KeyCount), the order of the
+// fields being that of both documents.
+type ossListResult struct {
+	XMLName               xml.Name          `xml:"ListBucketResult"`
+	Name                  string            `xml:"Name"`
+	Prefix                string            `xml:"Prefix"`
+	Marker                *string           `xml:"Marker"`
+	StartAfter            string            `xml:"StartAfter,omitempty"`
+	ContinuationToken     string            `xml:"ContinuationToken,omitempty"`
+	MaxKeys               int               `xml:"MaxKeys"`
+	Delimiter             string            `xml:"Delimiter"`
+	EncodingType          string            `xml:"EncodingType,omitempty"`
+	IsTruncated           bool              `xml:"IsTruncated"`
+	NextMarker            string            `xml:"NextMarker,omitempty"`
+	NextContinuationToken string            `xml:"NextContinuationToken,omitempty"`
+	KeyCount              *int              `xml:"KeyCount"`
+	Contents              []contentsXML     `xml:"Contents"`
+	CommonPrefixes        []commonPrefixXML `xml:"CommonPrefixes"`
+}
+
+// listObjectsOSS serves ListObjectsV2 (v2: start-after and continuation
+// tokens, owners only with fetch-owner=true) and ListObjects (marker
+// paging, owners always).
+func (s *Server) listObjectsOSS(w http.ResponseWriter, q *request, v2 bool) *ossError {
 	v := q.query
-	maxKeys, e := parseMaxKeys(v.Get("max-keys"), 100, 1000)
+	maxKeys, prefix, delimiter, urlEnc, e := ossListParams(v)
 	if e != nil {
 		return e
 	}
-	prefix, delimiter, startAfter, token := v.Get("prefix"), v.Get("delimiter"), v.Get("start-after"), v.Get("continuation-token")
-	urlEnc := v.Get("encoding-type") == "url"
-	if et := v.Get("encoding-type"); et != "" && et != "url" {
-		return errInvalidArgument("encoding-type must be url.")
-	}
-	after := startAfter
-	if token != "" {
-		if after, e = decodeToken(token); e != nil {
-			return e
-		}
-	}
-	fetchOwner := v.Get("fetch-owner") == "true"
-
-	s.mu.Lock()
-	b := s.buckets[q.bucket]
-	if b == nil {
-		s.mu.Unlock()
-		return errNoSuchBucket(q.bucket)
-	}
-	entries, truncated := walk(b, prefix, delimiter, after, maxKeys)
-	shuffle(entries, q.outOfOrder)
-	type result struct {
-		XMLName               xml.Name          `xml:"ListBucketResult"`
-		Name                  string            `xml:"Name"`
-		Prefix                string            `xml:"Prefix"`
-		StartAfter            string            `xml:"StartAfter,omitempty"`
-		ContinuationToken     string            `xml:"ContinuationToken,omitempty"`
-		MaxKeys               int               `xml:"MaxKeys"`
-		Delimiter             string            `xml:"Delimiter"`
-		EncodingType          string            `xml:"EncodingType,omitempty"`
-		IsTruncated           bool              `xml:"IsTruncated"`
-		NextContinuationToken string            `xml:"NextContinuationToken,omitempty"`
-		KeyCount              int               `xml:"KeyCount"`
-		Contents              []contentsXML     `xml:"Contents"`
-		CommonPrefixes        []commonPrefixXML `xml:"CommonPrefixes"`
-	}
-	out := result{
-		Name: q.bucket, Prefix: encodeIf(urlEnc, prefix), StartAfter: encodeIf(urlEnc, startAfter),
-		ContinuationToken: token, MaxKeys: maxKeys, Delimiter: encodeIf(urlEnc, delimiter),
-		IsTruncated: truncated, KeyCount: len(entries),
-	}
+	out := ossListResult{Name: q.bucket, Prefix: encodeIf(urlEnc, prefix), MaxKeys: maxKeys, Delimiter: encodeIf(urlEnc, delimiter)}
 	if urlEnc {
 		out.EncodingType = "url"
 	}
-	for _, en := range entries {
-		if en.obj == nil {
-			out.CommonPrefixes = append(out.CommonPrefixes, commonPrefixXML{Prefix: encodeIf(urlEnc, en.prefix)})
-		} else {
-			out.Contents = append(out.Contents, contents(en.obj, encodeIf(urlEnc, en.key), fetchOwner))
+	after, withOwner := v.Get("marker"), true
+	if v2 {
+		startAfter, token := v.Get("start-after"), v.Get("continuation-token")
+		after = startAfter
+		if token != "" {
+			if after, e = decodeToken(token); e != nil {
+				return e
+			}
 		}
+		out.StartAfter, out.ContinuationToken = encodeIf(urlEnc, startAfter), token
+		withOwner = v.Get("fetch-owner") == "true"
+	} else {
+		m := encodeIf(urlEnc, after)
+		out.Marker = &m
 	}
-	s.mu.Unlock()
-	if truncated {
-		out.NextContinuationToken = encodeIf(urlEnc, encodeToken(entries[len(entries)-1].name()))
+	page, e := listPage(s, q, prefix, delimiter, after, maxKeys, urlEnc, func(o *object, key string) contentsXML {
+		return contents(o, key, withOwner)
+	})
+	if e != nil {
+		return e
+	}
+	out.IsTruncated, out.Contents, out.CommonPrefixes = page.truncated, page.contents, page.prefixes
+	if v2 {
+		out.KeyCount = &page.n
+	}
+	if page.truncated {
+		if v2 {
+			out.NextContinuationToken = encodeIf(urlEnc, encodeToken(page.last))
+		} else {
+			out.NextMarker = encodeIf(urlEnc, page.last)
+		}
 	}
 	writeXML(w, http.StatusOK, out)
 	return nil
 }
 
-// listObjects serves the original ListObjects (marker paging).
-func (s *Server) listObjects(w http.ResponseWriter, q *request) *ossError {
-	v := q.query
-	maxKeys, e := parseMaxKeys(v.Get("max-keys"), 100, 1000)
-	if e != nil {
-		return e
-	}
-	prefix, delimiter, marker := v.Get("prefix"), v.Get("delimiter"), v.Get("marker")
-	urlEnc := v.Get("encoding-type") == "url"
-	if et := v.Get("encoding-type"); et != "" && et != "url" {
-		return errInvalidArgument("encoding-type must be url.")
-	}
+// objectPage is one page of a bucket listing: its objects (as content
+// makes them) and common prefixes, both encoded when asked for, how many
+// entries it holds, the name of its last entry and whether more follow.
+type objectPage[C any] struct {
+	contents  []C
+	prefixes  []commonPrefixXML
+	n         int
+	last      string
+	truncated bool
+}
+
+// listPage walks up to maxKeys entries of q's bucket after `after` (none
+// when maxKeys is 0), with the OutOfOrder fault applied, the one walk
+// behind the OSS listings (V1 and V2) and S3's.
+func listPage[C any](s *Server, q *request, prefix, delimiter, after string, maxKeys int, urlEnc bool, content func(o *object, key string) C) (objectPage[C], *ossError) {
+	var page objectPage[C]
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	b := s.buckets[q.bucket]
 	if b == nil {
-		s.mu.Unlock()
-		return errNoSuchBucket(q.bucket)
+		return page, errNoSuchBucket(q.bucket)
 	}
-	entries, truncated := walk(b, prefix, delimiter, marker, maxKeys)
+	var entries []listEntry
+	if maxKeys > 0 {
+		entries, page.truncated = walk(b, prefix, delimiter, after, maxKeys)
+	}
+	page.n = len(entries)
+	if page.n > 0 {
+		// The shuffle leaves a page's last entry in place.
+		page.last = entries[page.n-1].name()
+	}
 	shuffle(entries, q.outOfOrder)
-	type result struct {
-		XMLName        xml.Name          `xml:"ListBucketResult"`
-		Name           string            `xml:"Name"`
-		Prefix         string            `xml:"Prefix"`
-		Marker         string            `xml:"Marker"`
-		MaxKeys        int               `xml:"MaxKeys"`
-		Delimiter      string            `xml:"Delimiter"`
-		EncodingType   string            `xml:"EncodingType,omitempty"`
-		IsTruncated    bool              `xml:"IsTruncated"`
-		NextMarker     string            `xml:"NextMarker,omitempty"`
-		Contents       []contentsXML     `xml:"Contents"`
-		CommonPrefixes []commonPrefixXML `xml:"CommonPrefixes"`
-	}
-	out := result{Name: q.bucket, Prefix: encodeIf(urlEnc, prefix), Marker: encodeIf(urlEnc, marker),
-		MaxKeys: maxKeys, Delimiter: encodeIf(urlEnc, delimiter), IsTruncated: truncated}
-	if urlEnc {
-		out.EncodingType = "url"
-	}
 	for _, en := range entries {
 		if en.obj == nil {
-			out.CommonPrefixes = append(out.CommonPrefixes, commonPrefixXML{Prefix: encodeIf(urlEnc, en.prefix)})
+			page.prefixes = append(page.prefixes, commonPrefixXML{Prefix: encodeIf(urlEnc, en.prefix)})
 		} else {
-			out.Contents = append(out.Contents, contents(en.obj, encodeIf(urlEnc, en.key), true))
+			page.contents = append(page.contents, content(en.obj, encodeIf(urlEnc, en.key)))
 		}
 	}
-	s.mu.Unlock()
-	if truncated {
-		out.NextMarker = encodeIf(urlEnc, entries[len(entries)-1].name())
-	}
-	writeXML(w, http.StatusOK, out)
-	return nil
+	return page, nil
 }
 
 func sortedMapKeys[V any](m map[string]V) []string {

@@ -53,11 +53,9 @@ func (s *Server) initiateMultipartUpload(w http.ResponseWriter, q *request) *oss
 		return e
 	}
 	u := &upload{id: newUploadID(), key: q.key, initiated: s.now().UTC(), meta: m, parts: map[int]*part{}}
-	s.mu.Lock()
-	b := s.buckets[q.bucket]
-	if b == nil {
-		s.mu.Unlock()
-		return errNoSuchBucket(q.bucket)
+	b, e := s.lockBucket(q.bucket)
+	if e != nil {
+		return e
 	}
 	b.uploads[u.id] = u
 	s.mu.Unlock()
@@ -117,12 +115,8 @@ func (s *Server) uploadPart(w http.ResponseWriter, q *request) *ossError {
 	if e != nil {
 		return e
 	}
-	h := w.Header()
-	h.Set("ETag", quote(p.etag()))
-	h.Set("Content-MD5", base64MD5(p.md5))
-	h.Set("x-oss-hash-crc64ecma", strconv.FormatUint(p.crc, 10))
-	w.WriteHeader(http.StatusOK)
-	return nil
+	w.Header().Set("Content-MD5", base64MD5(p.md5))
+	return writtenOK(w, p.etag(), p.crc)
 }
 
 func (s *Server) completeMultipartUpload(w http.ResponseWriter, q *request) *ossError {
@@ -341,11 +335,9 @@ func (s *Server) listMultipartUploads(w http.ResponseWriter, q *request) *ossErr
 		Uploads            []uploadXML       `xml:"Upload"`
 		CommonPrefixes     []commonPrefixXML `xml:"CommonPrefixes"`
 	}
-	s.mu.Lock()
-	b := s.buckets[q.bucket]
-	if b == nil {
-		s.mu.Unlock()
-		return errNoSuchBucket(q.bucket)
+	b, e := s.lockBucket(q.bucket)
+	if e != nil {
+		return e
 	}
 	ups := make([]*upload, 0, len(b.uploads))
 	for _, u := range b.uploads {

@@ -55,11 +55,9 @@ func (s *Server) deleteMultipleObjects(w http.ResponseWriter, q *request) *ossEr
 	if urlEnc {
 		out.EncodingType = "url"
 	}
-	s.mu.Lock()
-	b := s.buckets[q.bucket]
-	if b == nil {
-		s.mu.Unlock()
-		return errNoSuchBucket(q.bucket)
+	b, e := s.lockBucket(q.bucket)
+	if e != nil {
+		return e
 	}
 	for _, obj := range doc.Objects {
 		s.emitRemove("ObjectRemoved:DeleteObjects", q.bucket, q.id, obj.Key, b.remove(obj.Key))
@@ -159,11 +157,9 @@ func (s *Server) appendObject(w http.ResponseWriter, q *request) *ossError {
 	if e != nil {
 		return e
 	}
-	s.mu.Lock()
-	bk := s.buckets[q.bucket]
-	if bk == nil {
-		s.mu.Unlock()
-		return errNoSuchBucket(q.bucket)
+	bk, e := s.lockBucket(q.bucket)
+	if e != nil {
+		return e
 	}
 	old := bk.objects[q.key]
 	var size int64
@@ -207,12 +203,8 @@ func (s *Server) appendObject(w http.ResponseWriter, q *request) *ossError {
 	o.info.ETag = strings.ToUpper(hex.EncodeToString(o.appendH.Sum(nil)))
 	s.emitPut("ObjectCreated:AppendObject", q.bucket, q.id, o, bk.put(o))
 	s.mu.Unlock()
-	h := w.Header()
-	h.Set("ETag", quote(o.info.ETag))
-	h.Set("x-oss-next-append-position", strconv.FormatInt(o.info.Size, 10))
-	h.Set("x-oss-hash-crc64ecma", strconv.FormatUint(o.info.CRC64, 10))
-	w.WriteHeader(http.StatusOK)
-	return nil
+	w.Header().Set("x-oss-next-append-position", strconv.FormatInt(o.info.Size, 10))
+	return writtenOK(w, o.info.ETag, o.info.CRC64)
 }
 
 // restoreObject starts or extends the restore of an archived object. It
@@ -237,13 +229,9 @@ func (s *Server) restoreObject(w http.ResponseWriter, q *request) *ossError {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b := s.buckets[q.bucket]
-	if b == nil {
-		return errNoSuchBucket(q.bucket)
-	}
-	o := b.objects[q.key]
-	if o == nil {
-		return errNoSuchKey(q.key)
+	_, o, e := s.findLocked(q.bucket, q.key, false)
+	if e != nil {
+		return e
 	}
 	if !isArchived(o.info.StorageClass) {
 		return &ossError{status: 400, code: "OperationNotSupported", message: "The operation is not supported for this resource.", extra: errorExtra{Key: q.key}}
@@ -302,13 +290,9 @@ func (s *Server) deleteObjectTagging(w http.ResponseWriter, q *request) *ossErro
 func (s *Server) setTags(w http.ResponseWriter, q *request, tags map[string]string) *ossError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b := s.buckets[q.bucket]
-	if b == nil {
-		return errNoSuchBucket(q.bucket)
-	}
-	o := b.objects[q.key]
-	if o == nil {
-		return errNoSuchKey(q.key)
+	b, o, e := s.findLocked(q.bucket, q.key, false)
+	if e != nil {
+		return e
 	}
 	n := *o
 	n.info = o.info.clone()

@@ -293,27 +293,43 @@ func (s *Server) putObject(w http.ResponseWriter, q *request) *ossError {
 	if e := validKey(q.key); e != nil {
 		return e
 	}
-	m, e := objectMetaFromRequest(q.r.Header)
+	o, b, e := s.putBody(q, q.r.Header)
 	if e != nil {
 		return e
 	}
+	w.Header().Set("Content-MD5", base64.StdEncoding.EncodeToString(b.md5))
+	return writtenOK(w, o.info.ETag, o.info.CRC64)
+}
+
+// writtenOK answers a write (or GetObjectMeta) with 200, the ETag and the
+// CRC64, after any headers the caller has set.
+func writtenOK(w http.ResponseWriter, etag string, crc uint64) *ossError {
+	h := w.Header()
+	h.Set("ETag", quote(etag))
+	h.Set("x-oss-hash-crc64ecma", strconv.FormatUint(crc, 10))
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// putBody stores the request's body as a Normal object with the metadata
+// the OSS headers h carry, as PutObject does in both APIs.
+func (s *Server) putBody(q *request, h http.Header) (*object, body, *ossError) {
+	m, e := objectMetaFromRequest(h)
+	if e != nil {
+		return nil, body{}, e
+	}
 	if !s.bucketExists(q.bucket) {
-		return errNoSuchBucket(q.bucket)
+		return nil, body{}, errNoSuchBucket(q.bucket)
 	}
 	b, e := readBody(q.r, 0)
 	if e != nil {
-		return e
+		return nil, body{}, e
 	}
 	o := s.newObject(q.key, b.data, b.md5, b.crc, "Normal", m)
 	if e := s.store(q, o, "ObjectCreated:PutObject"); e != nil {
-		return e
+		return nil, body{}, e
 	}
-	h := w.Header()
-	h.Set("ETag", quote(o.info.ETag))
-	h.Set("Content-MD5", base64.StdEncoding.EncodeToString(b.md5))
-	h.Set("x-oss-hash-crc64ecma", strconv.FormatUint(o.info.CRC64, 10))
-	w.WriteHeader(http.StatusOK)
-	return nil
+	return o, b, nil
 }
 
 // store puts o into the request's bucket, honouring x-oss-forbid-overwrite,
@@ -337,18 +353,8 @@ func (s *Server) store(q *request, o *object, event string) *ossError {
 func (s *Server) lookup(bucketName, key string) (*object, *ossError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b := s.buckets[bucketName]
-	if b == nil {
-		return nil, errNoSuchBucket(bucketName)
-	}
-	o := b.objects[key]
-	if o == nil && b.gen != nil {
-		o = b.gen.find(key)
-	}
-	if o == nil {
-		return nil, errNoSuchKey(key)
-	}
-	return o, nil
+	_, o, e := s.findLocked(bucketName, key, true)
+	return o, e
 }
 
 // lookupRead returns what a read of the key serves: the object, or for a
@@ -356,18 +362,30 @@ func (s *Server) lookup(bucketName, key string) (*object, *ossError) {
 func (s *Server) lookupRead(bucketName, key string) (*object, *ossError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	b, o, e := s.findLocked(bucketName, key, true)
+	if e != nil {
+		return nil, e
+	}
+	return s.resolveLocked(b, o)
+}
+
+// findLocked finds the bucket and the object a request names: a stored
+// one, or with generated also one of the bucket's generated objects (which
+// cannot be changed in place, so tagging and restore do not look there).
+// Callers hold the Server's mutex.
+func (s *Server) findLocked(bucketName, key string, generated bool) (*bucket, *object, *ossError) {
 	b := s.buckets[bucketName]
 	if b == nil {
-		return nil, errNoSuchBucket(bucketName)
+		return nil, nil, errNoSuchBucket(bucketName)
 	}
 	o := b.objects[key]
-	if o == nil && b.gen != nil {
+	if o == nil && generated && b.gen != nil {
 		o = b.gen.find(key)
 	}
 	if o == nil {
-		return nil, errNoSuchKey(key)
+		return nil, nil, errNoSuchKey(key)
 	}
-	return s.resolveLocked(b, o)
+	return b, o, nil
 }
 
 // resolveLocked returns o, or for a symlink a view that serves the
@@ -675,22 +693,17 @@ func (s *Server) getObjectMeta(w http.ResponseWriter, q *request) *ossError {
 		return e
 	}
 	h := w.Header()
-	h.Set("ETag", quote(o.info.ETag))
 	h.Set("Last-Modified", o.info.LastModified.UTC().Format(http.TimeFormat))
 	h.Set("Content-Length", strconv.FormatInt(o.info.Size, 10))
-	h.Set("x-oss-hash-crc64ecma", strconv.FormatUint(o.info.CRC64, 10))
-	w.WriteHeader(http.StatusOK)
-	return nil
+	return writtenOK(w, o.info.ETag, o.info.CRC64)
 }
 
 // deleteObject answers 204 whether or not the key existed, as OSS does, and
 // sends an ObjectRemoved:DeleteObject event in both cases.
 func (s *Server) deleteObject(w http.ResponseWriter, q *request) *ossError {
-	s.mu.Lock()
-	b := s.buckets[q.bucket]
-	if b == nil {
-		s.mu.Unlock()
-		return errNoSuchBucket(q.bucket)
+	b, e := s.lockBucket(q.bucket)
+	if e != nil {
+		return e
 	}
 	s.emitRemove("ObjectRemoved:DeleteObject", q.bucket, q.id, q.key, b.remove(q.key))
 	s.mu.Unlock()

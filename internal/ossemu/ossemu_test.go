@@ -71,17 +71,39 @@ func (tb *testBundle) bucket(t *testing.T, opts ...oss.ClientOption) *oss.Bucket
 	return tb.bucketAs(t, testAK, testSK, opts...)
 }
 
-func (tb *testBundle) bucketAs(t *testing.T, ak, sk string, opts ...oss.ClientOption) *oss.Bucket {
+// clientAs returns a real SDK client of the emulator signing with ak/sk.
+func (tb *testBundle) clientAs(t *testing.T, ak, sk string, opts ...oss.ClientOption) *oss.Client {
 	t.Helper()
 	client, err := oss.New(tb.endpoint, ak, sk, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := client.Bucket(testBucket)
+	return client
+}
+
+func (tb *testBundle) bucketAs(t *testing.T, ak, sk string, opts ...oss.ClientOption) *oss.Bucket {
+	t.Helper()
+	b, err := tb.clientAs(t, ak, sk, opts...).Bucket(testBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// getURL GETs u with no signature and gives the response, its body read
+// and closed.
+func getURL(t *testing.T, u string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, data
 }
 
 func v4() []oss.ClientOption {
@@ -240,12 +262,9 @@ func TestObjectRoundTrip(t *testing.T) {
 func TestMissingBucket(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	client, err := oss.New(tb.endpoint, testAK, testSK)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := tb.clientAs(t, testAK, testSK)
 	b, _ := client.Bucket("nope")
-	_, err = b.GetObject("k")
+	_, err := b.GetObject("k")
 	requireServiceError(t, err, 404, "NoSuchBucket")
 	err = b.PutObject("k", strings.NewReader("x"))
 	requireServiceError(t, err, 404, "NoSuchBucket")
@@ -513,12 +532,7 @@ func TestListObjectsV2(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		resp, err := http.Get(tb.endpoint + "/" + testBucket + "/?list-type=2&encoding-type=url&delimiter=%2F&prefix=a%20b")
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_, raw := getURL(t, tb.endpoint+"/"+testBucket+"/?list-type=2&encoding-type=url&delimiter=%2F&prefix=a%20b")
 		for _, want := range []string{"<Key>a%20b%2B%E4%B8%AD</Key>", "<CommonPrefixes><Prefix>a%20b%2Bc%2F</Prefix></CommonPrefixes>",
 			"<Prefix>a%20b</Prefix>", "<Delimiter>%2F</Delimiter>", "<EncodingType>url</EncodingType>", "<KeyCount>2</KeyCount>"} {
 			if !strings.Contains(string(raw), want) {
@@ -768,12 +782,7 @@ func TestSignatures(t *testing.T) {
 
 	t.Run("AnonymousRequestsAreDenied", func(t *testing.T) {
 		t.Parallel()
-		resp, err := http.Get(tb.endpoint + "/" + testBucket + "/signed/key%20with%20space%2Bplus")
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, raw := getURL(t, tb.endpoint+"/"+testBucket+"/signed/key%20with%20space%2Bplus")
 		if resp.StatusCode != 403 || !strings.Contains(string(raw), "<Code>AccessDenied</Code>") {
 			t.Fatalf("anonymous GET: %d %s", resp.StatusCode, raw)
 		}
@@ -845,12 +854,7 @@ func TestWithoutCredentialsSignaturesAreNotChecked(t *testing.T) {
 	if err := b.PutObject("k", strings.NewReader("v")); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Get(tb.endpoint + "/" + testBucket + "/k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, data := getURL(t, tb.endpoint+"/"+testBucket+"/k")
 	if resp.StatusCode != 200 || string(data) != "v" {
 		t.Fatalf("anonymous GET = %d %q", resp.StatusCode, data)
 	}
@@ -1105,12 +1109,7 @@ func TestUnimplementedSubResourcesDoNotTouchObjects(t *testing.T) {
 func TestErrorDocumentFormat(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, func(o *ossemu.Options) { o.Credentials = nil })
-	resp, err := http.Get(tb.endpoint + "/" + testBucket + "/missing")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, raw := getURL(t, tb.endpoint+"/"+testBucket+"/missing")
 	id := resp.Header.Get("X-Oss-Request-Id")
 	if resp.StatusCode != 404 || resp.Header.Get("Content-Type") != "application/xml" || id == "" {
 		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
@@ -1121,7 +1120,7 @@ func TestErrorDocumentFormat(t *testing.T) {
 		}
 	}
 	req, _ := http.NewRequest(http.MethodHead, tb.endpoint+"/"+testBucket+"/missing", nil)
-	resp, err = http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1271,6 +1270,17 @@ func (h *hookRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// recordHooks points tb's webhook at a new hookRecorder, signed with
+// secret, for the rest of the test.
+func (tb *testBundle) recordHooks(t *testing.T, secret string) *hookRecorder {
+	t.Helper()
+	rec := &hookRecorder{}
+	hook := httptest.NewServer(rec)
+	t.Cleanup(hook.Close)
+	tb.srv.SetWebhook(hook.URL, secret)
+	return rec
+}
+
 func TestWebhook(t *testing.T) {
 	t.Parallel()
 	const secret = "hook-secret"
@@ -1377,10 +1387,7 @@ func TestWebhook(t *testing.T) {
 	t.Run("DisabledWebhookSendsNothing", func(t *testing.T) {
 		t.Parallel()
 		tb := setup(t)
-		rec := &hookRecorder{}
-		hook := httptest.NewServer(rec)
-		defer hook.Close()
-		tb.srv.SetWebhook(hook.URL, secret)
+		rec := tb.recordHooks(t, secret)
 		tb.srv.SetWebhook("", "")
 		if _, err := tb.srv.PutObject(testBucket, "k", []byte("v"), nil); err != nil {
 			t.Fatal(err)
@@ -1439,10 +1446,7 @@ func TestWebhook(t *testing.T) {
 func TestBuckets(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	client, err := oss.New(tb.endpoint, testAK, testSK)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := tb.clientAs(t, testAK, testSK)
 	for _, name := range []string{"bkt-b", "bkt-a", "other"} {
 		if err := client.CreateBucket(name); err != nil {
 			t.Fatal(err)
@@ -1531,10 +1535,7 @@ func TestInvalidRequests(t *testing.T) {
 func TestServerSideHelpers(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	rec := &hookRecorder{}
-	hook := httptest.NewServer(rec)
-	defer hook.Close()
-	tb.srv.SetWebhook(hook.URL, "s")
+	rec := tb.recordHooks(t, "s")
 	h := http.Header{}
 	h.Set("Content-Type", "image/png")
 	h.Set("x-oss-meta-Origin", "seed")

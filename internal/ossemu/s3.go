@@ -19,7 +19,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -55,102 +55,49 @@ var s3SubResources = setOf([]string{
 })
 
 // routeS3 names the operation of an S3 request with the names Requests
-// uses for OSS.
+// uses for OSS (see routes). Any S3 sub-resource the rule does not name
+// makes the request not the plain operation.
 func routeS3(method, bucket, key string, q url.Values, h http.Header) string {
-	has := func(name string) bool { _, ok := q[name]; return ok }
-	only := func(names ...string) bool {
+	only := func(names []string) bool {
 		for name := range q {
-			if s3SubResources[name] && !setOf(names)[name] {
+			if s3SubResources[name] && !slices.Contains(names, name) {
 				return false
 			}
 		}
 		return true
 	}
-	switch {
-	case bucket == "":
-		if method == http.MethodGet && only() {
-			return "ListBuckets"
+	return routes.match(false, method, bucket, key, q, h.Get("x-amz-copy-source") != "", only)
+}
+
+// s3Handlers answer the operations the S3 API implements: with its own
+// documents where S3's differ from OSS's, with OSS's handlers for the rest.
+// The operations missing (CopyObject, UploadPartCopy, tagging,
+// ListMultipartUploads) answer 501.
+var s3Handlers = withOSSHandlers(map[string]opHandler{
+	"ListBuckets":       (*Server).listBucketsS3,
+	"GetBucketLocation": (*Server).getBucketLocationS3,
+	"HeadBucket": func(s *Server, w http.ResponseWriter, q *request) *ossError {
+		w.Header().Set("x-amz-bucket-region", s.region)
+		return s.headBucket(w, q)
+	},
+	"ListObjectsV2": func(s *Server, w http.ResponseWriter, q *request) *ossError { return s.listObjectsS3(w, q, true) },
+	"ListObjects":   func(s *Server, w http.ResponseWriter, q *request) *ossError { return s.listObjectsS3(w, q, false) },
+	"PutObject":     (*Server).putObjectS3,
+	"InitiateMultipartUpload": func(s *Server, w http.ResponseWriter, q *request) *ossError {
+		if e := translateS3WriteHeader(q); e != nil {
+			return e
 		}
-	case key == "":
-		switch method {
-		case http.MethodGet:
-			switch {
-			case has("location") && only("location"):
-				return "GetBucketLocation"
-			case has("uploads") && only("uploads"):
-				return "ListMultipartUploads"
-			case q.Get("list-type") == "2" && only():
-				return "ListObjectsV2"
-			case only():
-				return "ListObjects"
-			}
-		case http.MethodHead:
-			if only() {
-				return "HeadBucket"
-			}
-		case http.MethodPut:
-			if only() {
-				return "PutBucket"
-			}
-		case http.MethodDelete:
-			if only() {
-				return "DeleteBucket"
-			}
-		case http.MethodPost:
-			if has("delete") && only("delete") {
-				return "DeleteMultipleObjects"
-			}
-		}
-	default:
-		switch method {
-		case http.MethodGet:
-			switch {
-			case has("uploadId") && only("uploadId"):
-				return "ListParts"
-			case has("tagging") && only("tagging"):
-				return "GetObjectTagging"
-			case only():
-				return "GetObject"
-			}
-		case http.MethodHead:
-			if only() {
-				return "HeadObject"
-			}
-		case http.MethodPut:
-			switch {
-			case has("partNumber") && has("uploadId") && only("partNumber", "uploadId"):
-				if h.Get("x-amz-copy-source") != "" {
-					return "UploadPartCopy"
-				}
-				return "UploadPart"
-			case has("tagging") && only("tagging"):
-				return "PutObjectTagging"
-			case only() && h.Get("x-amz-copy-source") != "":
-				return "CopyObject"
-			case only():
-				return "PutObject"
-			}
-		case http.MethodDelete:
-			switch {
-			case has("uploadId") && only("uploadId"):
-				return "AbortMultipartUpload"
-			case has("tagging") && only("tagging"):
-				return "DeleteObjectTagging"
-			case only():
-				return "DeleteObject"
-			}
-		case http.MethodPost:
-			switch {
-			case has("uploads") && only("uploads"):
-				return "InitiateMultipartUpload"
-			case has("uploadId") && only("uploadId"):
-				return "CompleteMultipartUpload"
-			case has("restore") && only("restore"):
-				return "RestoreObject"
-			}
-		}
+		return s.initiateMultipartUpload(w, q)
+	},
+}, "PutBucket", "DeleteBucket", "GetObject", "HeadObject", "DeleteObject", "RestoreObject", "DeleteMultipleObjects",
+	"UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload", "ListParts")
+
+// withOSSHandlers adds OSS's handlers of ops to m.
+func withOSSHandlers(m map[string]opHandler, ops ...string) map[string]opHandler {
+	for _, op := range ops {
+		m[op] = ossHandlers[op]
 	}
-	return "Unknown"
+	return m
 }
 
 func (s *Server) dispatchS3(w http.ResponseWriter, q *request) *ossError {
@@ -160,47 +107,8 @@ func (s *Server) dispatchS3(w http.ResponseWriter, q *request) *ossError {
 			return e
 		}
 	}
-	switch q.op {
-	case "ListBuckets":
-		return s.listBucketsS3(w, q)
-	case "GetBucketLocation":
-		return s.getBucketLocationS3(w, q)
-	case "HeadBucket":
-		w.Header().Set("x-amz-bucket-region", s.region)
-		return s.headBucket(w, q)
-	case "PutBucket":
-		return s.putBucket(w, q)
-	case "DeleteBucket":
-		return s.deleteBucket(w, q)
-	case "ListObjectsV2":
-		return s.listObjectsS3(w, q, true)
-	case "ListObjects":
-		return s.listObjectsS3(w, q, false)
-	case "GetObject":
-		return s.getObject(w, q, false)
-	case "HeadObject":
-		return s.getObject(w, q, true)
-	case "PutObject":
-		return s.putObjectS3(w, q)
-	case "DeleteObject":
-		return s.deleteObject(w, q)
-	case "RestoreObject":
-		return s.restoreObject(w, q)
-	case "DeleteMultipleObjects":
-		return s.deleteMultipleObjects(w, q)
-	case "InitiateMultipartUpload":
-		if e := translateS3WriteHeader(q); e != nil {
-			return e
-		}
-		return s.initiateMultipartUpload(w, q)
-	case "UploadPart":
-		return s.uploadPart(w, q)
-	case "CompleteMultipartUpload":
-		return s.completeMultipartUpload(w, q)
-	case "AbortMultipartUpload":
-		return s.abortMultipartUpload(w, q)
-	case "ListParts":
-		return s.listParts(w, q)
+	if h := s3Handlers[q.op]; h != nil {
+		return h(s, w, q)
 	}
 	return &ossError{status: 501, code: "NotImplemented", message: fmt.Sprintf("The emulator's S3 API does not implement %s (%s).", q.op, q.r.Method)}
 }
@@ -312,13 +220,7 @@ func (s *Server) listBucketsS3(w http.ResponseWriter, q *request) *ossError {
 	}
 	out := result{Owner: emulatorOwner, Prefix: prefix}
 	s.mu.Lock()
-	names := make([]string, 0, len(s.buckets))
-	for n := range s.buckets {
-		if strings.HasPrefix(n, prefix) && n > after {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
+	names := s.bucketNames(prefix, after)
 	for i, n := range names {
 		if i == maxBuckets {
 			out.ContinuationToken = encodeToken(names[i-1])
@@ -332,15 +234,7 @@ func (s *Server) listBucketsS3(w http.ResponseWriter, q *request) *ossError {
 }
 
 func (s *Server) getBucketLocationS3(w http.ResponseWriter, q *request) *ossError {
-	if !s.bucketExists(q.bucket) {
-		return errNoSuchBucket(q.bucket)
-	}
-	type result struct {
-		XMLName  xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ LocationConstraint"`
-		Location string   `xml:",chardata"`
-	}
-	writeXML(w, http.StatusOK, result{Location: "oss-" + s.region})
-	return nil
+	return s.writeLocation(w, q, s3Namespace)
 }
 
 type s3ContentsXML struct {
@@ -414,45 +308,27 @@ func (s *Server) listObjectsS3(w http.ResponseWriter, q *request, v2 bool) *ossE
 	}
 	withOwner := !v2 || v.Get("fetch-owner") == "true"
 
-	s.mu.Lock()
-	b := s.buckets[q.bucket]
-	if b == nil {
-		s.mu.Unlock()
-		return errNoSuchBucket(q.bucket)
-	}
-	var entries []listEntry
-	if maxKeys > 0 {
-		entries, out.IsTruncated = walk(b, prefix, delimiter, after, maxKeys)
-	}
-	var lastName string
-	if len(entries) > 0 {
-		lastName = entries[len(entries)-1].name()
-	}
-	shuffle(entries, q.outOfOrder)
-	for _, en := range entries {
-		if en.obj == nil {
-			out.CommonPrefixes = append(out.CommonPrefixes, commonPrefixXML{Prefix: encodeIf(urlEnc, en.prefix)})
-			continue
-		}
-		c := s3ContentsXML{Key: encodeIf(urlEnc, en.key), LastModified: isoTime(en.obj.info.LastModified),
-			ETag: quote(en.obj.info.ETag), Size: en.obj.info.Size, StorageClass: s3StorageClass(en.obj.info.StorageClass)}
+	page, e := listPage(s, q, prefix, delimiter, after, maxKeys, urlEnc, func(o *object, key string) s3ContentsXML {
+		c := s3ContentsXML{Key: key, LastModified: isoTime(o.info.LastModified),
+			ETag: quote(o.info.ETag), Size: o.info.Size, StorageClass: s3StorageClass(o.info.StorageClass)}
 		if withOwner {
 			owner := emulatorOwner
 			c.Owner = &owner
 		}
-		out.Contents = append(out.Contents, c)
+		return c
+	})
+	if e != nil {
+		return e
 	}
-	s.mu.Unlock()
+	out.IsTruncated, out.Contents, out.CommonPrefixes = page.truncated, page.contents, page.prefixes
 	if v2 {
-		n := len(entries)
-		out.KeyCount = &n
+		out.KeyCount = &page.n
 	}
 	if out.IsTruncated {
-		last := lastName
 		if v2 {
-			out.NextContinuationToken = encodeToken(last)
+			out.NextContinuationToken = encodeToken(page.last)
 		} else {
-			out.NextMarker = encodeIf(urlEnc, last)
+			out.NextMarker = encodeIf(urlEnc, page.last)
 		}
 	}
 	writeXML(w, http.StatusOK, out)
@@ -530,24 +406,10 @@ func (s *Server) putObjectS3(w http.ResponseWriter, q *request) *ossError {
 	if e != nil {
 		return e
 	}
-	m, e := objectMetaFromRequest(oh)
+	o, _, e := s.putBody(q, oh)
 	if e != nil {
 		return e
 	}
-	if !s.bucketExists(q.bucket) {
-		return errNoSuchBucket(q.bucket)
-	}
-	b, e := readBody(q.r, 0)
-	if e != nil {
-		return e
-	}
-	o := s.newObject(q.key, b.data, b.md5, b.crc, "Normal", m)
-	if e := s.store(q, o, "ObjectCreated:PutObject"); e != nil {
-		return e
-	}
-	h := w.Header()
-	h.Set("ETag", quote(o.info.ETag))
-	h.Set("x-oss-hash-crc64ecma", strconv.FormatUint(o.info.CRC64, 10))
-	w.WriteHeader(http.StatusOK)
-	return nil
+	// S3 answers no Content-MD5 header (OSS does).
+	return writtenOK(w, o.info.ETag, o.info.CRC64)
 }

@@ -339,12 +339,7 @@ func TestS3Authentication(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := http.Get(req.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, data := getURL(t, req.URL)
 		if resp.StatusCode != 200 || string(data) != "classified" {
 			t.Fatalf("presigned GET: %d %q", resp.StatusCode, data)
 		}
@@ -356,12 +351,7 @@ func TestS3Authentication(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("an equivalently escaped path should verify, got %d", resp.StatusCode)
 		}
-		resp, err = http.Get(strings.Replace(req.URL, "X-Amz-Expires=60", "X-Amz-Expires=61", 1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ = io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, data = getURL(t, strings.Replace(req.URL, "X-Amz-Expires=60", "X-Amz-Expires=61", 1))
 		if resp.StatusCode != 403 || !bytes.Contains(data, []byte("<Code>SignatureDoesNotMatch</Code>")) || !bytes.Contains(data, []byte("<RequestId>")) {
 			t.Fatalf("tampered presigned GET: %d %s", resp.StatusCode, data)
 		}
@@ -375,12 +365,7 @@ func TestS3Authentication(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := http.Get(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, data := getURL(t, u)
 		if resp.StatusCode != 403 || !bytes.Contains(data, []byte("expired")) {
 			t.Fatalf("expired presign: %d %s", resp.StatusCode, data)
 		}

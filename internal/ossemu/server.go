@@ -291,74 +291,55 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// opHandler answers one operation.
+type opHandler func(s *Server, w http.ResponseWriter, q *request) *ossError
+
+// ossHandlers answer the OSS API's operations, by route's names.
+var ossHandlers = map[string]opHandler{
+	"ListBuckets":             (*Server).listBuckets,
+	"PutBucket":               (*Server).putBucket,
+	"DeleteBucket":            (*Server).deleteBucket,
+	"GetBucketInfo":           (*Server).getBucketInfo,
+	"GetBucketLocation":       (*Server).getBucketLocation,
+	"ListObjects":             (*Server).listObjects,
+	"ListObjectsV2":           (*Server).listObjectsV2,
+	"ListMultipartUploads":    (*Server).listMultipartUploads,
+	"DeleteMultipleObjects":   (*Server).deleteMultipleObjects,
+	"PutObject":               (*Server).putObject,
+	"CopyObject":              (*Server).copyObject,
+	"AppendObject":            (*Server).appendObject,
+	"GetObject":               func(s *Server, w http.ResponseWriter, q *request) *ossError { return s.getObject(w, q, false) },
+	"HeadObject":              func(s *Server, w http.ResponseWriter, q *request) *ossError { return s.getObject(w, q, true) },
+	"GetObjectMeta":           (*Server).getObjectMeta,
+	"DeleteObject":            (*Server).deleteObject,
+	"RestoreObject":           (*Server).restoreObject,
+	"PutObjectTagging":        (*Server).putObjectTagging,
+	"GetObjectTagging":        (*Server).getObjectTagging,
+	"DeleteObjectTagging":     (*Server).deleteObjectTagging,
+	"InitiateMultipartUpload": (*Server).initiateMultipartUpload,
+	"UploadPart":              (*Server).uploadPart,
+	"CompleteMultipartUpload": (*Server).completeMultipartUpload,
+	"AbortMultipartUpload":    (*Server).abortMultipartUpload,
+	"ListParts":               (*Server).listParts,
+	"HeadBucket":              (*Server).headBucket,
+	"PutSymlink":              (*Server).putSymlink,
+	"GetSymlink":              (*Server).getSymlink,
+}
+
 func (s *Server) dispatch(w http.ResponseWriter, q *request) *ossError {
-	switch q.op {
-	case "ListBuckets":
-		return s.listBuckets(w, q)
-	case "PutBucket":
-		return s.putBucket(w, q)
-	case "DeleteBucket":
-		return s.deleteBucket(w, q)
-	case "GetBucketInfo":
-		return s.getBucketInfo(w, q)
-	case "GetBucketLocation":
-		return s.getBucketLocation(w, q)
-	case "ListObjects":
-		return s.listObjects(w, q)
-	case "ListObjectsV2":
-		return s.listObjectsV2(w, q)
-	case "ListMultipartUploads":
-		return s.listMultipartUploads(w, q)
-	case "DeleteMultipleObjects":
-		return s.deleteMultipleObjects(w, q)
-	case "PutObject":
-		return s.putObject(w, q)
-	case "CopyObject":
-		return s.copyObject(w, q)
-	case "AppendObject":
-		return s.appendObject(w, q)
-	case "GetObject":
-		return s.getObject(w, q, false)
-	case "HeadObject":
-		return s.getObject(w, q, true)
-	case "GetObjectMeta":
-		return s.getObjectMeta(w, q)
-	case "DeleteObject":
-		return s.deleteObject(w, q)
-	case "RestoreObject":
-		return s.restoreObject(w, q)
-	case "PutObjectTagging":
-		return s.putObjectTagging(w, q)
-	case "GetObjectTagging":
-		return s.getObjectTagging(w, q)
-	case "DeleteObjectTagging":
-		return s.deleteObjectTagging(w, q)
-	case "InitiateMultipartUpload":
-		return s.initiateMultipartUpload(w, q)
-	case "UploadPart":
-		return s.uploadPart(w, q)
-	case "CompleteMultipartUpload":
-		return s.completeMultipartUpload(w, q)
-	case "AbortMultipartUpload":
-		return s.abortMultipartUpload(w, q)
-	case "ListParts":
-		return s.listParts(w, q)
-	case "HeadBucket":
-		return s.headBucket(w, q)
-	case "PutSymlink":
-		return s.putSymlink(w, q)
-	case "GetSymlink":
-		return s.getSymlink(w, q)
+	if h := ossHandlers[q.op]; h != nil {
+		return h(s, w, q)
 	}
 	return errNotImplemented(q.r.Method, q.query)
 }
 
-// route names the operation a request asks for. Sub-resources the emulator
-// does not implement (acl, cors, ...) route to "Unknown" so that,
-// e.g., PUT ?acl never overwrites the object with an ACL document.
+// route names the operation an OSS request asks for (see routes).
+// Sub-resources the emulator does not implement (acl, cors, ...) route to
+// "Unknown" so that, e.g., PUT ?acl never overwrites the object with an ACL
+// document. OSS lets through parameters that are not sub-resources and the
+// harmless ones, and "response-*" stands for any response-* override.
 func route(method, bucket, key string, q url.Values, h http.Header) string {
-	has := func(name string) bool { _, ok := q[name]; return ok }
-	allowed := func(names ...string) bool {
+	allowed := func(names []string) bool {
 		for name := range q {
 			if !isSubResource(name) || harmlessParams[name] {
 				continue
@@ -376,102 +357,7 @@ func route(method, bucket, key string, q url.Values, h http.Header) string {
 		}
 		return true
 	}
-	switch {
-	case bucket == "":
-		if method == http.MethodGet && allowed() {
-			return "ListBuckets"
-		}
-	case key == "":
-		switch method {
-		case http.MethodPut:
-			if allowed() {
-				return "PutBucket"
-			}
-		case http.MethodDelete:
-			if allowed() {
-				return "DeleteBucket"
-			}
-		case http.MethodHead:
-			if allowed() {
-				return "HeadBucket"
-			}
-		case http.MethodGet:
-			switch {
-			case has("uploads") && allowed("uploads"):
-				return "ListMultipartUploads"
-			case has("bucketInfo") && allowed("bucketInfo"):
-				return "GetBucketInfo"
-			case has("location") && allowed("location"):
-				return "GetBucketLocation"
-			case q.Get("list-type") == "2" && allowed("continuation-token"):
-				return "ListObjectsV2"
-			case allowed():
-				return "ListObjects"
-			}
-		case http.MethodPost:
-			if has("delete") && allowed("delete") {
-				return "DeleteMultipleObjects"
-			}
-		}
-	default:
-		switch method {
-		case http.MethodPut:
-			switch {
-			case has("partNumber") && has("uploadId") && allowed("partNumber", "uploadId"):
-				if h.Get("x-oss-copy-source") != "" {
-					return "UploadPartCopy"
-				}
-				return "UploadPart"
-			case has("tagging") && allowed("tagging"):
-				return "PutObjectTagging"
-			case has("symlink") && allowed("symlink"):
-				return "PutSymlink"
-			case allowed() && h.Get("x-oss-copy-source") != "":
-				return "CopyObject"
-			case allowed():
-				return "PutObject"
-			}
-		case http.MethodGet:
-			switch {
-			case has("uploadId") && allowed("uploadId"):
-				return "ListParts"
-			case has("tagging") && allowed("tagging"):
-				return "GetObjectTagging"
-			case has("symlink") && allowed("symlink"):
-				return "GetSymlink"
-			case allowed("response-*"):
-				return "GetObject"
-			}
-		case http.MethodHead:
-			switch {
-			case has("objectMeta") && allowed("objectMeta"):
-				return "GetObjectMeta"
-			case allowed():
-				return "HeadObject"
-			}
-		case http.MethodDelete:
-			switch {
-			case has("uploadId") && allowed("uploadId"):
-				return "AbortMultipartUpload"
-			case has("tagging") && allowed("tagging"):
-				return "DeleteObjectTagging"
-			case allowed():
-				return "DeleteObject"
-			}
-		case http.MethodPost:
-			switch {
-			case has("uploads") && allowed("uploads", "sequential"):
-				return "InitiateMultipartUpload"
-			case has("uploadId") && allowed("uploadId"):
-				return "CompleteMultipartUpload"
-			case has("append") && allowed("append", "position"):
-				return "AppendObject"
-			case has("restore") && allowed("restore"):
-				return "RestoreObject"
-			}
-		}
-	}
-	return "Unknown"
+	return routes.match(true, method, bucket, key, q, h.Get("x-oss-copy-source") != "", allowed)
 }
 
 // harmlessParams are signed query parameters that any operation accepts.

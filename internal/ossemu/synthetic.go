@@ -242,23 +242,19 @@ func crc64Combine(crc1, crc2 uint64, len2 int64) uint64 {
 	}
 	gf2Square(&even, &odd) // two zero bits
 	gf2Square(&odd, &even) // four zero bits
+	// Each step squares the last operator into the other matrix (zlib
+	// unrolls the loop twice instead of swapping the two).
+	sq, last := &even, &odd
 	for {
-		gf2Square(&even, &odd)
+		gf2Square(sq, last)
 		if len2&1 != 0 {
-			crc1 = gf2Times(&even, crc1)
+			crc1 = gf2Times(sq, crc1)
 		}
 		len2 >>= 1
 		if len2 == 0 {
 			break
 		}
-		gf2Square(&odd, &even)
-		if len2&1 != 0 {
-			crc1 = gf2Times(&odd, crc1)
-		}
-		len2 >>= 1
-		if len2 == 0 {
-			break
-		}
+		sq, last = last, sq
 	}
 	return crc1 ^ crc2
 }

@@ -6,7 +6,6 @@ import (
 	"hash/crc64"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -82,10 +81,7 @@ func TestSyntheticObjects(t *testing.T) {
 	const size = 40<<20 + 13 // three 16 MiB parts
 	const seed = 7
 	tb := setup(t)
-	rec := &hookRecorder{}
-	hook := httptest.NewServer(rec)
-	defer hook.Close()
-	tb.srv.SetWebhook(hook.URL, "s")
+	rec := tb.recordHooks(t, "s")
 	h := http.Header{}
 	h.Set("Content-Type", "application/x-synthetic")
 	h.Set("x-oss-meta-Kind", "generated")
