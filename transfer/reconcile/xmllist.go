@@ -47,30 +47,19 @@ func parseListing(body []byte, decodeToken bool, es []Entry) (listPage, error) {
 		}
 		return url.QueryUnescape(s)
 	}
-	rest := body
-	for {
-		i := bytes.Index(rest, tagContents)
-		if i < 0 {
-			break
-		}
-		blk := rest[i+len(tagContents):]
-		j := bytes.Index(blk, endContents)
-		if j < 0 {
-			return p, fmt.Errorf("listing: unterminated <Contents>")
-		}
-		blk, rest = blk[:j], blk[j+len(endContents):]
+	err := eachElement(body, tagContents, endContents, func(blk []byte) error {
 		var e Entry
 		k, ok := field(blk, "Key")
 		if !ok {
-			return p, fmt.Errorf("listing: <Contents> without a <Key>")
+			return fmt.Errorf("listing: <Contents> without a <Key>")
 		}
 		var err error
 		if e.Key, err = decode(k); err != nil {
-			return p, fmt.Errorf("listing: key %q: %w", k, err)
+			return fmt.Errorf("listing: key %q: %w", k, err)
 		}
 		if v, ok := field(blk, "Size"); ok {
 			if e.Size, err = strconv.ParseInt(string(v), 10, 64); err != nil {
-				return p, fmt.Errorf("listing: size of %q: %w", e.Key, err)
+				return fmt.Errorf("listing: size of %q: %w", e.Key, err)
 			}
 		}
 		if v, ok := field(blk, "ETag"); ok {
@@ -86,26 +75,23 @@ func parseListing(body []byte, decodeToken bool, es []Entry) (listPage, error) {
 			e.ObjectType = string(v)
 		}
 		p.entries = append(p.entries, e)
+		return nil
+	})
+	if err != nil {
+		return p, err
 	}
-	rest = body
-	for {
-		i := bytes.Index(rest, tagCommonPref)
-		if i < 0 {
-			break
-		}
-		blk := rest[i+len(tagCommonPref):]
-		j := bytes.Index(blk, endCommonPref)
-		if j < 0 {
-			return p, fmt.Errorf("listing: unterminated <CommonPrefixes>")
-		}
-		blk, rest = blk[:j], blk[j+len(endCommonPref):]
+	err = eachElement(body, tagCommonPref, endCommonPref, func(blk []byte) error {
 		if v, ok := field(blk, "Prefix"); ok {
 			s, err := decode(v)
 			if err != nil {
-				return p, fmt.Errorf("listing: prefix %q: %w", v, err)
+				return fmt.Errorf("listing: prefix %q: %w", v, err)
 			}
 			p.prefixes = append(p.prefixes, s)
 		}
+		return nil
+	})
+	if err != nil {
+		return p, err
 	}
 	// Top-level fields: after the last <Contents>, or anywhere outside
 	// them; a value never holds a raw '<', so a search finds only tags.
@@ -126,6 +112,26 @@ func parseListing(body []byte, decodeToken bool, es []Entry) (listPage, error) {
 		return p, fmt.Errorf("listing: truncated page without a continuation token")
 	}
 	return p, nil
+}
+
+// eachElement calls fn with the content of each <tag>...</tag> element
+// of body (open and end are the two tags), in order.
+func eachElement(body, open, end []byte, fn func(content []byte) error) error {
+	for rest := body; ; {
+		i := bytes.Index(rest, open)
+		if i < 0 {
+			return nil
+		}
+		content := rest[i+len(open):]
+		j := bytes.Index(content, end)
+		if j < 0 {
+			return fmt.Errorf("listing: unterminated %s", open)
+		}
+		if err := fn(content[:j]); err != nil {
+			return err
+		}
+		rest = content[j+len(end):]
+	}
 }
 
 // field returns the text of the first <name>...</name> in b.
