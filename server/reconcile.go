@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -100,14 +101,10 @@ func runSync(ctx context.Context, args []string, getenv func(string) string, std
 	if f.mode == reconcile.ModeReport {
 		return errors.New("sync --mode report copies nothing: use reconcile")
 	}
-	if f.config == "" {
-		return errors.New("--local needs --config FILE (or OSS2S3_CONFIG)")
-	}
-	cfg, err := loadConfig(f.config, getenv)
+	cfg, log, err := loadLocal(f, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.Log)
 	if *cfg.Workers.Concurrency == 0 {
 		return errors.New("sync copies here: workers.concurrency must be above 0")
 	}
@@ -126,20 +123,15 @@ func runSync(ctx context.Context, args []string, getenv func(string) string, std
 	defer func() { stopWorkers(); <-workersDone }()
 
 	o := f.options()
+	sides := reconcile.NewTaskSides(rt)
 	d := &reconcile.Diff{Task: rt.Task, Source: rt.Source, Destination: rt.Destination, Queue: a.queue, Log: log,
-		RunID: "sync-" + randomHex(6), Options: o, Progress: &reconcile.Progress{},
-		Src: &reconcile.OSSLister{Bucket: rt.Source.(*transfer.OSSSource).Bucket()},
-		Dst: &reconcile.S3Lister{Client: rt.Destination.(*transfer.S3Destination).Client(), Bucket: rt.Task.Destination.Bucket}}
-	prefixes := o.Prefixes
-	if len(prefixes) == 0 {
-		prefixes = rt.Task.Source.Prefixes
-	}
+		RunID: "sync-" + randomHex(6), Options: o, Progress: &reconcile.Progress{}, Src: sides.Src, Dst: sides.Dst}
 	start := time.Now()
 	var waiting atomic.Uint64
 	stop := progressBar(stderr, f.quiet, func() string {
 		return progressLine(d.Progress.Snapshot(), time.Since(start)) + fmt.Sprintf("  waiting %d", waiting.Load())
 	})
-	err = d.Run(ctx, reconcile.Ranges(prefixes))
+	err = d.Run(ctx, o.Ranges(rt.Task))
 	for err == nil {
 		// Copies (and their retries) are done when the work queue is empty.
 		var n uint64
@@ -166,7 +158,7 @@ func runSync(ctx context.Context, args []string, getenv func(string) string, std
 }
 
 // localTask builds one task's clients and listers from the configuration.
-func localTask(ctx context.Context, cfg *Config, name string) (*transfer.TaskRuntime, reconcile.Lister, reconcile.Lister, error) {
+func localTask(ctx context.Context, cfg *Config, name string) (*reconcile.TaskSides, error) {
 	for i := range cfg.Tasks {
 		t := &cfg.Tasks[i]
 		if t.Name != name {
@@ -174,37 +166,45 @@ func localTask(ctx context.Context, cfg *Config, name string) (*transfer.TaskRun
 		}
 		src, err := transfer.NewOSSSource(t.Source, nil)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
 		dst, err := transfer.NewS3Destination(ctx, t.Destination)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
-		return &transfer.TaskRuntime{Task: t, Source: src, Destination: dst},
-			&reconcile.OSSLister{Bucket: src.Bucket()}, &reconcile.S3Lister{Client: dst.Client(), Bucket: dst.BucketName()}, nil
+		return reconcile.NewTaskSides(&transfer.TaskRuntime{Task: t, Source: src, Destination: dst}), nil
 	}
-	return nil, nil, nil, fmt.Errorf("no task named %q in the configuration", name)
+	return nil, fmt.Errorf("no task named %q in the configuration", name)
 }
 
-func reconcileLocal(ctx context.Context, f *reconcileFlags, getenv func(string) string, stdout, stderr io.Writer) error {
+// loadLocal loads the configuration a --local command names, and its logger.
+func loadLocal(f *reconcileFlags, getenv func(string) string, stderr io.Writer) (*Config, *slog.Logger, error) {
 	if f.config == "" {
-		return errors.New("--local needs --config FILE (or OSS2S3_CONFIG)")
+		return nil, nil, errors.New("--local needs --config FILE (or OSS2S3_CONFIG)")
 	}
 	cfg, err := loadConfig(f.config, getenv)
 	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, newLogger(stderr, cfg.Log), nil
+}
+
+func reconcileLocal(ctx context.Context, f *reconcileFlags, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, log, err := loadLocal(f, getenv, stderr)
+	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.Log)
 	if getenv("GOGC") == "" {
 		// A diff's live heap is a few listing pages, and all the rest is
 		// garbage from decoding them: collecting at +25% instead of +100%
 		// keeps the peak near the live set for a little more GC CPU.
 		debug.SetGCPercent(25)
 	}
-	rt, sl, dl, err := localTask(ctx, cfg, f.task)
+	sides, err := localTask(ctx, cfg, f.task)
 	if err != nil {
 		return err
 	}
+	rt := sides.Runtime
 	o := f.options()
 	if o.Mode == "" {
 		o.Mode = rt.Task.Reconcile.Mode
@@ -215,7 +215,7 @@ func reconcileLocal(ctx context.Context, f *reconcileFlags, getenv func(string) 
 	if o.MaxDeletes == 0 {
 		o.MaxDeletes = rt.Task.Reconcile.MaxDeletes
 	}
-	d := &reconcile.Diff{Task: rt.Task, Src: sl, Dst: dl, Source: rt.Source, Destination: rt.Destination,
+	d := &reconcile.Diff{Task: rt.Task, Src: sides.Src, Dst: sides.Dst, Source: rt.Source, Destination: rt.Destination,
 		Log: log, RunID: "local-" + randomHex(6), Options: o, Progress: &reconcile.Progress{}}
 	if dst, ok := rt.Destination.(*transfer.S3Destination); ok {
 		d.DstOpener = dst
@@ -240,10 +240,6 @@ func reconcileLocal(ctx context.Context, f *reconcileFlags, getenv func(string) 
 		defer q.Close()
 		d.Queue = q
 	}
-	prefixes := o.Prefixes
-	if len(prefixes) == 0 {
-		prefixes = rt.Task.Source.Prefixes
-	}
 	if path := getenv("OSS2S3_CPUPROFILE"); path != "" {
 		pf, err := os.Create(path)
 		if err != nil {
@@ -257,7 +253,7 @@ func reconcileLocal(ctx context.Context, f *reconcileFlags, getenv func(string) 
 	}
 	start := time.Now()
 	stop := progressBar(stderr, f.quiet, func() string { return progressLine(d.Progress.Snapshot(), time.Since(start)) })
-	err = d.Run(ctx, reconcile.Ranges(prefixes))
+	err = d.Run(ctx, o.Ranges(rt.Task))
 	stop()
 	c := d.Progress.Snapshot()
 	fmt.Fprintf(stdout, "reconcile task=%s mode=%s listed=%d dst_listed=%d missing=%d different=%d extraneous=%d queued=%d deleted=%d heads=%d errors=%d elapsed=%s\n",

@@ -170,9 +170,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 	m.WatchQueue(q)
 	sides := map[string]*reconcile.TaskSides{}
 	for name, rt := range a.tasks {
-		sides[name] = &reconcile.TaskSides{Runtime: rt,
-			Src: &reconcile.OSSLister{Bucket: rt.Source.(*transfer.OSSSource).Bucket()},
-			Dst: &reconcile.S3Lister{Client: rt.Destination.(*transfer.S3Destination).Client(), Bucket: rt.Task.Destination.Bucket}}
+		sides[name] = reconcile.NewTaskSides(rt)
 	}
 	// Retried as the queue's streams are: replicas starting together on a
 	// new cluster race to create the same buckets while leaders are elected.

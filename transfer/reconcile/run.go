@@ -65,6 +65,15 @@ type Options struct {
 	Parallel int `json:"-"`
 }
 
+// Ranges are the key ranges a run of task diffs: the run's prefixes if it
+// names any, else the task's (none: the whole bucket).
+func (o Options) Ranges(task *transfer.Task) []Range {
+	if len(o.Prefixes) > 0 {
+		return Ranges(o.Prefixes)
+	}
+	return Ranges(task.Source.Prefixes)
+}
+
 func (o Options) withDefaults() Options {
 	if o.Mode == "" {
 		o.Mode = ModeCopy

@@ -117,6 +117,15 @@ type TaskSides struct {
 	Src, Dst Lister
 }
 
+// NewTaskSides lists a task's OSS source and S3 destination through the
+// clients its runtime already has.
+func NewTaskSides(rt *transfer.TaskRuntime) *TaskSides {
+	dst := rt.Destination.(*transfer.S3Destination)
+	return &TaskSides{Runtime: rt,
+		Src: &OSSLister{Bucket: rt.Source.(*transfer.OSSSource).Bucket()},
+		Dst: &S3Lister{Client: dst.Client(), Bucket: dst.BucketName()}}
+}
+
 // ServiceConfig shapes the reconciler of one process.
 type ServiceConfig struct {
 	Replicas int           // of the KV buckets and the report stream
@@ -457,11 +466,7 @@ func lockKey(task string) string { return "task." + task }
 // the source's keys fan out (see Split), one to a shard, so that every
 // replica works on a huge bucket, flat or not.
 func (s *Service) plan(ctx context.Context, ts *TaskSides, st RunState, o Options) ([]shardSpec, error) {
-	prefixes := o.Prefixes
-	if len(prefixes) == 0 {
-		prefixes = ts.Runtime.Task.Source.Prefixes
-	}
-	ranges := Ranges(prefixes)
+	ranges := o.Ranges(ts.Runtime.Task)
 	perShard := s.cfg.RangesPerShard
 	if len(ranges) < s.cfg.Shards {
 		var pieces []Range
