@@ -163,12 +163,9 @@ func runCopy(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	b := &bed{opts: opts, progress: stderr, started: time.Now()}
 
-	goenv, err := goEnv(ctx, "GOMOD", "GOBIN", "GOPATH")
+	goenv, err := moduleEnv(ctx, "copy")
 	if err != nil {
 		return err
-	}
-	if goenv["GOMOD"] == "" || goenv["GOMOD"] == os.DevNull {
-		return errors.New("run from inside the oss2s3 module (go run ./bench copy)")
 	}
 	versityBin, err := findTool("versitygw", goenv)
 	if err != nil {

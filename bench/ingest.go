@@ -114,12 +114,9 @@ func runIngest(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	b := &ingestBed{opts: opts, progress: stderr, started: time.Now()}
-	goenv, err := goEnv(ctx, "GOMOD")
+	goenv, err := moduleEnv(ctx, "ingest")
 	if err != nil {
 		return err
-	}
-	if goenv["GOMOD"] == "" || goenv["GOMOD"] == os.DevNull {
-		return errors.New("run from inside the oss2s3 module (go run ./bench ingest)")
 	}
 	if b.dir, b.logs, err = makeWorkDir(opts.dir, getenv("TMPDIR"), "oss2s3-ingest-", "JetStream's file store"); err != nil {
 		return err

@@ -218,12 +218,17 @@ type bareOut struct {
 	err     error
 }
 
+// barePrefix is the key prefix of publisher p's jobs.
+func barePrefix(run string, p int) string { return fmt.Sprintf("ingest/%s/p%03d/", run, p) }
+
 // bareJob is the message the gateway makes of the single-record document
-// for key seq of publisher p (JSON job, Nats-Msg-Id).
-func bareJob(run string, p, seq int) (*nats.Msg, error) {
+// for key seq with prefix, of publisher p (JSON job, Nats-Msg-Id); key and
+// ETag are made as the load generator makes them.
+func bareJob(prefix string, p, seq int) (*nats.Msg, error) {
 	now := time.Now()
+	var kb, eb [64]byte
 	job := transfer.Job{
-		Task: benchTask, Bucket: ingestBucket, Key: fmt.Sprintf("ingest/%s/p%03d/%09d", run, p, seq), ETag: fmt.Sprintf("%08X%024X", p, seq), Size: ingestSize,
+		Task: benchTask, Bucket: ingestBucket, Key: string(appendKey(kb[:0], prefix, seq)), ETag: string(appendETag(eb[:0], p, seq)), Size: ingestSize,
 		Event: ingestEvent, Kind: transfer.KindConverge, Origin: metrics.SourceOSSWebhook,
 		EventTime: now.UTC().Truncate(time.Millisecond), QueuedAt: now.UTC(),
 	}
@@ -244,6 +249,7 @@ func barePublisher(ctx context.Context, js jetstream.JetStream, run string, p, b
 		serialPublisher(ctx, js, run, p, base, stop, out)
 		return
 	}
+	prefix := barePrefix(run, p)
 	futures := make([]jetstream.PubAckFuture, 0, batch)
 	out.samples = make([]sample, 0, 1024)
 	seq := 0
@@ -251,7 +257,7 @@ func barePublisher(ctx context.Context, js jetstream.JetStream, run string, p, b
 		t0 := time.Now()
 		futures = futures[:0]
 		for range batch {
-			msg, err := bareJob(run, p, seq)
+			msg, err := bareJob(prefix, p, seq)
 			seq++
 			if err != nil {
 				out.err = err
@@ -289,10 +295,11 @@ func barePublisher(ctx context.Context, js jetstream.JetStream, run string, p, b
 // serialPublisher is the plain publish loop: PublishMsg, which returns
 // once JetStream has stored the job and acknowledged it, then the next.
 func serialPublisher(ctx context.Context, js jetstream.JetStream, run string, p int, base time.Time, stop *atomic.Bool, out *bareOut) {
+	prefix := barePrefix(run, p)
 	out.samples = make([]sample, 0, 1<<16)
 	for seq := 0; !stop.Load() && ctx.Err() == nil; seq++ {
 		t0 := time.Now()
-		msg, err := bareJob(run, p, seq)
+		msg, err := bareJob(prefix, p, seq)
 		if err != nil {
 			out.err = err
 			return

@@ -83,19 +83,37 @@ func (d *docTemplate) append(b, key, etag []byte, t time.Time) []byte {
 		case fieldTime:
 			b = t.UTC().AppendFormat(b, ossEventTimeLayout)
 		case fieldReqID:
-			b = appendUpperHex(b, t.UnixNano())
+			b = appendPadded(b, t.UnixNano(), 16, 0)
 		}
 	}
 	return append(b, d.lits[len(d.lits)-1]...)
 }
 
-func appendUpperHex(b []byte, n int64) []byte {
-	start := len(b)
-	b = strconv.AppendInt(b, n, 16)
-	for i := start; i < len(b); i++ {
-		if c := b[i]; c >= 'a' && c <= 'f' {
-			b[i] = c - 'a' + 'A'
+// appendKey appends the key of event seq whose client (or publisher)
+// has prefix (ingest/<run>/<client>/).
+func appendKey(b []byte, prefix string, seq int) []byte {
+	return appendPadded(append(b, prefix...), int64(seq), 10, 9)
+}
+
+// appendETag appends an MD5-shaped hint for event seq of client c; the key
+// alone makes each job distinct.
+func appendETag(b []byte, c, seq int) []byte {
+	return appendPadded(appendPadded(b, int64(c), 16, 8), int64(seq), 16, 24)
+}
+
+// appendPadded appends n in base (upper-case digits), zero-padded to
+// width.
+func appendPadded(b []byte, n int64, base, width int) []byte {
+	var tmp [64]byte
+	d := strconv.AppendInt(tmp[:0], n, base)
+	for range width - len(d) {
+		b = append(b, '0')
+	}
+	for _, c := range d {
+		if c >= 'a' {
+			c -= 'a' - 'A'
 		}
+		b = append(b, c)
 	}
 	return b
 }

@@ -482,9 +482,8 @@ func loadWorker(ctx context.Context, post poster, run string, w int, base time.T
 	var body, key, etag []byte
 	prefix := fmt.Sprintf("ingest/%s/w%03d/", run, w)
 	for seq := 0; !stop.Load() && ctx.Err() == nil; seq++ {
-		key = appendPadded(append(key[:0], prefix...), seq, 10, 9)
-		// An MD5-shaped hint; the key alone makes each job distinct.
-		etag = appendPadded(appendPadded(etag[:0], w, 16, 8), seq, 16, 24)
+		key = appendKey(key[:0], prefix, seq)
+		etag = appendETag(etag[:0], w, seq)
 		now := time.Now()
 		body = ingestDoc.append(body[:0], key, etag, now)
 		sig := signature.Sign(webhookSecret, now, body)
@@ -504,20 +503,6 @@ func loadWorker(ctx context.Context, post poster, run string, w int, base time.T
 		}
 		out.samples = append(out.samples, s)
 	}
-}
-
-// appendPadded appends n in base (10 or 16, upper-case digits),
-// zero-padded to width.
-func appendPadded(b []byte, n, base, width int) []byte {
-	var tmp [32]byte
-	d := strconv.AppendInt(tmp[:0], int64(n), base)
-	for range width - len(d) {
-		b = append(b, '0')
-	}
-	if base == 16 {
-		return appendUpperHex(b, int64(n))
-	}
-	return append(b, d...)
 }
 
 // acceptedReason returns "" for a 202 whose JSON says queued=1, or why the

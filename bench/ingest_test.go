@@ -133,10 +133,10 @@ func TestDocTemplateIsTheMarshalledRecord(t *testing.T) {
 
 func TestAppendPadded(t *testing.T) {
 	t.Parallel()
-	if got := string(appendPadded(appendPadded([]byte("x"), 63, 16, 8), 123456789, 16, 24)); got != "x0000003F0000000000000000075BCD15" {
+	if got := string(appendETag([]byte("x"), 63, 123456789)); got != "x0000003F0000000000000000075BCD15" {
 		t.Errorf("hex: %s", got)
 	}
-	if got := string(appendPadded(nil, 42, 10, 9)); got != "000000042" {
+	if got := string(appendKey(nil, "ingest/r/p001/", 42)); got != "ingest/r/p001/000000042" {
 		t.Errorf("decimal: %s", got)
 	}
 }

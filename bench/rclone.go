@@ -96,6 +96,20 @@ func findTool(name string, goenv map[string]string) (string, error) {
 	return "", fmt.Errorf("%s is not on PATH nor in %s", name, strings.Join(dirs, ", "))
 }
 
+// moduleEnv returns `go env` GOMOD, GOBIN and GOPATH, and fails unless the
+// benchmark runs inside the oss2s3 module (it builds oss2s3 from there);
+// name is the benchmark's, for the message.
+func moduleEnv(ctx context.Context, name string) (map[string]string, error) {
+	goenv, err := goEnv(ctx, "GOMOD", "GOBIN", "GOPATH")
+	if err != nil {
+		return nil, err
+	}
+	if goenv["GOMOD"] == "" || goenv["GOMOD"] == os.DevNull {
+		return nil, fmt.Errorf("run from inside the oss2s3 module (go run ./bench %s)", name)
+	}
+	return goenv, nil
+}
+
 // goEnv returns `go env` values by name.
 func goEnv(ctx context.Context, names ...string) (map[string]string, error) {
 	out, err := exec.CommandContext(ctx, "go", append([]string{"env"}, names...)...).Output()

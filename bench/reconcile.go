@@ -74,12 +74,9 @@ func runReconcileBench(ctx context.Context, args []string, getenv func(string) s
 		return err
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
-	goenv, err := goEnv(ctx, "GOMOD", "GOBIN", "GOPATH")
+	goenv, err := moduleEnv(ctx, "reconcile")
 	if err != nil {
 		return err
-	}
-	if goenv["GOMOD"] == "" || goenv["GOMOD"] == os.DevNull {
-		return errors.New("run from inside the oss2s3 module (go run ./bench reconcile)")
 	}
 	rcloneBin, err := findTool("rclone", goenv)
 	if err != nil {
