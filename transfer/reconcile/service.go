@@ -163,8 +163,9 @@ type Service struct {
 	ctx context.Context // the coordinators' lifetime
 	wg  sync.WaitGroup
 
-	doneMu sync.Mutex
-	done   map[string]*jobTally // run id -> copies this replica finished
+	flushMu sync.Mutex // held by flushTallies
+	doneMu  sync.Mutex
+	done    map[string]*jobTally // run id -> copies this replica finished
 
 	idleMu    sync.Mutex
 	idleSince time.Time // the work queue seen empty on every look since (see queueIdle)
@@ -545,13 +546,17 @@ func (s *Service) Get(ctx context.Context, id string) (RunState, error) {
 	t := s.tally(ctx, id)
 	st.Copied, st.Failed, st.Skipped = t.Copied, t.Failed, t.Skipped
 	st.Jobs = st.Queued
-	if st.Done {
-		switch {
-		case st.Copied+st.Failed+st.Skipped >= st.Jobs:
-			st.CopiesDone, st.CopiesDoneBy = true, "tally"
-		case s.queueIdle(ctx):
-			st.CopiesDone, st.CopiesDoneBy = true, "idle_queue"
-		}
+	if st.Done && st.Copied+st.Failed+st.Skipped < st.Jobs && s.queueIdle(ctx) {
+		// Before falling back on the idle queue, this replica's own
+		// counts are saved now rather than at its next tick (which a
+		// loaded machine can delay past the idle wait), and summed again.
+		s.flushTallies(ctx)
+		t = s.tally(ctx, id)
+		st.Copied, st.Failed, st.Skipped = t.Copied, t.Failed, t.Skipped
+		st.CopiesDone, st.CopiesDoneBy = true, "idle_queue"
+	}
+	if st.Done && st.Copied+st.Failed+st.Skipped >= st.Jobs {
+		st.CopiesDone, st.CopiesDoneBy = true, "tally"
 	}
 	return st, nil
 }
@@ -641,6 +646,10 @@ func (s *Service) SaveTallies(ctx context.Context) {
 }
 
 func (s *Service) flushTallies(ctx context.Context) {
+	// One flush at a time: two could otherwise store a run's counts out
+	// of order, the older last.
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
 	s.doneMu.Lock()
 	save := map[string][]byte{}
 	for id, t := range s.done {
