@@ -26,7 +26,7 @@ type EventsAccepted = intake.Result
 // and counts it for source.
 func rejecter(log *slog.Logger, m *metrics.Metrics, source string) func(c echo.Context, code int, n int, reason string) error {
 	return func(c echo.Context, code int, n int, reason string) error {
-		m.EventsReceived.WithLabelValues(source, metrics.EventRejected).Add(float64(max(n, 1)))
+		m.Events(source, metrics.EventRejected).Add(float64(max(n, 1)))
 		log.Info("event request rejected", "source", source, "status", code, "reason", reason, "remote", c.RealIP())
 		return echo.NewHTTPError(code, reason)
 	}

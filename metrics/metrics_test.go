@@ -164,3 +164,37 @@ func (f familyView) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
+
+// The hot path's accessors reach the same series as WithLabelValues,
+// including label values New did not create.
+func TestHotPathAccessorsCountTheirSeries(t *testing.T) {
+	t.Parallel()
+	m := metrics.New(prometheus.NewRegistry(), []string{"t1"})
+	m.Events(metrics.SourceMNS, metrics.EventQueued).Add(2)
+	m.Events("unknown", metrics.EventQueued).Inc()
+	m.Queued("t1").Inc()
+	m.Queued("t2").Add(3)
+	for range 2 {
+		m.ObserveHTTP("/v1/events/oss", "POST", 202, time.Millisecond)
+	}
+	m.ObserveHTTP("/v1/events/oss", "POST", 400, time.Millisecond)
+	for _, c := range []struct {
+		got  prometheus.Collector
+		want float64
+	}{
+		{m.EventsReceived.WithLabelValues(metrics.SourceMNS, metrics.EventQueued), 2},
+		{m.EventsReceived.WithLabelValues(metrics.SourceSQS, metrics.EventQueued), 0},
+		{m.EventsReceived.WithLabelValues("unknown", metrics.EventQueued), 1},
+		{m.JobsQueued.WithLabelValues("t1"), 1},
+		{m.JobsQueued.WithLabelValues("t2"), 3},
+		{m.HTTPRequests.WithLabelValues("/v1/events/oss", "POST", "202"), 2},
+		{m.HTTPRequests.WithLabelValues("/v1/events/oss", "POST", "400"), 1},
+	} {
+		if got := testutil.ToFloat64(c.got); got != c.want {
+			t.Errorf("%v: %v, want %v", c.got, got, c.want)
+		}
+	}
+	if n := testutil.CollectAndCount(m.HTTPDuration); n != 1 {
+		t.Fatalf("duration series: %d, want 1", n)
+	}
+}

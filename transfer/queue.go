@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -269,9 +270,19 @@ func (q *Queue) ensure(ctx context.Context) error {
 
 // PublishResult counts what happened to a batch of jobs.
 type PublishResult struct {
-	Queued       int
-	Duplicate    int
-	QueuedByTask map[string]int
+	Queued    int
+	Duplicate int
+	// NotQueued lists, in ascending order, the indexes of the jobs that
+	// are not new in the stream: duplicates and, after an error, the jobs
+	// not acknowledged. It is nil when every job was stored new, the
+	// common case, which then costs no allocation.
+	NotQueued []int
+}
+
+// IsQueued reports whether job i of the batch was stored new.
+func (r PublishResult) IsQueued(i int) bool {
+	_, found := slices.BinarySearch(r.NotQueued, i)
+	return !found
 }
 
 // Publish puts jobs into the stream and returns only when JetStream has
@@ -280,8 +291,11 @@ type PublishResult struct {
 // counts as Duplicate. On error some jobs may be in; publishing the same
 // jobs again is safe, because their message ids make the repeats no-ops.
 func (q *Queue) Publish(ctx context.Context, jobs []Job) (PublishResult, error) {
-	res := PublishResult{QueuedByTask: map[string]int{}}
-	futures := make([]jetstream.PubAckFuture, 0, len(jobs))
+	var res PublishResult
+	// A webhook document is one record most often: its future stays on
+	// the stack.
+	var one [4]jetstream.PubAckFuture
+	futures := one[:0]
 	now := time.Now().UTC()
 	for i := range jobs {
 		if jobs[i].QueuedAt.IsZero() {
@@ -295,6 +309,9 @@ func (q *Queue) Publish(ctx context.Context, jobs []Job) (PublishResult, error) 
 		msg.Header.Set(jetstream.MsgIDHeader, jobs[i].MsgID())
 		f, err := q.js.PublishMsgAsync(msg)
 		if err != nil {
+			// Jobs before this one may be stored; their acks are not
+			// awaited, so none counts as queued.
+			res.NotQueued = upTo(len(jobs))
 			return res, fmt.Errorf("%w: %w", ErrQueueUnavailable, err)
 		}
 		futures = append(futures, f)
@@ -303,12 +320,11 @@ func (q *Queue) Publish(ctx context.Context, jobs []Job) (PublishResult, error) 
 	for i, f := range futures {
 		select {
 		case ack := <-f.Ok():
-			if ack.Duplicate {
-				res.Duplicate++
-			} else {
+			if !ack.Duplicate {
 				res.Queued++
-				res.QueuedByTask[jobs[i].Task]++
+				continue
 			}
+			res.Duplicate++
 		case err := <-f.Err():
 			if firstErr == nil {
 				firstErr = err
@@ -318,11 +334,21 @@ func (q *Queue) Publish(ctx context.Context, jobs []Job) (PublishResult, error) 
 				firstErr = ctx.Err()
 			}
 		}
+		res.NotQueued = append(res.NotQueued, i)
 	}
 	if firstErr != nil {
 		return res, fmt.Errorf("%w: %w", ErrQueueUnavailable, firstErr)
 	}
 	return res, nil
+}
+
+// upTo returns 0, 1, ..., n-1.
+func upTo(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
 }
 
 // Ready reports whether JetStream answers and both streams exist.

@@ -92,8 +92,10 @@ func (in *Intake) Publish(ctx context.Context, source string, jobs []transfer.Jo
 	// Jobs stored before a failure are counted as queued: the sender will
 	// send them again, and then they count as duplicates.
 	res.Queued, res.Duplicate = pr.Queued, pr.Duplicate
-	for task, n := range pr.QueuedByTask {
-		in.m.JobsQueued.WithLabelValues(task).Add(float64(n))
+	for i := range jobs {
+		if pr.IsQueued(i) {
+			in.m.Queued(jobs[i].Task).Inc()
+		}
 	}
 	in.count(source, metrics.EventQueued, pr.Queued)
 	in.count(source, metrics.EventDuplicate, pr.Duplicate)
@@ -109,6 +111,6 @@ func (in *Intake) Publish(ctx context.Context, source string, jobs []transfer.Jo
 // count adds n events of source with result to EventsReceived.
 func (in *Intake) count(source, result string, n int) {
 	if n != 0 {
-		in.m.EventsReceived.WithLabelValues(source, result).Add(float64(n))
+		in.m.Events(source, result).Add(float64(n))
 	}
 }

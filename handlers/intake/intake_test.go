@@ -23,7 +23,11 @@ type halfFull struct{ got []transfer.Job }
 
 func (h *halfFull) Publish(_ context.Context, jobs []transfer.Job) (transfer.PublishResult, error) {
 	h.got = append(h.got, jobs...)
-	return transfer.PublishResult{Queued: 1, QueuedByTask: map[string]int{jobs[0].Task: 1}}, transfer.ErrQueueUnavailable
+	res := transfer.PublishResult{Queued: 1}
+	for i := 1; i < len(jobs); i++ {
+		res.NotQueued = append(res.NotQueued, i)
+	}
+	return res, transfer.ErrQueueUnavailable
 }
 
 func TestIntake(t *testing.T) {
@@ -65,6 +69,10 @@ func TestIntake(t *testing.T) {
 		failed := testutil.ToFloat64(m.EventsReceived.WithLabelValues(metrics.SourceSQS, metrics.EventFailed))
 		if queued != 1 || failed != 2 {
 			t.Fatalf("queued %v failed %v, want 1 and 2", queued, failed)
+		}
+		// Only the first job (task a) was stored.
+		if a, all := testutil.ToFloat64(m.JobsQueued.WithLabelValues("a")), testutil.ToFloat64(m.JobsQueued.WithLabelValues("all")); a != 1 || all != 0 {
+			t.Fatalf("jobs queued: a %v, all %v, want 1 and 0", a, all)
 		}
 	})
 }

@@ -147,7 +147,7 @@ func (g *Ingester) handle(ctx context.Context, msgs []types.Message) error {
 	for i, msg := range msgs {
 		j, r, err := g.jobs(aws.ToString(msg.Body), aws.ToString(msg.MessageId))
 		if err != nil {
-			g.m.EventsReceived.WithLabelValues(metrics.SourceSQS, metrics.EventRejected).Inc()
+			g.m.Events(metrics.SourceSQS, metrics.EventRejected).Inc()
 			g.log.Warn("sqs message not understood; left for the queue's redrive policy", "message_id", aws.ToString(msg.MessageId),
 				"receive_count", msg.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)], "err", err)
 			continue

@@ -34,21 +34,23 @@ type jobLogQueue struct {
 }
 
 func (l jobLogQueue) Publish(ctx context.Context, jobs []transfer.Job) (transfer.PublishResult, error) {
-	res := transfer.PublishResult{QueuedByTask: map[string]int{}}
+	var res transfer.PublishResult
 	var shards []transfer.Job
+	var at []int // at[k] is the index in jobs of shards[k]
 	l.mu.Lock()
-	for _, j := range jobs {
+	for i, j := range jobs {
 		if j.Kind == transfer.KindReconcile {
 			shards = append(shards, j)
+			at = append(at, i)
 			continue
 		}
 		if id := j.MsgID(); l.seen[id] {
 			res.Duplicate++
+			res.NotQueued = append(res.NotQueued, i)
 		} else {
 			l.seen[id] = true
 			l.keys[j.Nonce] = append(l.keys[j.Nonce], j.Key)
 			res.Queued++
-			res.QueuedByTask[j.Task]++
 		}
 	}
 	l.mu.Unlock()
@@ -56,6 +58,10 @@ func (l jobLogQueue) Publish(ctx context.Context, jobs []transfer.Job) (transfer
 		r, err := l.q.Publish(ctx, shards)
 		res.Queued += r.Queued
 		res.Duplicate += r.Duplicate
+		for _, k := range r.NotQueued {
+			res.NotQueued = append(res.NotQueued, at[k])
+		}
+		slices.Sort(res.NotQueued)
 		if err != nil {
 			return res, err
 		}
