@@ -54,6 +54,8 @@ type Config struct {
 	MNS            *mns.Verifier // nil: the MNS endpoint is off
 	MNSPathTokens  []string      // if set, MNS must post to /v1/events/mns/<one of them>
 	Reconciler     Reconciler    // nil: the reconcile routes answer 503
+
+	deadlines *publishDeadlines // of PublishTimeout, made by withDefaults
 }
 
 func (c Config) withDefaults() Config {
@@ -69,6 +71,7 @@ func (c Config) withDefaults() Config {
 	if c.PublishTimeout <= 0 {
 		c.PublishTimeout = 10 * time.Second
 	}
+	c.deadlines = newPublishDeadlines(c.PublishTimeout)
 	return c
 }
 

@@ -55,9 +55,7 @@ func handleMNS(log *slog.Logger, m *metrics.Metrics, in *intake.Intake, cfg Conf
 		if err != nil {
 			return reject(c, http.StatusBadRequest, 0, err.Error())
 		}
-		ctx, cancel2 := context.WithTimeout(req.Context(), cfg.PublishTimeout)
-		defer cancel2()
-		if _, err := in.Accept(ctx, metrics.SourceMNS, doc.Events); err != nil {
+		if _, err := in.Accept(cfg.deadlines.context(), metrics.SourceMNS, doc.Events); err != nil {
 			return unavailable(c, cfg, err)
 		}
 		return c.NoContent(http.StatusNoContent)

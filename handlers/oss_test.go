@@ -101,6 +101,9 @@ func TestOSSEventsAccepted(t *testing.T) {
 	if rec.Code != http.StatusAccepted {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
+	if ct := rec.Header().Values("Content-Type"); len(ct) != 1 || ct[0] != "application/json" {
+		t.Fatalf("Content-Type %q, want application/json", ct)
+	}
 	var got handlers.EventsAccepted
 	_ = json.Unmarshal(rec.Body.Bytes(), &got)
 	if got != (handlers.EventsAccepted{Queued: 3, Ignored: 1, Unrouted: 1}) {

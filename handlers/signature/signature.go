@@ -38,35 +38,42 @@ var (
 // Sign returns the header value for body signed with secret at time t.
 func Sign(secret string, t time.Time, body []byte) string {
 	ts := strconv.FormatInt(t.Unix(), 10)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(mac(secret, ts, body))
-}
-
-func mac(secret, ts string, body []byte) []byte {
-	var sum [sha256.Size]byte
-	return macInto(sum[:0], secret, ts, body)
+	sum := mac(secret, ts, body)
+	return "t=" + ts + ",v1=" + hex.EncodeToString(sum[:])
 }
 
 // keyed holds, per secret, HMACs already keyed with it (a *sync.Pool of
-// hash.Hash): a gateway verifies every request against the same few
+// *keyedMAC): a gateway verifies every request against the same few
 // secrets, and keying an HMAC anew costs two SHA-256 blocks and four
 // allocations each time.
 var keyed sync.Map
 
-// macInto appends HMAC-SHA256(secret, "<ts>.<body>") to dst.
-func macInto(dst []byte, secret, ts string, body []byte) []byte {
+// keyedMAC is an HMAC keyed with one secret and the scratch space it
+// writes through (a slice passed to hash.Hash escapes: one allocation per
+// call if it were the caller's).
+type keyedMAC struct {
+	h   hash.Hash
+	buf []byte
+}
+
+// mac returns HMAC-SHA256(secret, "<ts>.<body>").
+func mac(secret, ts string, body []byte) (sum [sha256.Size]byte) {
 	p, ok := keyed.Load(secret)
 	if !ok {
-		p, _ = keyed.LoadOrStore(secret, &sync.Pool{New: func() any { return hmac.New(sha256.New, []byte(secret)) }})
+		p, _ = keyed.LoadOrStore(secret, &sync.Pool{New: func() any {
+			return &keyedMAC{h: hmac.New(sha256.New, []byte(secret)), buf: make([]byte, 0, 64)}
+		}})
 	}
 	pool := p.(*sync.Pool)
-	m := pool.Get().(hash.Hash)
-	m.Reset()
-	m.Write([]byte(ts))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	dst = m.Sum(dst)
+	m := pool.Get().(*keyedMAC)
+	m.h.Reset()
+	m.buf = append(append(m.buf[:0], ts...), '.')
+	m.h.Write(m.buf)
+	m.h.Write(body)
+	m.buf = m.h.Sum(m.buf[:0])
+	copy(sum[:], m.buf)
 	pool.Put(m)
-	return dst
+	return sum
 }
 
 // Verify checks header against body. It accepts the signature if any of
@@ -82,8 +89,11 @@ func Verify(header string, body []byte, secrets []string, now time.Time, toleran
 		return ErrMissing
 	}
 	var ts string
-	var sigs [][]byte
-	for _, part := range strings.Split(header, ",") {
+	var two [2][sha256.Size]byte // a sender mid-rotation sends two
+	sigs := two[:0]
+	for rest, more := header, true; more; {
+		var part string
+		part, rest, more = strings.Cut(rest, ",")
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok {
 			return ErrMalformed
@@ -92,11 +102,11 @@ func Verify(header string, body []byte, secrets []string, now time.Time, toleran
 		case "t":
 			ts = v
 		case "v1":
-			b, err := hex.DecodeString(v)
-			if err != nil || len(b) != sha256.Size {
+			sig, ok := decodeHex(v)
+			if !ok {
 				return ErrMalformed
 			}
-			sigs = append(sigs, b)
+			sigs = append(sigs, sig)
 		}
 	}
 	if ts == "" || len(sigs) == 0 {
@@ -113,13 +123,12 @@ func Verify(header string, body []byte, secrets []string, now time.Time, toleran
 		return fmt.Errorf("%w (timestamp %d, now %d)", ErrStale, sec, now.Unix())
 	}
 	matched := false
-	var buf [sha256.Size]byte
 	for _, secret := range secrets {
-		want := macInto(buf[:0], secret, ts, body)
-		for _, s := range sigs {
+		want := mac(secret, ts, body)
+		for i := range sigs {
 			// No early exit: every secret is tried, so timing does not tell
 			// which one matched.
-			if hmac.Equal(want, s) {
+			if hmac.Equal(want[:], sigs[i][:]) {
 				matched = true
 			}
 		}
@@ -128,4 +137,33 @@ func Verify(header string, body []byte, secrets []string, now time.Time, toleran
 		return ErrMismatch
 	}
 	return nil
+}
+
+// decodeHex decodes a SHA-256 sum written in hex (either case), as
+// hex.DecodeString does, without allocating.
+func decodeHex(v string) (sum [sha256.Size]byte, ok bool) {
+	if len(v) != 2*len(sum) {
+		return sum, false
+	}
+	for i := range sum {
+		hi, ok1 := unhex(v[2*i])
+		lo, ok2 := unhex(v[2*i+1])
+		if !ok1 || !ok2 {
+			return sum, false
+		}
+		sum[i] = hi<<4 | lo
+	}
+	return sum, true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
