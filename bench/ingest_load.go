@@ -505,6 +505,10 @@ func loadWorker(ctx context.Context, post poster, run string, w int, base time.T
 	}
 }
 
+// queuedOne is the gateway's 202 body for one new event (as encoding/json
+// writes handlers.EventsAccepted{Queued: 1}; TestQueuedOneIsTheGatewaysBody).
+var queuedOne = []byte(`{"queued":1,"duplicate":0,"ignored":0,"unrouted":0}` + "\n")
+
 // acceptedReason returns "" for a 202 whose JSON says queued=1, or why the
 // answer does not count.
 func acceptedReason(code int, body []byte, readErr error) string {
@@ -517,6 +521,11 @@ func acceptedReason(code int, body []byte, readErr error) string {
 			msg = msg[:200] + "..."
 		}
 		return fmt.Sprintf("HTTP %d: %s", code, msg)
+	}
+	if bytes.Equal(body, queuedOne) {
+		// The answer every accepted new event gets, compared as bytes: the
+		// decode below cost the shared machine ~1.5 µs per request.
+		return ""
 	}
 	var r struct {
 		Queued *int `json:"queued"`

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oss2s3/oss2s3/handlers"
 	"github.com/oss2s3/oss2s3/handlers/ossevent"
 )
 
@@ -58,8 +59,13 @@ func TestPercentileIsNearestRank(t *testing.T) {
 func TestAcceptedReason(t *testing.T) {
 	t.Parallel()
 	ok := `{"queued":1,"duplicate":0,"ignored":0,"unrouted":0}`
-	if r := acceptedReason(http.StatusAccepted, []byte(ok), nil); r != "" {
-		t.Errorf("accepted: %q", r)
+	for _, body := range []string{ok, ok + "\n", string(queuedOne)} {
+		if r := acceptedReason(http.StatusAccepted, []byte(body), nil); r != "" {
+			t.Errorf("accepted %q: %q", body, r)
+		}
+	}
+	if r := acceptedReason(http.StatusOK, queuedOne, nil); r == "" {
+		t.Error("the byte comparison skipped the status check")
 	}
 	for _, tc := range []struct {
 		code int
@@ -138,5 +144,18 @@ func TestAppendPadded(t *testing.T) {
 	}
 	if got := string(appendKey(nil, "ingest/r/p001/", 42)); got != "ingest/r/p001/000000042" {
 		t.Errorf("decimal: %s", got)
+	}
+}
+
+// queuedOne, which the load generator compares answers with, is what the
+// gateway answers for one new event.
+func TestQueuedOneIsTheGatewaysBody(t *testing.T) {
+	t.Parallel()
+	var want strings.Builder
+	if err := json.NewEncoder(&want).Encode(handlers.EventsAccepted{Queued: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if string(queuedOne) != want.String() {
+		t.Fatalf("queuedOne %q, gateway %q", queuedOne, want.String())
 	}
 }
