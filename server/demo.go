@@ -93,12 +93,15 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if problems := cfg.validate(); len(problems) > 0 {
 		return &ConfigError{File: "(demo)", Problems: problems}
 	}
-	a, err := newApp(ctx, cfg, log)
+	// The app's services (the reconciler's watches) and the server end
+	// together when the demo returns: a.serve waits for both.
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	a, err := newApp(sctx, cfg, log)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	sctx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)
 	go func() { served <- a.serve(sctx, ln) }()
 	defer func() { stop(); <-served }()
