@@ -843,13 +843,15 @@ func (s *Service) coordinate(ctx context.Context, ts *TaskSides, st RunState, o 
 		}
 		st.Done, st.Finished = true, time.Now().UTC()
 		st.Error = strings.Join(errs, "; ")
+		// Counted before the final state is saved: whoever reads the run
+		// as done finds it in the metrics too.
+		s.finished(st, log)
 		if err := s.putRun(ctx, st); err != nil {
 			log.Error("save the run's final state", "err", err)
 		}
 		if err := s.release(ctx, task, st.ID); err != nil {
 			log.Warn("release the reconcile lock (it expires)", "err", err)
 		}
-		s.finished(st, log)
 		return
 	}
 }
