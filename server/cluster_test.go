@@ -264,10 +264,7 @@ func TestClusterLosesNothingWhenAReplicaAndANATSNodeAreKilled(t *testing.T) {
 	waitUntil(t, "the replica to kill to hold a copy", 30*time.Second, func() bool {
 		return metricValue(t, victim.addr, "oss2s3_jobs_in_flight") > 0
 	})
-	if err := procs[1].cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = procs[1].cmd.Wait()
+	procs[1].kill(t)
 	si, err := info.Info(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -98,6 +98,16 @@ func launchChild(t *testing.T, b *bed) *child {
 	return c
 }
 
+// kill ends the child as a crash does: SIGKILL, no shutdown. (Its logs
+// are printed if the test fails: launchChild's cleanup.)
+func (c *child) kill(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.cmd.Wait()
+}
+
 // waitReady waits until the child at addr answers /readyz with 200.
 func (c *child) waitReady(t *testing.T, addr string) {
 	t.Helper()
@@ -138,17 +148,8 @@ func TestWorkerKilledBetweenPartsIsResumedByAnother(t *testing.T) {
 
 	first := startChild(t, b)
 	upload(t, b.ossBucket(t), s)
-	deadline := time.Now().Add(30 * time.Second)
-	for b.emu.Requests()["GetObject"] < 4 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the copy never reached part 4:\n%s", first.logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = first.cmd.Wait()
+	waitUntil(t, "the copy to reach part 4", 30*time.Second, func() bool { return b.emu.Requests()["GetObject"] >= 4 })
+	first.kill(t)
 
 	startChild(t, b)
 	waitInS3(t, b, s)

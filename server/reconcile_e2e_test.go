@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -254,17 +253,8 @@ func TestReconcileReplicaKilledMidRun(t *testing.T) {
 	if code != http.StatusAccepted {
 		t.Fatalf("POST reconcile: %d %s", code, data)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for b.emu.Requests()["ListObjectsV2"] < probes+1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no shard started listing:\n%s", first.logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = first.cmd.Wait()
+	waitUntil(t, "a shard to start listing", 30*time.Second, func() bool { return b.emu.Requests()["ListObjectsV2"] >= probes+1 })
+	first.kill(t)
 	startChild(t, b)
 	waitInS3(t, b, s)
 }
