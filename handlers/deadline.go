@@ -10,8 +10,8 @@ import (
 // waits for JetStream to store its jobs. Requests that start within the
 // same slice of time (a hundredth of the timeout) share one context, so
 // the hot path makes no context or timer of its own: a context.WithTimeout
-// per request, linked to the request's, was 3% of the gateway's CPU at
-// full rate. A wait is bounded by the timeout plus at most one slice.
+// per request, linked to the request's, and its cancel were 2.4% of the
+// gateway's CPU at full rate. A wait is bounded by the timeout plus at most one slice.
 //
 // The contexts do not end when a client goes away: the request still
 // waits for the acknowledgements it asked for, which takes no longer than

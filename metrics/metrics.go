@@ -97,7 +97,7 @@ type Metrics struct {
 	queue *queueCollector
 
 	// The series the gateway touches on every request, looked up without
-	// hashing label values (WithLabelValues was 3% of its CPU at full
+	// hashing label values (the lookups were 1.6% of its CPU at full
 	// rate): events and queued are filled by New and only read after;
 	// http fills as routes answer.
 	events map[[2]string]prometheus.Counter

@@ -292,10 +292,10 @@ func (r PublishResult) IsQueued(i int) bool {
 // jobs again is safe, because their message ids make the repeats no-ops.
 func (q *Queue) Publish(ctx context.Context, jobs []Job) (PublishResult, error) {
 	var res PublishResult
-	// A webhook document is one record most often: its future stays on
-	// the stack.
-	var one [4]jetstream.PubAckFuture
-	futures := one[:0]
+	// A webhook document holds one record most often: up to four
+	// futures stay on the stack.
+	var few [4]jetstream.PubAckFuture
+	futures := few[:0]
 	now := time.Now().UTC()
 	for i := range jobs {
 		if jobs[i].QueuedAt.IsZero() {

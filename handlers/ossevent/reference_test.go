@@ -19,6 +19,12 @@ func parseReference(body []byte) (*ossevent.Document, error) {
 	if err := referenceDecode(body, &doc); err != nil {
 		return nil, err
 	}
+	return checkEvents(&doc)
+}
+
+// checkEvents is the old Parse after decoding: the events array must be
+// there, not empty, and every record valid.
+func checkEvents(doc *ossevent.Document) (*ossevent.Document, error) {
 	if doc.Events == nil {
 		return nil, fmt.Errorf(`missing "events" array`)
 	}
@@ -30,7 +36,7 @@ func parseReference(body []byte) (*ossevent.Document, error) {
 			return nil, fmt.Errorf("events[%d]: %w", i, err)
 		}
 	}
-	return &doc, nil
+	return doc, nil
 }
 
 // referenceDecode is the old Parse up to and with json.Unmarshal.
@@ -86,18 +92,7 @@ func parseLeanReference(body []byte) (*ossevent.Document, error) {
 		r.OSS.Bucket.Name = l.OSS.Bucket.Name
 		r.OSS.Object.ETag, r.OSS.Object.Key, r.OSS.Object.Size = l.OSS.Object.ETag, l.OSS.Object.Key, l.OSS.Object.Size
 	}
-	if doc.Events == nil {
-		return nil, fmt.Errorf(`missing "events" array`)
-	}
-	if len(doc.Events) == 0 {
-		return nil, fmt.Errorf(`"events" is empty`)
-	}
-	for i := range doc.Events {
-		if err := doc.Events[i].Validate(); err != nil {
-			return nil, fmt.Errorf("events[%d]: %w", i, err)
-		}
-	}
-	return doc, nil
+	return checkEvents(doc)
 }
 
 // unusedFields are the Record members whose JSON types Parse does not

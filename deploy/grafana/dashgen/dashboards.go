@@ -32,12 +32,10 @@ func overview() *dashboard.DashboardBuilder {
 		WithPanel(stacked(graph("Throughput", "Bytes written to S3 per second, per task.", "Bps",
 			q(`sum by (task) (rate(oss2s3_copied_bytes_total[$__rate_interval]))`, "{{task}}")))).
 		WithPanel(graph("Copy duration", "Time to copy one object, from the source HEAD to S3's answer.", "s",
-			q(`histogram_quantile(0.5, sum by (le) (rate(oss2s3_copy_duration_seconds_bucket[$__rate_interval])))`, "p50"),
-			q(`histogram_quantile(0.99, sum by (le) (rate(oss2s3_copy_duration_seconds_bucket[$__rate_interval])))`, "p99"))).
+			quantiles("le", `oss2s3_copy_duration_seconds_bucket`, "$__rate_interval", "")...)).
 		WithRow(row("Lag and errors")).
 		WithPanel(graph("End-to-end lag", "From the OSS event to the destination holding the change.", "s",
-			q(`histogram_quantile(0.5, sum by (le) (rate(oss2s3_end_to_end_lag_seconds_bucket[$__rate_interval])))`, "p50"),
-			q(`histogram_quantile(0.99, sum by (le) (rate(oss2s3_end_to_end_lag_seconds_bucket[$__rate_interval])))`, "p99"))).
+			quantiles("le", `oss2s3_end_to_end_lag_seconds_bucket`, "$__rate_interval", "")...)).
 		WithPanel(graph("Failure ratio", "Jobs failed for good (dead-lettered) over jobs finished, per task; alert OSS2S3CopyFailureRatio above 5%.", "percentunit",
 			q(`sum by (task) (rate(oss2s3_objects_total{result="failed"}[$__rate_interval])) / sum by (task) (rate(oss2s3_objects_total{result=~"copied|skipped|deleted|source_gone|failed"}[$__rate_interval]))`, "{{task}}"))).
 		WithPanel(graph("Retries and redeliveries", "Attempts that failed and will be retried, and jobs delivered again (retries, expired ack waits, crashed workers).", "ops",
@@ -89,13 +87,11 @@ func task() *dashboard.DashboardBuilder {
 			q(`sum by (task) (rate(oss2s3_copied_bytes_total{task=~"$task"}[$__rate_interval]))`, "{{task}}"))).
 		WithRow(row("Latency")).
 		WithPanel(graph("End-to-end lag", "From the OSS event to the destination holding the change.", "s",
-			q(`histogram_quantile(0.5, sum by (le) (rate(oss2s3_end_to_end_lag_seconds_bucket{task=~"$task"}[$__rate_interval])))`, "p50"),
-			q(`histogram_quantile(0.99, sum by (le) (rate(oss2s3_end_to_end_lag_seconds_bucket{task=~"$task"}[$__rate_interval])))`, "p99"))).
+			quantiles("le", `oss2s3_end_to_end_lag_seconds_bucket{task=~"$task"}`, "$__rate_interval", "")...)).
 		WithPanel(graph("Within 60 s", "Share of changes copied within 60 s of their event (SLO 99%).", "percentunit",
 			q(`sum by (task) (rate(oss2s3_end_to_end_lag_seconds_bucket{task=~"$task",le=~"60|60.0"}[1h])) / sum by (task) (rate(oss2s3_end_to_end_lag_seconds_count{task=~"$task"}[1h]))`, "{{task}}"))).
 		WithPanel(graph("Copy duration", "Time to copy one object.", "s",
-			q(`histogram_quantile(0.5, sum by (le) (rate(oss2s3_copy_duration_seconds_bucket{task=~"$task"}[$__rate_interval])))`, "p50"),
-			q(`histogram_quantile(0.99, sum by (le) (rate(oss2s3_copy_duration_seconds_bucket{task=~"$task"}[$__rate_interval])))`, "p99"))).
+			quantiles("le", `oss2s3_copy_duration_seconds_bucket{task=~"$task"}`, "$__rate_interval", "")...)).
 		WithRow(row("Trouble")).
 		WithPanel(graph("Queue depth", "Jobs of the task in the work queue.", "short",
 			q(`max by (task) (oss2s3_queue_jobs{task=~"$task"})`, "{{task}}"))).
@@ -121,8 +117,7 @@ func reconcile() *dashboard.DashboardBuilder {
 		WithPanel(graph("Runs by result", "Reconcile runs finished.", "short",
 			q(`sum by (task, result) (increase(oss2s3_reconcile_runs_total{task=~"$task"}[1h]))`, "{{task}} {{result}}"))).
 		WithPanel(graph("Run duration", "Time from the start of a run to its last shard.", "s",
-			q(`histogram_quantile(0.5, sum by (le, task) (rate(oss2s3_reconcile_duration_seconds_bucket{task=~"$task"}[6h])))`, "p50 {{task}}"),
-			q(`histogram_quantile(0.99, sum by (le, task) (rate(oss2s3_reconcile_duration_seconds_bucket{task=~"$task"}[6h])))`, "p99 {{task}}"))).
+			quantiles("le, task", `oss2s3_reconcile_duration_seconds_bucket{task=~"$task"}`, "6h", "{{task}}")...)).
 		WithPanel(graph("Objects by result", "Objects the diffs listed, found missing, different or extraneous, queued and deleted.", "ops",
 			q(`sum by (result) (rate(oss2s3_reconcile_objects_total{task=~"$task"}[$__rate_interval]))`, "{{result}}"))).
 		WithPanel(graph("Found by the last hour's runs", "Objects missing or different in the destination: each is an event that was lost or a copy that went wrong.", "short",

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/grafana/grafana-foundation-sdk/go/cog"
 	"github.com/grafana/grafana-foundation-sdk/go/cog/variants"
 	"github.com/grafana/grafana-foundation-sdk/go/common"
@@ -63,6 +66,18 @@ func row(title string) *dashboard.RowBuilder {
 type query struct{ expr, legend string }
 
 func q(expr, legend string) query { return query{expr, legend} }
+
+// quantiles are the median and the 99th percentile of a histogram:
+// histogram_quantile of sum by (by) (rate(buckets[window])), with the
+// legends "p50" and "p99", each followed by legend if it is not empty.
+func quantiles(by, buckets, window, legend string) []query {
+	var qs []query
+	for _, p := range []struct{ phi, name string }{{"0.5", "p50"}, {"0.99", "p99"}} {
+		qs = append(qs, q(fmt.Sprintf("histogram_quantile(%s, sum by (%s) (rate(%s[%s])))", p.phi, by, buckets, window),
+			strings.TrimSpace(p.name+" "+legend)))
+	}
+	return qs
+}
 
 // targets turns queries into Prometheus targets A, B, ... on the
 // datasource variable.
