@@ -171,6 +171,7 @@ func TestHotPathAccessorsCountTheirSeries(t *testing.T) {
 	t.Parallel()
 	m := metrics.New(prometheus.NewRegistry(), []string{"t1"})
 	m.Events(metrics.SourceMNS, metrics.EventQueued).Add(2)
+	m.Events(metrics.SourceOSSWebhook, metrics.EventRejected).Inc()
 	m.Events("unknown", metrics.EventQueued).Inc()
 	m.Queued("t1").Inc()
 	m.Queued("t2").Add(3)
@@ -184,6 +185,8 @@ func TestHotPathAccessorsCountTheirSeries(t *testing.T) {
 	}{
 		{m.EventsReceived.WithLabelValues(metrics.SourceMNS, metrics.EventQueued), 2},
 		{m.EventsReceived.WithLabelValues(metrics.SourceSQS, metrics.EventQueued), 0},
+		{m.EventsReceived.WithLabelValues(metrics.SourceOSSWebhook, metrics.EventRejected), 1},
+		{m.EventsReceived.WithLabelValues(metrics.SourceOSSWebhook, metrics.EventQueued), 0},
 		{m.EventsReceived.WithLabelValues("unknown", metrics.EventQueued), 1},
 		{m.JobsQueued.WithLabelValues("t1"), 1},
 		{m.JobsQueued.WithLabelValues("t2"), 3},

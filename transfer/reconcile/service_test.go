@@ -48,8 +48,11 @@ type replicaOpts struct {
 	cfg reconcile.ServiceConfig
 	// deaf: the workers do not tell the reconciler how jobs end.
 	deaf bool
-	tap  func(side string, l reconcile.Lister) reconcile.Lister
-	pub  func(q *transfer.Queue) reconcile.Publisher
+	// unsaved: the replica never saves its tallies on its own (no
+	// SaveTallies ticker), as when that ticker falls behind.
+	unsaved bool
+	tap     func(side string, l reconcile.Lister) reconcile.Lister
+	pub     func(q *transfer.Queue) reconcile.Publisher
 }
 
 func startReplicaWith(t *testing.T, e *env, url string, workers bool, o replicaOpts) *replica {
@@ -84,7 +87,9 @@ func startReplicaWith(t *testing.T, e *env, url string, workers bool, o replicaO
 		if !o.deaf {
 			w.SetJobObserver(svc)
 		}
-		go svc.SaveTallies(ctx)
+		if !o.unsaved {
+			go svc.SaveTallies(ctx)
+		}
 		go func() { defer close(r.done); _ = w.Run(ctx) }()
 	} else {
 		close(r.done)
@@ -334,6 +339,26 @@ func waitCopies(t *testing.T, svc *reconcile.Service, id string) reconcile.RunSt
 			t.Fatalf("run %s: copies never done: %+v", id, st)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A replica whose tally ticker has not saved its counts yet still ends a
+// copy wait by tally: before falling back on the idle queue it saves its
+// own counts and sums again.
+func TestCopyWaitCountsThisReplicasUnsavedTallies(t *testing.T) {
+	ns := jstest.Start(t)
+	e := newEnv(t, 1000)
+	e.put(t, "src", "a", "one", nil)
+	e.put(t, "src", "b", "two", nil)
+	r := startReplicaWith(t, e, ns.ClientURL(), true, replicaOpts{
+		cfg: reconcile.ServiceConfig{LockTTL: 3 * time.Second, Poll: 50 * time.Millisecond}, unsaved: true})
+	st, err := r.svc.Start(context.Background(), "t1", reconcile.Options{}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = waitCopies(t, r.svc, waitRun(t, r.svc, st.ID).ID)
+	if st.Jobs != 2 || st.Copied != 2 || st.CopiesDoneBy != "tally" {
+		t.Fatalf("copy wait: %+v, want 2 copied by tally", st)
 	}
 }
 
