@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/oss2s3/oss2s3/handlers/ossevent"
-	"github.com/oss2s3/oss2s3/handlers/signature"
+	"github.com/oss2s3/oss2s3/transfer/ingest/ossevent"
+	"github.com/oss2s3/oss2s3/transfer/ingest/signature"
 )
 
 const (

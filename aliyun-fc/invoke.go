@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/oss2s3/oss2s3/handlers/ossevent"
+	"github.com/oss2s3/oss2s3/transfer/ingest/ossevent"
 )
 
 // maxEventBytes bounds the event document read from FC; an OSS trigger

@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oss2s3/oss2s3/handlers/ossevent"
-	"github.com/oss2s3/oss2s3/handlers/signature"
+	"github.com/oss2s3/oss2s3/internal/testkit"
+	"github.com/oss2s3/oss2s3/transfer/ingest/ossevent"
+	"github.com/oss2s3/oss2s3/transfer/ingest/signature"
 )
 
 const testSecret = "fc-test-secret"
@@ -39,7 +40,7 @@ func TestInvoke(t *testing.T) {
 		t.Parallel()
 		gw := newGateway(t, func(n int, w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusAccepted)
-			io.WriteString(w, `{"accepted":1}`)
+			_, _ = io.WriteString(w, `{"accepted":1}`)
 		})
 		fn := startFunction(t, gw.URL, nil)
 
@@ -370,8 +371,8 @@ func TestParseRetryAfter(t *testing.T) {
 // function is one running instance of the function under test.
 type function struct {
 	url    string
-	logs   *syncBuffer
-	stdout *syncBuffer
+	logs   *testkit.SyncBuffer
+	stdout *testkit.SyncBuffer
 }
 
 // startFunction runs the function as FC would (run with the environment FC
@@ -386,7 +387,7 @@ func startFunction(t *testing.T, gatewayURL string, env map[string]string) *func
 	for k, v := range env {
 		full[k] = v
 	}
-	logs, stdout := &syncBuffer{}, &syncBuffer{}
+	logs, stdout := &testkit.SyncBuffer{}, &testkit.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -399,27 +400,33 @@ func startFunction(t *testing.T, gatewayURL string, env map[string]string) *func
 		}
 	})
 
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	var fn *function
+	if !testkit.Eventually(5*time.Second, 10*time.Millisecond, func() bool {
 		select {
 		case err := <-done:
 			done <- err
 			t.Fatalf("run returned before serving: %v\n%s", err, logs)
 		default:
 		}
-		if addr := logs.listenAddr(); addr != "" {
-			url := "http://" + addr
-			if resp, err := http.Get(url + "/"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return &function{url: url, logs: logs, stdout: stdout}
-				}
-			}
+		addr := listenAddr(logs.String())
+		if addr == "" {
+			return false
 		}
-		time.Sleep(10 * time.Millisecond)
+		url := "http://" + addr
+		resp, err := http.Get(url + "/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return false
+		}
+		fn = &function{url: url, logs: logs, stdout: stdout}
+		return true
+	}) {
+		t.Fatalf("function not ready within 5s; logs:\n%s", logs)
 	}
-	t.Fatalf("function not ready within 5s; logs:\n%s", logs)
-	return nil
+	return fn
 }
 
 // invoke posts body to /invoke the way FC delivers an async OSS trigger event.
@@ -508,28 +515,10 @@ func (gw *gateway) wantCalls(t *testing.T, n int) []call {
 	return append([]call(nil), gw.calls...)
 }
 
-// syncBuffer collects the function's log lines; the server writes while the
-// test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// listenAddr is the address from the "listening" log record, "" before it.
-func (b *syncBuffer) listenAddr() string {
-	for line := range strings.Lines(b.String()) {
+// listenAddr is the address from the "listening" record of the logs, ""
+// before it.
+func listenAddr(logs string) string {
+	for line := range strings.Lines(logs) {
 		var rec struct{ Msg, Addr string }
 		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
 			return rec.Addr

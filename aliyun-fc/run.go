@@ -25,7 +25,7 @@ const (
 
 // envVars is every environment variable the function reads, each with what
 // it means; s.yaml and the README may set only these (a test checks).
-var envVars = map[string]string{
+var envVars = map[string]string{ //nolint:gosec // G101: names of variables and what they mean, no values
 	"FC_CUSTOM_LISTEN_PORT": "port to listen on; set by FC (default 9000)",
 	"OSS2S3_MODE":           "webhook (default) or sqs",
 	"OSS2S3_TIMEOUT":        "time budget of one invocation, retries included (Go duration, default 10s; below the function's timeout)",

@@ -20,7 +20,7 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/oss2s3/oss2s3/handlers/ossevent"
+	"github.com/oss2s3/oss2s3/transfer/ingest/ossevent"
 )
 
 // Message formats of SQS mode.

@@ -15,8 +15,8 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/oss2s3/oss2s3/handlers/ossevent"
 	"github.com/oss2s3/oss2s3/internal/sqsemu"
+	"github.com/oss2s3/oss2s3/transfer/ingest/ossevent"
 )
 
 const sqsAK, sqsSK = "SQSTESTACCESSKEY", "sqs-test-secret"

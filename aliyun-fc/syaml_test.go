@@ -11,7 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/oss2s3/oss2s3/handlers/ossevent"
+	"github.com/oss2s3/oss2s3/transfer/ingest/ossevent"
 )
 
 // sYAML is the part of s.yaml the checks read.
@@ -28,7 +28,14 @@ type sYAML struct {
 				Port    int      `yaml:"port"`
 			} `yaml:"customRuntimeConfig"`
 			EnvironmentVariables map[string]string `yaml:"environmentVariables"`
-			Triggers             []struct {
+			AsyncInvokeConfig    struct {
+				DestinationConfig struct {
+					OnFailure struct {
+						Destination string `yaml:"destination"`
+					} `yaml:"onFailure"`
+				} `yaml:"destinationConfig"`
+			} `yaml:"asyncInvokeConfig"`
+			Triggers []struct {
 				TriggerType    string `yaml:"triggerType"`
 				InvocationRole string `yaml:"invocationRole"`
 				SourceArn      string `yaml:"sourceArn"`
@@ -90,6 +97,12 @@ func TestServerlessDevsDeployment(t *testing.T) {
 			t.Errorf("%s: OSS2S3_TIMEOUT default %q does not fit the function's %ds timeout", name, def[1], p.Timeout)
 		}
 
+		// An event FC gave up on goes to an MNS topic, whose push the
+		// gateway reads (mns: FC destination records).
+		if d := p.AsyncInvokeConfig.DestinationConfig.OnFailure.Destination; !regexp.MustCompile(`^\$\{env\('OSS2S3_FC_FAILURE_TOPIC', 'acs:mns:[^']*:/topics/[^/']+/messages'\)\}$`).MatchString(d) {
+			t.Errorf("%s: failure destination %q, want an MNS topic from OSS2S3_FC_FAILURE_TOPIC", name, d)
+		}
+
 		if len(p.Triggers) != 1 || p.Triggers[0].TriggerType != "oss" {
 			t.Fatalf("%s: want one OSS trigger, got %+v", name, p.Triggers)
 		}
@@ -106,7 +119,8 @@ func TestServerlessDevsDeployment(t *testing.T) {
 		// The seed's five, and deletes; each one the gateway acts on.
 		want := []string{"oss:ObjectCreated:PutObject", "oss:ObjectCreated:PostObject", "oss:ObjectCreated:CopyObject",
 			"oss:ObjectCreated:CompleteMultipartUpload", "oss:ObjectCreated:AppendObject",
-			"oss:ObjectRemoved:DeleteObject", "oss:ObjectRemoved:DeleteObjects"}
+			"oss:ObjectRemoved:DeleteObject", "oss:ObjectRemoved:DeleteObjects",
+			"oss:ObjectCreated:PutSymlink", "oss:ObjectModified:UpdateObjectMeta"}
 		for _, e := range want {
 			if !slices.Contains(tr.TriggerConfig.Events, e) {
 				t.Errorf("%s: the trigger lacks %s", name, e)

@@ -339,7 +339,8 @@ func (b *bed) copyWithOSS2S3(ctx context.Context, run, src string, objs []srcObj
 	if err != nil {
 		return 0, 0, err
 	}
-	defer srv.stop()
+	// On the error paths below; the success path stops it and checks.
+	defer func() { _ = srv.stop() }()
 	start := time.Now()
 	if err := srv.postEvents(ctx, src, objs); err != nil {
 		return 0, 0, err

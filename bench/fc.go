@@ -21,8 +21,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/oss2s3/oss2s3/handlers/ossevent"
 	"github.com/oss2s3/oss2s3/internal/sqsemu"
+	"github.com/oss2s3/oss2s3/transfer/ingest/ossevent"
 )
 
 // fcOptions are the flags of `bench fc`.

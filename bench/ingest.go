@@ -135,20 +135,37 @@ func runIngest(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	b.header(stdout)
 
+	shapes := b.bareShapes()
+	loads, bares, err := b.rounds(ctx, stdout, shapes)
+	if err != nil {
+		return err
+	}
+	b.logf("done")
+	b.summary(stdout, shapes, loads, bares)
+	return nil
+}
+
+// ingestStep is one run of a round: a bare loop of that shape, or oss2s3
+// at that concurrency.
+type ingestStep struct {
+	bare *bareShape
+	conc int
+}
+
+// rounds runs opts.runs rounds of every bare shape and every oss2s3
+// concurrency, printing each run's result; it returns the oss2s3 results
+// by concurrency and the bare results by shape (as shapes is ordered).
+func (b *ingestBed) rounds(ctx context.Context, stdout io.Writer, shapes []bareShape) (map[int][]*loadResult, [][]*bareResult, error) {
+	opts := b.opts
 	// Rounds alternate the order (the bare loops first, then oss2s3 by
 	// rising concurrency; the next round the other way round), so that a
 	// slow moment of the shared machine does not land on one contender only.
-	shapes := b.bareShapes()
-	type step struct {
-		bare *bareShape
-		conc int
-	}
-	var order []step
+	var order []ingestStep
 	for i := range shapes {
-		order = append(order, step{bare: &shapes[i]})
+		order = append(order, ingestStep{bare: &shapes[i]})
 	}
 	for _, c := range opts.concurrency {
-		order = append(order, step{conc: c})
+		order = append(order, ingestStep{conc: c})
 	}
 	loads := map[int][]*loadResult{}
 	bares := make([][]*bareResult, len(shapes))
@@ -159,7 +176,7 @@ func runIngest(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		for _, s := range steps {
 			if err := ctx.Err(); err != nil {
-				return err
+				return nil, nil, err
 			}
 			if s.bare != nil {
 				i := slices.Index(shapes, *s.bare)
@@ -167,7 +184,7 @@ func runIngest(ctx context.Context, args []string, getenv func(string) string, s
 				b.logf("round %d/%d: bare JetStream publish loop (%s)", r, opts.runs, s.bare)
 				res, err := b.bareRun(ctx, name, *s.bare)
 				if err != nil {
-					return fmt.Errorf("bare run %d (%s): %w", r, s.bare, err)
+					return nil, nil, fmt.Errorf("bare run %d (%s): %w", r, s.bare, err)
 				}
 				fmt.Fprintf(stdout, "run %d bare %-8s %s\n", r, s.bare.label()+":", res.summary())
 				bares[i] = append(bares[i], res)
@@ -177,14 +194,19 @@ func runIngest(ctx context.Context, args []string, getenv func(string) string, s
 			b.logf("round %d/%d: oss2s3, %d concurrent requests", r, opts.runs, s.conc)
 			res, err := b.oss2s3Run(ctx, name, s.conc)
 			if err != nil {
-				return fmt.Errorf("oss2s3 run %d at concurrency %d: %w", r, s.conc, err)
+				return nil, nil, fmt.Errorf("oss2s3 run %d at concurrency %d: %w", r, s.conc, err)
 			}
 			fmt.Fprintf(stdout, "run %d oss2s3 c=%-3d %s\n", r, s.conc, res.summary())
 			loads[s.conc] = append(loads[s.conc], res)
 		}
 	}
-	b.logf("done")
+	return loads, bares, nil
+}
 
+// summary prints the best run of each contender, the best oss2s3 against
+// each bare loop, and the result line.
+func (b *ingestBed) summary(stdout io.Writer, shapes []bareShape, loads map[int][]*loadResult, bares [][]*bareResult) {
+	opts := b.opts
 	var best *loadResult
 	fmt.Fprintf(stdout, "\nsummary (best of %d run(s) each; events/s = 202 answers with queued=1 per second of measured time)\n", opts.runs)
 	for _, c := range opts.concurrency {
@@ -206,7 +228,6 @@ func runIngest(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	fmt.Fprintf(stdout, "  ratio_vs_bare: against the %s loop (goal: >= 0.60x)\n", shapes[0].label())
 	fmt.Fprintln(stdout, ingestLine(best.rate(), ms(best.p(0.99)), ratio(best.rate(), bests[0].rate())))
-	return nil
 }
 
 // bareShapes are the bare publish loops of every round. The first is the

@@ -194,7 +194,7 @@ func ensureJobStream(ctx context.Context, js jetstream.JetStream, maxJobs int64,
 		Retention: jetstream.LimitsPolicy,
 		Storage:   jetstream.FileStorage,
 		Replicas:  1,
-		MaxAge:    14 * 24 * time.Hour,
+		MaxAge:    transfer.DefaultDeadLetterAge,
 	}); err != nil {
 		return fmt.Errorf("create stream %s: %w", transfer.DeadStream, err)
 	}
@@ -203,7 +203,7 @@ func ensureJobStream(ctx context.Context, js jetstream.JetStream, maxJobs int64,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       time.Minute,
 		MaxDeliver:    5,
-		MaxAckPending: 10_000,
+		MaxAckPending: transfer.DefaultMaxAckPending,
 		FilterSubject: transfer.JobSubjectPrefix + ">",
 		Replicas:      1,
 	}); err != nil {
@@ -228,9 +228,12 @@ func bareJob(prefix string, p, seq int) (*nats.Msg, error) {
 	now := time.Now()
 	var kb, eb [64]byte
 	job := transfer.Job{
-		Task: benchTask, Bucket: ingestBucket, Key: string(appendKey(kb[:0], prefix, seq)), ETag: string(appendETag(eb[:0], p, seq)), Size: ingestSize,
-		Event: ingestEvent, Kind: transfer.KindConverge, Origin: metrics.SourceOSSWebhook,
-		EventTime: now.UTC().Truncate(time.Millisecond), QueuedAt: now.UTC(),
+		Task:       benchTask,
+		Kind:       transfer.KindConverge,
+		Origin:     metrics.SourceOSSWebhook,
+		EventTime:  now.UTC().Truncate(time.Millisecond),
+		QueuedAt:   now.UTC(),
+		ObjectArgs: transfer.ObjectArgs{Bucket: ingestBucket, Key: string(appendKey(kb[:0], prefix, seq)), ETag: string(appendETag(eb[:0], p, seq)), Size: ingestSize, Event: ingestEvent},
 	}
 	data, err := json.Marshal(job)
 	if err != nil {

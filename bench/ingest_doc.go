@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/oss2s3/oss2s3/handlers/ossevent"
+	"github.com/oss2s3/oss2s3/transfer/ingest/ossevent"
 )
 
 // docTemplate writes the single-record document that json.Marshal makes of

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -24,10 +25,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/valyala/fasthttp"
 
-	"github.com/oss2s3/oss2s3/handlers/signature"
 	"github.com/oss2s3/oss2s3/internal/s3test"
 	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer"
+	"github.com/oss2s3/oss2s3/transfer/ingest/signature"
 )
 
 const (
@@ -171,7 +172,7 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 // oss2s3Run starts a fresh gateway-only oss2s3, loads it with conc
 // concurrent signed single-record requests, and checks that its job stream
 // holds exactly the accepted events.
-func (b *ingestBed) oss2s3Run(ctx context.Context, name string, conc int) (*loadResult, error) {
+func (b *ingestBed) oss2s3Run(ctx context.Context, name string, conc int) (res *loadResult, err error) {
 	profile := ""
 	if b.opts.cpuprofile != "" {
 		profile = filepath.Join(b.opts.cpuprofile, name+".pprof")
@@ -181,7 +182,8 @@ func (b *ingestBed) oss2s3Run(ctx context.Context, name string, conc int) (*load
 		return nil, err
 	}
 	defer func() {
-		srv.proc.stop(15 * time.Second)
+		// On the error paths; the success path stops it and checks.
+		_ = srv.proc.stop(15 * time.Second)
 		if !b.opts.keep {
 			os.RemoveAll(filepath.Join(b.dir, name))
 		}
@@ -193,9 +195,10 @@ func (b *ingestBed) oss2s3Run(ctx context.Context, name string, conc int) (*load
 		if err != nil {
 			return nil, err
 		}
-		defer stop()
+		// A profile that could not be written fails the run, as in bareRun.
+		defer func() { err = errors.Join(err, stop()) }()
 	}
-	res, err := generateLoad(ctx, b.opts.client, "http://"+srv.addr+"/v1/events/oss", name, conc, b.opts.warmup, b.opts.duration, srv.proc.pid())
+	res, err = generateLoad(ctx, b.opts.client, "http://"+srv.addr+"/v1/events/oss", name, conc, b.opts.warmup, b.opts.duration, srv.proc.pid())
 	if err != nil {
 		return nil, err
 	}

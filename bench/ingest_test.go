@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/oss2s3/oss2s3/handlers"
-	"github.com/oss2s3/oss2s3/handlers/ossevent"
+	"github.com/oss2s3/oss2s3/transfer/ingest/ossevent"
 )
 
 func TestParseIngestFlags(t *testing.T) {

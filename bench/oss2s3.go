@@ -19,9 +19,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/oss2s3/oss2s3/handlers/ossevent"
-	"github.com/oss2s3/oss2s3/handlers/signature"
 	"github.com/oss2s3/oss2s3/internal/s3test"
+	"github.com/oss2s3/oss2s3/transfer/ingest/ossevent"
+	"github.com/oss2s3/oss2s3/transfer/ingest/signature"
 )
 
 const (

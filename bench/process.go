@@ -77,6 +77,15 @@ func (p *process) stop(grace time.Duration) error {
 	}
 }
 
+// kill ends the process with SIGKILL, as a crash would, and waits for it.
+func (p *process) kill() {
+	if p == nil || p.exited() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
 // tail returns the last lines of the process's log.
 func (p *process) tail() string { return tailFile(p.logPath, 40) }
 
@@ -113,10 +122,10 @@ func waitReady(ctx context.Context, p *process, addr string) error {
 		case p.exited():
 			return fmt.Errorf("oss2s3 exited before it was ready: %v; log:\n%s", p.err, p.tail())
 		case ctx.Err() != nil:
-			p.stop(5 * time.Second)
+			_ = p.stop(5 * time.Second) // best effort: the cancellation is the error
 			return ctx.Err()
 		case time.Now().After(deadline):
-			p.stop(5 * time.Second)
+			_ = p.stop(5 * time.Second) // best effort: not being ready is the error
 			return fmt.Errorf("oss2s3 not ready in 30s; log:\n%s", p.tail())
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,18 +10,17 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/oss2s3/oss2s3/internal/s3test"
 )
 
-// versityInstall is the command that installs the destination server; it
-// is the version internal/s3test runs.
-const versityInstall = "go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"
+// versityInstall is the command that installs the destination server: the
+// version internal/s3test runs.
+const versityInstall = s3test.VersityInstall
 
 const (
-	s3Region    = "us-east-1"
+	s3Region    = s3test.Region // the region s3test's clients sign for
 	s3AccessKey = "benchs3access"
 	s3SecretKey = "benchs3secret"
 )
@@ -57,10 +54,7 @@ func startVersity(ctx context.Context, bin, dir string, logs *logDir) (*versity,
 			return nil, err
 		}
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	tr := s3test.TrustingTransport(caPEM)
 	tr.MaxIdleConnsPerHost = 256
 	tr.DisableCompression = true
 
@@ -88,7 +82,7 @@ func startVersity(ctx context.Context, bin, dir string, logs *logDir) (*versity,
 			v.proc = p
 			return v, nil
 		}
-		p.stop(time.Second)
+		_ = p.stop(time.Second) // best effort: lastErr says why it failed
 	}
 	return nil, fmt.Errorf("versitygw did not start: %w", lastErr)
 }
@@ -115,7 +109,7 @@ func (v *versity) waitReady(ctx context.Context, p *process) error {
 
 func (v *versity) stop() {
 	if v != nil && v.proc != nil {
-		v.proc.stop(5 * time.Second)
+		_ = v.proc.stop(5 * time.Second) // teardown, best effort: nothing reads versitygw after it
 	}
 }
 
@@ -143,25 +137,10 @@ func (v *versity) dropBucket(name string) error {
 	return nil
 }
 
-// newS3Client builds the client as production does (LoadDefaultConfig +
-// NewFromConfig, so the SDK's default checksums apply) without reading the
-// shared config files or AWS_* variables that would change what it sends.
+// newS3Client is s3test's client (built as production builds it) with the
+// benchmark's keys: uploads carry the SDK's default checksums, downloads are
+// validated only where the API requires it.
 func newS3Client(ctx context.Context, endpoint string, hc *http.Client) (*s3.Client, error) {
-	cfg, err := config.LoadDefaultConfig(ctx,
-		config.WithSharedConfigFiles([]string{}),
-		config.WithSharedCredentialsFiles([]string{}),
-		config.WithRegion(s3Region),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(s3AccessKey, s3SecretKey, "")),
-		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenSupported),
-		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("load aws config: %w", err)
-	}
-	cfg.HTTPClient = hc
-	return s3.NewFromConfig(cfg, func(o *s3.Options) {
-		o.BaseEndpoint = aws.String(endpoint)
-		o.UsePathStyle = true
-		o.DisableLogOutputChecksumValidationSkipped = true
-	}), nil
+	return s3test.NewClient(ctx, endpoint, s3AccessKey, s3SecretKey, hc,
+		aws.RequestChecksumCalculationWhenSupported, aws.ResponseChecksumValidationWhenRequired)
 }

@@ -1,20 +1,36 @@
 package handlers
 
 import (
-	"crypto/subtle"
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/oss2s3/oss2s3/transfer"
 )
+
+// DeadLetterQueue is where failed jobs are parked, for the admin API.
+type DeadLetterQueue interface {
+	// DeadLetters returns up to limit of the dead letters f selects,
+	// oldest first, each as GET /v1/dlq shows it: its JSON encoding.
+	DeadLetters(ctx context.Context, f DeadLetterFilter, limit int) ([]any, error)
+	// Redrive puts the dead letters f selects back on the work queue and
+	// says how many it moved (before the error, if there is one).
+	Redrive(ctx context.Context, f DeadLetterFilter) (int, error)
+}
+
+// DeadLetterFilter selects dead letters; empty fields match every one. It
+// is the body of POST /v1/dlq/redrive.
+type DeadLetterFilter struct {
+	Task string `json:"task,omitempty"`
+	Key  string `json:"key,omitempty"`
+}
 
 // requireAdmin lets a request through only with "Authorization: Bearer
 // <token>" naming one of tokens. With no tokens configured the admin API is
 // off.
 func requireAdmin(tokens []string) echo.MiddlewareFunc {
+	set := newTokenSet(tokens)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if len(tokens) == 0 {
@@ -24,11 +40,7 @@ func requireAdmin(tokens []string) echo.MiddlewareFunc {
 			if !ok || got == "" {
 				return echo.NewHTTPError(http.StatusUnauthorized, "missing Authorization: Bearer <admin token>")
 			}
-			match := 0
-			for _, t := range tokens {
-				match |= subtle.ConstantTimeCompare([]byte(got), []byte(t))
-			}
-			if match != 1 {
+			if !set.match(got) {
 				return echo.NewHTTPError(http.StatusUnauthorized, "admin token not accepted")
 			}
 			return next(c)
@@ -38,8 +50,8 @@ func requireAdmin(tokens []string) echo.MiddlewareFunc {
 
 // DeadLetterList is the body of GET /v1/dlq.
 type DeadLetterList struct {
-	DeadLetters []transfer.DeadLetter `json:"dead_letters"`
-	Count       int                   `json:"count"`
+	DeadLetters []any `json:"dead_letters"`
+	Count       int   `json:"count"`
 }
 
 // handleDLQList lists dead letters, oldest first (?task=, ?key=, ?limit=,
@@ -54,13 +66,13 @@ func handleDLQList(dlq DeadLetterQueue) echo.HandlerFunc {
 			}
 			limit = n
 		}
-		f := transfer.DeadLetterFilter{Task: c.QueryParam("task"), Key: c.QueryParam("key")}
+		f := DeadLetterFilter{Task: c.QueryParam("task"), Key: c.QueryParam("key")}
 		dls, err := dlq.DeadLetters(c.Request().Context(), f, limit)
 		if err != nil {
 			return echo.NewHTTPError(http.StatusServiceUnavailable, "reading the dead-letter queue: "+err.Error())
 		}
 		if dls == nil {
-			dls = []transfer.DeadLetter{}
+			dls = []any{}
 		}
 		return c.JSON(http.StatusOK, DeadLetterList{DeadLetters: dls, Count: len(dls)})
 	}
@@ -75,11 +87,9 @@ type RedriveResult struct {
 // or those of one task and/or key (JSON body {"task": ..., "key": ...}).
 func handleDLQRedrive(dlq DeadLetterQueue) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		var f transfer.DeadLetterFilter
-		if c.Request().ContentLength != 0 {
-			if err := decodeJSON(c, &f); err != nil {
-				return err
-			}
+		f, err := decodeJSON[DeadLetterFilter](c, maxAdminBody)
+		if err != nil {
+			return err
 		}
 		n, err := dlq.Redrive(c.Request().Context(), f)
 		if err != nil {

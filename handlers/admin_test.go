@@ -13,19 +13,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/oss2s3/oss2s3/handlers"
-	"github.com/oss2s3/oss2s3/handlers/intake"
+	"github.com/oss2s3/oss2s3/handlers/ingestsink"
 	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer"
+	"github.com/oss2s3/oss2s3/transfer/ingest"
 )
 
-// fakeDLQ records what the admin API asked of the dead-letter queue.
+// fakeDLQ records what the admin API asked of the dead-letter queue. Its
+// letters are the queue's own type, as server's adapter hands them over.
 type fakeDLQ struct {
 	letters  []transfer.DeadLetter
-	redriven []transfer.DeadLetterFilter
+	redriven []handlers.DeadLetterFilter
 }
 
-func (f *fakeDLQ) DeadLetters(_ context.Context, flt transfer.DeadLetterFilter, limit int) ([]transfer.DeadLetter, error) {
-	var out []transfer.DeadLetter
+func (f *fakeDLQ) DeadLetters(_ context.Context, flt handlers.DeadLetterFilter, limit int) ([]any, error) {
+	var out []any
 	for _, d := range f.letters {
 		if (flt.Task == "" || d.Job.Task == flt.Task) && len(out) < limit {
 			out = append(out, d)
@@ -34,7 +36,7 @@ func (f *fakeDLQ) DeadLetters(_ context.Context, flt transfer.DeadLetterFilter, 
 	return out, nil
 }
 
-func (f *fakeDLQ) Redrive(_ context.Context, flt transfer.DeadLetterFilter) (int, error) {
+func (f *fakeDLQ) Redrive(_ context.Context, flt handlers.DeadLetterFilter) (int, error) {
 	f.redriven = append(f.redriven, flt)
 	return 2, nil
 }
@@ -49,13 +51,13 @@ func (noPublish) Ready(context.Context) error { return nil }
 func adminHandler(t *testing.T, tokens []string) (http.Handler, *fakeDLQ) {
 	t.Helper()
 	dlq := &fakeDLQ{letters: []transfer.DeadLetter{
-		{Seq: 1, Job: transfer.Job{Task: "a", Key: "k1"}, Error: "AccessDenied", Attempts: "1"},
-		{Seq: 2, Job: transfer.Job{Task: "b", Key: "k2"}, Error: "timeout", Attempts: "5"},
+		{Seq: 1, Job: transfer.Job{Task: "a", ObjectArgs: transfer.ObjectArgs{Key: "k1"}}, Error: "AccessDenied", Attempts: "1"},
+		{Seq: 2, Job: transfer.Job{Task: "b", ObjectArgs: transfer.ObjectArgs{Key: "k2"}}, Error: "timeout", Attempts: "5"},
 	}}
 	reg := prometheus.NewRegistry()
 	log, m := slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(reg, nil)
-	h := handlers.New(log, m, reg, intake.New(noPublish{}, transfer.NewRouter(nil), m, log), noPublish{}, dlq,
-		handlers.Config{WebhookSecrets: []string{secret}, AdminTokens: tokens})
+	events := ingestsink.New(ingest.NewReceiver(ingest.NewIntake(noPublish{}, transfer.NewRouter(nil), m, log), ingest.Config{WebhookSecrets: []string{secret}}))
+	h := handlers.New(log, m, reg, events, noPublish{}, dlq, handlers.Config{AdminTokens: tokens})
 	return h, dlq
 }
 
@@ -78,7 +80,12 @@ func TestAdminAPI(t *testing.T) {
 		t.Parallel()
 		h, _ := adminHandler(t, []string{"old-token-0123456789", adminToken})
 		rec := call(h, "GET", "/v1/dlq?task=b", adminToken, "")
-		var got handlers.DeadLetterList
+		// handlers.DeadLetterList, its dead letters read back as the
+		// queue's type.
+		var got struct {
+			DeadLetters []transfer.DeadLetter `json:"dead_letters"`
+			Count       int                   `json:"count"`
+		}
 		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || rec.Code != 200 {
 			t.Fatalf("%d %s", rec.Code, rec.Body)
 		}
@@ -93,11 +100,11 @@ func TestAdminAPI(t *testing.T) {
 		if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"redriven":2`) {
 			t.Fatalf("%d %s", rec.Code, rec.Body)
 		}
-		if len(dlq.redriven) != 1 || dlq.redriven[0] != (transfer.DeadLetterFilter{Task: "a", Key: "k1"}) {
+		if len(dlq.redriven) != 1 || dlq.redriven[0] != (handlers.DeadLetterFilter{Task: "a", Key: "k1"}) {
 			t.Fatalf("redriven %+v", dlq.redriven)
 		}
 		rec = call(h, "POST", "/v1/dlq/redrive", adminToken, "")
-		if rec.Code != 200 || dlq.redriven[1] != (transfer.DeadLetterFilter{}) {
+		if rec.Code != 200 || dlq.redriven[1] != (handlers.DeadLetterFilter{}) {
 			t.Fatalf("redrive all: %d %+v", rec.Code, dlq.redriven)
 		}
 	})

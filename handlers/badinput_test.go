@@ -8,15 +8,11 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -26,12 +22,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/oss2s3/oss2s3/handlers"
-	"github.com/oss2s3/oss2s3/handlers/cloudevents"
-	"github.com/oss2s3/oss2s3/handlers/intake"
-	"github.com/oss2s3/oss2s3/handlers/mns"
-	"github.com/oss2s3/oss2s3/handlers/signature"
+	"github.com/oss2s3/oss2s3/handlers/ingestsink"
+	"github.com/oss2s3/oss2s3/internal/signcert"
 	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer"
+	"github.com/oss2s3/oss2s3/transfer/ingest"
+	"github.com/oss2s3/oss2s3/transfer/ingest/cloudevents"
+	"github.com/oss2s3/oss2s3/transfer/ingest/mns"
+	"github.com/oss2s3/oss2s3/transfer/ingest/signature"
 )
 
 const (
@@ -52,17 +50,7 @@ type gateway struct {
 
 func newGateway(t *testing.T) *gateway {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mns test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	key, certPEM := signcert.New(t, "mns test")
 	certHost := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(certPEM) }))
 	t.Cleanup(certHost.Close)
 	allowed, err := mns.HostPattern(`127\.0\.0\.1:[0-9]+`)
@@ -79,13 +67,13 @@ func newGateway(t *testing.T) *gateway {
 	tasks := []*transfer.Task{{Name: "photos", Source: transfer.SourceConfig{Bucket: "src", Prefixes: []string{"photos/"}}}}
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, []string{"photos"})
-	h := handlers.New(log, m, reg, intake.New(q, transfer.NewRouter(tasks), m, log), q, q, handlers.Config{
-		WebhookSecrets: []string{secret}, MaxBodyBytes: 1 << 20,
-		WebhookSources: []handlers.WebhookSource{{Name: "fc-src2", Secrets: []string{sourceSecret}, Buckets: []string{"src2"}}},
+	events := ingestsink.New(ingest.NewReceiver(ingest.NewIntake(q, transfer.NewRouter(tasks), m, log), ingest.Config{
+		WebhookSecrets: []string{secret},
+		WebhookSources: []ingest.WebhookSource{{Name: "fc-src2", Secrets: []string{sourceSecret}, Buckets: []string{"src2"}}},
 		EventBridge:    cloudevents.Auth{Header: ebHeader, APIKeys: []string{ebKey}, BasicUsers: map[string][]string{ebUser: {ebPassword}}},
 		MNS:            &mns.Verifier{AllowedHost: allowed, Client: certHost.Client()},
-		MNSPathTokens:  []string{mnsToken},
-	})
+	}))
+	h := handlers.New(log, m, reg, events, q, nil, handlers.Config{MaxBodyBytes: 1 << 20, MNSPathTokens: []string{mnsToken}})
 	return &gateway{bundle: &bundle{q: q, handler: h}, certURL: certHost.URL + "/cert.pem", key: key}
 }
 
@@ -234,10 +222,10 @@ func TestBadInputAcrossEndpoints(t *testing.T) {
 		{"OSSWrongSecret", with(ossReq(goodDoc), func(r *http.Request) { r.Header.Set("X-Oss2s3-Signature", signSecret("not-the-secret-0123", goodDoc)) }), 401, "does not match"},
 		{"OSSStaleTimestamp", with(ossReq(goodDoc), func(r *http.Request) {
 			r.Header.Set("X-Oss2s3-Signature", signAt(secret, time.Now().Add(-6*time.Minute), goodDoc))
-		}), 401, "outside the tolerance window"},
+		}), 401, "behind the gateway's clock (clock skew?); tolerance 5m0s"},
 		{"OSSFutureTimestamp", with(ossReq(goodDoc), func(r *http.Request) {
 			r.Header.Set("X-Oss2s3-Signature", signAt(secret, time.Now().Add(6*time.Minute), goodDoc))
-		}), 401, "outside the tolerance window"},
+		}), 401, "ahead of the gateway's clock (clock skew?); tolerance 5m0s"},
 		{"OSSMalformedSignature", with(ossReq(goodDoc), func(r *http.Request) { r.Header.Set("X-Oss2s3-Signature", "v1=abc") }), 401, "malformed"},
 		{"OSSWrongContentType", with(ossReq(goodDoc), func(r *http.Request) { r.Header.Set("Content-Type", "application/xml") }), 415, "want application/json"},
 		{"OSS10MiBBody", ossReq(bytes.Repeat([]byte(" "), 10<<20)), 413, "larger than 1048576 bytes"},

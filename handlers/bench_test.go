@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oss2s3/oss2s3/handlers/signature"
 	"github.com/oss2s3/oss2s3/transfer"
+	"github.com/oss2s3/oss2s3/transfer/ingest/signature"
 )
 
 // BenchmarkOSSEvent is the gateway's hot path without the network: one

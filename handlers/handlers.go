@@ -1,89 +1,85 @@
 // Package handlers owns every HTTP endpoint of the gateway: the webhooks
-// that receive OSS events, their authentication, health and metrics. It
-// turns requests into jobs and hands them to a Publisher; it never reaches
-// into the workers.
+// that receive OSS events, the admin API, health and metrics. It speaks
+// HTTP only (routes, bodies and their limits, status codes, the client's
+// address in the logs) and reaches everything else through the small
+// interfaces it declares: an EventSink authenticates and queues the events
+// a webhook request carries, a DeadLetterQueue and a Reconciler answer the
+// admin API. server wires the implementations in; it never reaches into
+// the workers.
 package handlers
 
 import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/oss2s3/oss2s3/handlers/cloudevents"
-	"github.com/oss2s3/oss2s3/handlers/intake"
-	"github.com/oss2s3/oss2s3/handlers/mns"
 	"github.com/oss2s3/oss2s3/metrics"
-	"github.com/oss2s3/oss2s3/transfer"
 )
-
-// DeadLetterQueue is where failed jobs are parked, for the admin API.
-type DeadLetterQueue interface {
-	DeadLetters(ctx context.Context, f transfer.DeadLetterFilter, limit int) ([]transfer.DeadLetter, error)
-	Redrive(ctx context.Context, f transfer.DeadLetterFilter) (int, error)
-}
 
 // Checker reports whether the gateway can take work.
 type Checker interface {
 	Ready(ctx context.Context) error
 }
 
-// WebhookSource is a sender with its own secrets, allowed to report events
-// of Buckets only (all buckets when empty): a leaked secret of one Function
-// Compute function cannot inject events for another bucket.
-type WebhookSource struct {
-	Name    string
-	Secrets []string
-	Buckets []string
-}
-
 // Config is the gateway's HTTP behaviour.
 type Config struct {
-	WebhookSecrets []string // HMAC secrets accepted on /v1/events/oss from any sender; several at once for rotation
-	WebhookSources []WebhookSource
-	MaxBodyBytes   int64         // larger bodies get 413
-	Tolerance      time.Duration // how old (or new) a signature's timestamp may be
-	RetryAfter     time.Duration // what a 503 asks the sender to wait
-	PublishTimeout time.Duration // how long to wait for JetStream to store a document's jobs
-	AdminTokens    []string      // bearer tokens for /v1/dlq...; none: the admin API is off
-	EventBridge    cloudevents.Auth
-	MNS            *mns.Verifier // nil: the MNS endpoint is off
-	MNSPathTokens  []string      // if set, MNS must post to /v1/events/mns/<one of them>
-	Reconciler     Reconciler    // nil: the reconcile routes answer 503
-
-	deadlines *publishDeadlines // of PublishTimeout, made by withDefaults
+	MaxBodyBytes  int64         // larger bodies get 413
+	RetryAfter    time.Duration // what a 503 asks the sender to wait
+	AdminTokens   []string      // bearer tokens for /v1/dlq...; none: the admin API is off
+	MNSPathTokens []string      // if set, MNS must post to /v1/events/mns/<one of them>
+	Reconciler    Reconciler    // nil: the reconcile routes answer 503
+	Tasks         TaskLister    // nil: GET /v1/tasks answers 503
+	// TrustedProxies are the address ranges of the proxies in front of the
+	// gateway, whose X-Forwarded-For is believed; none: logs name the peer.
+	TrustedProxies []*net.IPNet
 }
+
+// DefaultMaxBodyBytes is MaxBodyBytes when it is not set.
+const DefaultMaxBodyBytes = 1 << 20
 
 func (c Config) withDefaults() Config {
 	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = 1 << 20
-	}
-	if c.Tolerance <= 0 {
-		c.Tolerance = 5 * time.Minute
+		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if c.RetryAfter <= 0 {
 		c.RetryAfter = 5 * time.Second
 	}
-	if c.PublishTimeout <= 0 {
-		c.PublishTimeout = 10 * time.Second
-	}
-	c.deadlines = newPublishDeadlines(c.PublishTimeout)
 	return c
 }
 
-// New returns the gateway's handler with every route of routes.go. in is
-// the intake every event path shares (the SQS ingesters too).
-func New(log *slog.Logger, m *metrics.Metrics, gatherer prometheus.Gatherer, in *intake.Intake, ready Checker, dlq DeadLetterQueue, cfg Config) http.Handler {
-	e := echo.New()
+// New returns the gateway's handler with every route of routes.go. events
+// takes what every event endpoint receives (server wires in
+// transfer/ingest's Receiver).
+func New(log *slog.Logger, m *metrics.Metrics, gatherer prometheus.Gatherer, events EventSink, ready Checker, dlq DeadLetterQueue, cfg Config) http.Handler {
+	e, routed := newEcho(log, m, cfg)
+	addRoutes(e, log, m, gatherer, events, ready, dlq, cfg.withDefaults())
+	routed()
+	return e
+}
+
+// newEcho is where both of the gateway's handlers start: errors answered
+// with their reason, client addresses as cfg trusts them, and every request
+// measured, labelled by its route from the route table. Call routed once
+// the routes are added, before the handler serves: the table is filled
+// then and only read after.
+func newEcho(log *slog.Logger, m *metrics.Metrics, cfg Config) (e *echo.Echo, routed func()) {
+	e = echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(log)
-	e.Use(observe(m))
-	addRoutes(e, log, m, gatherer, in, ready, dlq, cfg.withDefaults())
-	return e
+	e.IPExtractor = clientIP(cfg.TrustedProxies)
+	routes := map[string]bool{}
+	e.Use(observe(m, routes))
+	return e, func() {
+		for _, r := range e.Routes() {
+			routes[r.Path] = true
+		}
+	}
 }
 
 // apiError is every error body the gateway sends.
@@ -112,8 +108,14 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	}
 }
 
-// observe records every request in the HTTP metrics, by route pattern.
-func observe(m *metrics.Metrics) echo.MiddlewareFunc {
+// RouteUnmatched is the "route" label of a request that matched no route.
+const RouteUnmatched = "unmatched"
+
+// observe records every request in the HTTP metrics, by route pattern:
+// one of routes (the route table), else RouteUnmatched. Nothing a client
+// sends becomes a label value; the metrics take the method from a closed
+// set too.
+func observe(m *metrics.Metrics, routes map[string]bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
@@ -126,8 +128,8 @@ func observe(m *metrics.Metrics) echo.MiddlewareFunc {
 				code = http.StatusInternalServerError
 			}
 			route := c.Path()
-			if route == "" {
-				route = "unmatched"
+			if !routes[route] {
+				route = RouteUnmatched
 			}
 			m.ObserveHTTP(route, c.Request().Method, code, time.Since(start))
 			return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,11 +16,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/oss2s3/oss2s3/handlers"
-	"github.com/oss2s3/oss2s3/handlers/intake"
-	"github.com/oss2s3/oss2s3/handlers/ossevent"
-	"github.com/oss2s3/oss2s3/handlers/signature"
+	"github.com/oss2s3/oss2s3/handlers/ingestsink"
 	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer"
+	"github.com/oss2s3/oss2s3/transfer/ingest"
+	"github.com/oss2s3/oss2s3/transfer/ingest/ossevent"
+	"github.com/oss2s3/oss2s3/transfer/ingest/signature"
 )
 
 const (
@@ -49,10 +51,11 @@ func setup(t testing.TB, qcfg transfer.QueueConfig) *bundle {
 	}
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, []string{"photos", "all"})
-	h := handlers.New(log, m, reg, intake.New(q, transfer.NewRouter(tasks), m, log), q, q, handlers.Config{
-		WebhookSecrets: []string{"0123456789abcdef-previous", secret}, MaxBodyBytes: 64 << 10, AdminTokens: []string{adminToken},
-		WebhookSources: []handlers.WebhookSource{{Name: "fc-src2", Secrets: []string{sourceSecret}, Buckets: []string{"src2"}}},
-	})
+	events := ingestsink.New(ingest.NewReceiver(ingest.NewIntake(q, transfer.NewRouter(tasks), m, log), ingest.Config{
+		WebhookSecrets: []string{"0123456789abcdef-previous", secret},
+		WebhookSources: []ingest.WebhookSource{{Name: "fc-src2", Secrets: []string{sourceSecret}, Buckets: []string{"src2"}}},
+	}))
+	h := handlers.New(log, m, reg, events, q, nil, handlers.Config{MaxBodyBytes: 64 << 10, AdminTokens: []string{adminToken}})
 	return &bundle{q: q, handler: h}
 }
 
@@ -149,7 +152,7 @@ func TestOSSEventsBadInput(t *testing.T) {
 		}, 401, "does not match"},
 		{"OldTimestamp", good, func(r *http.Request) {
 			r.Header.Set(signature.Header, signature.Sign(secret, time.Now().Add(-10*time.Minute), good))
-		}, 401, "outside the tolerance"},
+		}, 401, "behind the gateway's clock (clock skew?)"},
 		{"MalformedSignature", good, func(r *http.Request) { r.Header.Set(signature.Header, "sha256=abc") }, 401, "malformed"},
 		{"BodyChangedAfterSigning", good, func(r *http.Request) {
 			r.Body = io.NopCloser(strings.NewReader(strings.Replace(string(good), "photos/a.jpg", "photos/b.jpg", 1)))
@@ -178,6 +181,51 @@ func TestOSSEventsBadInput(t *testing.T) {
 				t.Fatalf("stream holds %d jobs after a rejected request", n)
 			}
 		})
+	}
+}
+
+// TestOSSEventsClockSkew: a sender whose clock is off by less than the
+// tolerance (5m) is accepted; one off by more gets a 401 that says the
+// clocks disagree, by how much and which way, so the operator knows which
+// clock to fix.
+func TestOSSEventsClockSkew(t *testing.T) {
+	t.Parallel()
+	b := setup(t, transfer.QueueConfig{})
+	cases := []struct {
+		name   string
+		skew   time.Duration // the gateway's clock minus the sender's
+		status int
+		reason string
+	}{
+		{"GatewayFourMinutesAheadIsAccepted", 4 * time.Minute, http.StatusAccepted, ""},
+		{"GatewayFourMinutesBehindIsAccepted", -4 * time.Minute, http.StatusAccepted, ""},
+		{"GatewaySixMinutesAheadIsRefusedAsSkew", 6 * time.Minute, http.StatusUnauthorized,
+			"signature timestamp is 6m0s behind the gateway's clock (clock skew?); tolerance 5m0s"},
+		{"GatewaySixMinutesBehindIsRefusedAsSkew", -6 * time.Minute, http.StatusUnauthorized,
+			"signature timestamp is 6m0s ahead of the gateway's clock (clock skew?); tolerance 5m0s"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			body := doc(record("ObjectCreated:PutObject", "src", fmt.Sprintf("photos/skew-%d.jpg", i), "AA"))
+			// Signed and verified within the same second, so that the
+			// offset, in whole seconds, is the skew exactly.
+			if ns := time.Now().Nanosecond(); ns > 5e8 {
+				time.Sleep(time.Second - time.Duration(ns))
+			}
+			rec := b.post(t, body, func(r *http.Request) {
+				r.Header.Set(signature.Header, signature.Sign(secret, time.Now().Add(-tc.skew), body))
+			})
+			if rec.Code != tc.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
+			}
+			var e struct{ Error string }
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error != tc.reason {
+				t.Fatalf("body %s, want the error %q", rec.Body, tc.reason)
+			}
+		})
+	}
+	if n := b.depth(t); n != 2 {
+		t.Fatalf("stream holds %d jobs, want the two accepted documents'", n)
 	}
 }
 

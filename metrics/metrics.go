@@ -4,6 +4,7 @@ package metrics
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -94,15 +95,26 @@ type Metrics struct {
 	MemoryBudgetUsed prometheus.Gauge
 	MemoryBudget     prometheus.Gauge
 
+	// What the sweepers found that no worker would have done by itself.
+	LeasesExpired  *prometheus.CounterVec
+	StuckJobs      prometheus.Counter
+	OrphansAborted *prometheus.CounterVec
+
+	// A task's bandwidth cap (options.bandwidth) and the time it held
+	// reads back.
+	SourceBandwidth     *prometheus.GaugeVec
+	SourceBandwidthWait *prometheus.CounterVec
+
 	queue *queueCollector
 
 	// The series the gateway touches on every request, looked up without
 	// hashing label values (the lookups were 1.6% of its CPU at full
 	// rate): events and queued are filled by New and only read after;
 	// http fills as routes answer.
-	events map[[2]string]prometheus.Counter
-	queued map[string]prometheus.Counter
-	http   sync.Map // httpKey -> *httpSeries
+	events     map[[2]string]prometheus.Counter
+	queued     map[string]prometheus.Counter
+	http       sync.Map // httpKey -> *httpSeries
+	httpSeries atomic.Int64
 }
 
 // LagBuckets are the end-to-end lag histogram's upper bounds: 60 s is one
@@ -203,12 +215,33 @@ func New(reg prometheus.Registerer, tasks []string) *Metrics {
 			Namespace: namespace, Name: "memory_budget_bytes",
 			Help: "The memory budget for part buffers (workers.memory_budget).",
 		}),
+		LeasesExpired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "leases_expired_total",
+			Help: "Multipart copies whose worker stopped renewing its lease (it died or was cut off), queued for another worker to resume from their last part, by task.",
+		}, []string{"task"}),
+		StuckJobs: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "queue_stuck_jobs_total",
+			Help: "Jobs found in the job stream that JetStream would never deliver again (a consumer with a delivery limit ended them), queued afresh.",
+		}),
+		OrphansAborted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "orphan_uploads_aborted_total",
+			Help: "Multipart uploads oss2s3 started at the destination that no live copy owned any more, aborted by the orphan sweeper, by task.",
+		}, []string{"task"}),
+		SourceBandwidth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "source_bandwidth_limit_bytes_per_second",
+			Help: "The most this replica reads from the task's source a second (options.bandwidth); 0: no cap.",
+		}, []string{"task"}),
+		SourceBandwidthWait: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "source_bandwidth_wait_seconds_total",
+			Help: "Time reads from the task's source were held back by its bandwidth cap; its rate near the number of busy workers means the cap is what limits the copy.",
+		}, []string{"task"}),
 		queue: newQueueCollector(tasks),
 	}
 	reg.MustRegister(m.EventsReceived, m.JobsQueued, m.ObjectsCopied, m.BytesCopied,
 		m.CopyDuration, m.JobsInFlight, m.HTTPRequests, m.HTTPDuration,
 		m.ReconcileObjects, m.ReconcileRuns, m.ReconcileDuration, m.ReconcileLastSuccess, m.ReconcileRunning, m.ReconcileInterval,
-		m.Redeliveries, m.EndToEndLag, m.PartsInFlight, m.MemoryBudgetUsed, m.MemoryBudget, m.queue)
+		m.Redeliveries, m.EndToEndLag, m.PartsInFlight, m.MemoryBudgetUsed, m.MemoryBudget,
+		m.LeasesExpired, m.StuckJobs, m.OrphansAborted, m.SourceBandwidth, m.SourceBandwidthWait, m.queue)
 	m.events = map[[2]string]prometheus.Counter{}
 	m.queued = map[string]prometheus.Counter{}
 	for _, src := range Sources {
@@ -219,6 +252,8 @@ func New(reg prometheus.Registerer, tasks []string) *Metrics {
 	for _, t := range tasks {
 		m.queued[t] = m.JobsQueued.WithLabelValues(t)
 		m.BytesCopied.WithLabelValues(t)
+		m.SourceBandwidth.WithLabelValues(t)
+		m.SourceBandwidthWait.WithLabelValues(t)
 		for _, r := range CopyResults {
 			m.ObjectsCopied.WithLabelValues(t, r)
 		}
@@ -230,6 +265,8 @@ func New(reg prometheus.Registerer, tasks []string) *Metrics {
 		}
 		m.ReconcileRunning.WithLabelValues(t)
 		m.Redeliveries.WithLabelValues(t)
+		m.LeasesExpired.WithLabelValues(t)
+		m.OrphansAborted.WithLabelValues(t)
 	}
 	return m
 }
@@ -438,22 +475,84 @@ type httpSeries struct {
 	duration prometheus.Observer
 }
 
-// ObserveHTTP records one answered request. route is the route pattern
-// (never the raw path, which may hold a key), so the series are few and
-// each is looked up once.
+// MethodOther is the "method" label of every request whose method is not
+// one of HTTP's standard ones: a client may send any token as its method,
+// and each would otherwise be a series kept for ever (issue 14: 300
+// invented methods made 300 series, 50 long ones a 10 MB /metrics).
+const MethodOther = "other"
+
+// RouteOther is the "route" label ObserveHTTP uses once maxHTTPSeries
+// series exist: a safety net for a caller that passes something other than
+// a route pattern.
+const RouteOther = "(other)"
+
+// maxHTTPSeries bounds the HTTP series (and ObserveHTTP's cache of them)
+// whatever the callers pass. The gateway's routes, methods and status
+// codes make a few dozen.
+const maxHTTPSeries = 512
+
+// httpMethod returns method if it is a standard HTTP method, MethodOther
+// if not. The returned string is a constant, never the request's.
+func httpMethod(method string) string {
+	switch method {
+	case http.MethodGet:
+		return http.MethodGet
+	case http.MethodHead:
+		return http.MethodHead
+	case http.MethodPost:
+		return http.MethodPost
+	case http.MethodPut:
+		return http.MethodPut
+	case http.MethodPatch:
+		return http.MethodPatch
+	case http.MethodDelete:
+		return http.MethodDelete
+	case http.MethodConnect:
+		return http.MethodConnect
+	case http.MethodOptions:
+		return http.MethodOptions
+	case http.MethodTrace:
+		return http.MethodTrace
+	}
+	return MethodOther
+}
+
+// ObserveHTTP records one answered request. route must be a route pattern
+// from the gateway's route table (never the raw path, which may hold a
+// key); method may be anything a client sent: it is labelled as itself only
+// when it is a standard method. So the series are few, and each is looked
+// up once.
 func (m *Metrics) ObserveHTTP(route, method string, code int, d time.Duration) {
 	if m == nil {
 		return
 	}
-	k := httpKey{route, method, code}
-	s, ok := m.http.Load(k)
-	if !ok {
-		s, _ = m.http.LoadOrStore(k, &httpSeries{
-			requests: m.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(code)),
-			duration: m.HTTPDuration.WithLabelValues(route),
-		})
+	if code < 100 || code > 999 {
+		code = 0
 	}
-	hs := s.(*httpSeries)
+	hs := m.httpSeriesOf(httpKey{route, httpMethod(method), code})
 	hs.requests.Inc()
 	hs.duration.Observe(d.Seconds())
+}
+
+// httpSeriesOf returns the series of k, created on first use; past
+// maxHTTPSeries, new keys share the route RouteOther. (The count may pass
+// the bound by the requests racing to create series, no more.)
+func (m *Metrics) httpSeriesOf(k httpKey) *httpSeries {
+	if s, ok := m.http.Load(k); ok {
+		return s.(*httpSeries)
+	}
+	if m.httpSeries.Load() >= maxHTTPSeries {
+		k.route = RouteOther
+		if s, ok := m.http.Load(k); ok {
+			return s.(*httpSeries)
+		}
+	}
+	s, loaded := m.http.LoadOrStore(k, &httpSeries{
+		requests: m.HTTPRequests.WithLabelValues(k.route, k.method, strconv.Itoa(k.code)),
+		duration: m.HTTPDuration.WithLabelValues(k.route),
+	})
+	if !loaded {
+		m.httpSeries.Add(1)
+	}
+	return s.(*httpSeries)
 }

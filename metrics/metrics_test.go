@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -200,4 +201,51 @@ func TestHotPathAccessorsCountTheirSeries(t *testing.T) {
 	if n := testutil.CollectAndCount(m.HTTPDuration); n != 1 {
 		t.Fatalf("duration series: %d, want 1", n)
 	}
+}
+
+// TestHTTPLabelsComeFromClosedSets: whatever a client sends, the HTTP
+// series stay few (issue 14: each invented method was a series kept for
+// ever, and 50 methods of 200 KB made /metrics 10 MB).
+func TestHTTPLabelsComeFromClosedSets(t *testing.T) {
+	t.Parallel()
+
+	t.Run("AnInventedMethodIsOther", func(t *testing.T) {
+		t.Parallel()
+		m := metrics.New(prometheus.NewRegistry(), nil)
+		m.ObserveHTTP("/v1/events/oss", "GET", 405, time.Millisecond)
+		for i := range 1000 {
+			m.ObserveHTTP("/v1/events/oss", fmt.Sprintf("INVENTED%d%s", i, strings.Repeat("X", 1000)), 405, time.Millisecond)
+		}
+		if n := testutil.CollectAndCount(m.HTTPRequests); n != 2 {
+			t.Fatalf("%d request series after 1000 invented methods, want 2 (GET and other)", n)
+		}
+		if got := testutil.ToFloat64(m.HTTPRequests.WithLabelValues("/v1/events/oss", metrics.MethodOther, "405")); got != 1000 {
+			t.Fatalf("method=%q counted %v requests, want 1000", metrics.MethodOther, got)
+		}
+	})
+
+	t.Run("EveryStandardMethodIsItself", func(t *testing.T) {
+		t.Parallel()
+		m := metrics.New(prometheus.NewRegistry(), nil)
+		for _, method := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "OPTIONS", "TRACE"} {
+			m.ObserveHTTP("/healthz", method, 200, time.Millisecond)
+			if got := testutil.ToFloat64(m.HTTPRequests.WithLabelValues("/healthz", method, "200")); got != 1 {
+				t.Errorf("%s: %v requests, want 1", method, got)
+			}
+		}
+	})
+
+	t.Run("RoutesPastTheBoundShareOneSeries", func(t *testing.T) {
+		t.Parallel()
+		m := metrics.New(prometheus.NewRegistry(), nil)
+		for i := range 5000 {
+			m.ObserveHTTP(fmt.Sprintf("/raw/path/%d", i), "POST", 404, time.Millisecond)
+		}
+		if n := testutil.CollectAndCount(m.HTTPRequests); n > 513 {
+			t.Fatalf("%d request series after 5000 distinct routes, want at most 513", n)
+		}
+		if got := testutil.ToFloat64(m.HTTPRequests.WithLabelValues(metrics.RouteOther, "POST", "404")); got < 5000-512 {
+			t.Fatalf("route=%q counted %v requests, want the %d past the bound", metrics.RouteOther, got, 5000-512)
+		}
+	})
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/oss2s3/oss2s3/internal/jstest"
 	"github.com/oss2s3/oss2s3/internal/ossemu"
 	"github.com/oss2s3/oss2s3/internal/s3test"
+	"github.com/oss2s3/oss2s3/internal/testkit"
 	"github.com/oss2s3/oss2s3/transfer"
 )
 
@@ -33,7 +34,7 @@ import (
 type natsNode struct {
 	jstest.Node
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *testkit.SyncBuffer
 }
 
 func freePort(t *testing.T) int {
@@ -54,7 +55,7 @@ func startNATSCluster(t *testing.T) ([]*natsNode, string) {
 	nodes := make([]*natsNode, 3)
 	for i := range nodes {
 		nodes[i] = &natsNode{Node: jstest.Node{Name: fmt.Sprintf("n%d", i+1), Port: freePort(t), ClusterPort: freePort(t),
-			StoreDir: t.TempDir()}, logs: &syncBuffer{}}
+			StoreDir: t.TempDir()}, logs: &testkit.SyncBuffer{}}
 	}
 	var urls []string
 	for i, n := range nodes {
@@ -81,17 +82,16 @@ func startNATSCluster(t *testing.T) ([]*natsNode, string) {
 	}
 	url := strings.Join(urls, ",")
 	js := jetStreamClient(t, url)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	var err error
+	if !testkit.Eventually(30*time.Second, 50*time.Millisecond, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := js.AccountInfo(ctx)
+		_, err = js.AccountInfo(ctx)
 		cancel()
-		if err == nil {
-			return nodes, url
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("JetStream cluster not ready in 30s: %v", err)
-		}
+		return err == nil
+	}) {
+		t.Fatalf("JetStream cluster not ready in 30s: %v", err)
 	}
+	return nodes, url
 }
 
 func jetStreamClient(t *testing.T, url string) jetstream.JetStream {
@@ -130,13 +130,21 @@ func metricValue(t *testing.T, addr, series string) float64 {
 	return -1
 }
 
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+// notInS3 says, for each of small and big not yet in S3 as it should be,
+// its key and what is wrong.
+func notInS3(ctx context.Context, b *bed, small []sample, big []synthetic) []string {
+	var missing []string
+	for _, s := range small {
+		if p := checkS3(ctx, b, s); p != "" {
+			missing = append(missing, s.key+": "+p)
 		}
 	}
+	for _, o := range big {
+		if p := checkSynthetic(ctx, b, o); p != "" {
+			missing = append(missing, o.key+": "+p)
+		}
+	}
+	return missing
 }
 
 // synthetic is a big source object made of the emulator's seeded bytes.
@@ -199,11 +207,82 @@ func TestClusterLosesNothingWhenAReplicaAndANATSNodeAreKilled(t *testing.T) {
 	b.workerConfig = "  giant_threshold: 20MiB\n"
 	b.emu.InjectFault(ossemu.Fault{Op: "GetObject", Latency: 20 * time.Millisecond})
 
-	// Three replicas, started at once: they create the R3 streams, the
-	// consumer and the checkpoint bucket concurrently. The first also
-	// receives the webhooks.
+	replicas, procs := startReplicas(t, b, 3)
+	js := jetStreamClient(t, natsURL)
+	info, err := js.Stream(ctx, transfer.JobStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.CachedInfo().Config.Replicas; n != 3 {
+		t.Fatalf("job stream has %d replicas, want 3", n)
+	}
+
+	// Phase 1: work for everyone.
+	load := &clusterLoad{t: t, b: b, rng: rand.New(rand.NewPCG(7, 7))}
+	load.putSmall(0, 200)
+	load.putBig("multipart/1.bin", 11<<20)
+	load.putBig("multipart/2.bin", 13<<20+5)
+	for i, r := range replicas {
+		testkit.WaitFor(t, 60*time.Second, fmt.Sprintf("replica %d to copy something", i), func() bool {
+			return metricValue(t, r.addr, copiedSeries) > 0
+		})
+	}
+
+	// The kills, mid-run: a replica with copies in hand, then the node
+	// leading the job stream.
+	victim := replicas[1]
+	testkit.WaitFor(t, 30*time.Second, "the replica to kill to hold a copy", func() bool {
+		return metricValue(t, victim.addr, "oss2s3_jobs_in_flight") > 0
+	})
+	procs[1].kill(t)
+	leader, leftBefore := killStreamLeader(t, nodes, info)
+	if leftBefore == 0 {
+		t.Fatal("the run was over before the kills; nothing was proven")
+	}
+	t.Logf("killed replica 1 and NATS node %s (the job stream's leader) with %d jobs left", leader, leftBefore)
+
+	// Phase 2: more work on the degraded cluster, a giant object included
+	// (split into part jobs shared by the surviving replicas).
+	load.putSmall(200, 300)
+	load.putBig("multipart/3.bin", 11<<20)
+	load.putBig("giant/1.bin", 48<<20+3)
+
+	var missing []string
+	if !testkit.Eventually(90*time.Second, 100*time.Millisecond, func() bool {
+		missing = notInS3(ctx, b, load.small, load.big)
+		return len(missing) == 0
+	}) {
+		ci, _ := jobConsumerOf(ctx, js)
+		t.Fatalf("%d objects not in S3 after 90s, e.g. %s; consumer %+v", len(missing), missing[0], ci)
+	}
+
+	noJobLeftBehind(t, js, info, b)
+	var total float64
+	for i, r := range replicas {
+		if i == 1 {
+			continue
+		}
+		total += metricValue(t, r.addr, copiedSeries)
+	}
+	t.Logf("%d objects (%d small, %d multipart or giant) verified in S3; the surviving replicas copied %v",
+		len(load.small)+len(load.big), len(load.small), len(load.big), total)
+
+	// The survivors stop cleanly.
+	for i := range replicas {
+		if i != 1 {
+			stopChild(t, procs[i])
+		}
+	}
+}
+
+// startReplicas starts n oss2s3 processes at once, b's and copies of it
+// with their own addresses and data directories: they create the R3
+// streams, the consumer and the checkpoint bucket concurrently. The first
+// also receives the webhooks. It returns when every one is ready.
+func startReplicas(t *testing.T, b *bed, n int) ([]*bed, []*child) {
+	t.Helper()
 	replicas := []*bed{b}
-	for range 2 {
+	for range n - 1 {
 		r := *b
 		r.addr, r.dataDir = freeAddr(t), t.TempDir()
 		replicas = append(replicas, &r)
@@ -216,126 +295,84 @@ func TestClusterLosesNothingWhenAReplicaAndANATSNodeAreKilled(t *testing.T) {
 	for i, r := range replicas {
 		procs[i].waitReady(t, r.addr)
 	}
-	js := jetStreamClient(t, natsURL)
-	info, err := js.Stream(ctx, transfer.JobStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := info.CachedInfo().Config.Replicas; n != 3 {
-		t.Fatalf("job stream has %d replicas, want 3", n)
-	}
+	return replicas, procs
+}
 
-	rng := rand.New(rand.NewPCG(7, 7))
-	var small []sample
-	var big []synthetic
-	putSmall := func(from, to int) {
-		for i := from; i < to; i++ {
-			s := sample{key: fmt.Sprintf("small/%03d.bin", i), data: make([]byte, 512+rng.IntN(4096)), ctype: "application/octet-stream"}
-			for j := range s.data {
-				s.data[j] = byte(rng.Uint32())
-			}
-			if _, err := b.emu.PutObject(e2eSrc, s.key, s.data, http.Header{"Content-Type": {s.ctype}}); err != nil {
-				t.Fatal(err)
-			}
-			small = append(small, s)
+// clusterLoad puts objects in the source and remembers them.
+type clusterLoad struct {
+	t     *testing.T
+	b     *bed
+	rng   *rand.Rand
+	small []sample
+	big   []synthetic
+}
+
+// putSmall puts small/<from>.bin to small/<to-1>.bin, random bytes each.
+func (l *clusterLoad) putSmall(from, to int) {
+	for i := from; i < to; i++ {
+		s := sample{key: fmt.Sprintf("small/%03d.bin", i), data: make([]byte, 512+l.rng.IntN(4096)), ctype: "application/octet-stream"}
+		for j := range s.data {
+			s.data[j] = byte(l.rng.Uint32())
 		}
-	}
-	putBig := func(key string, size int64) {
-		o := synthetic{key: key, size: size, seed: uint64(len(big) + 1)}
-		if _, err := b.emu.PutSynthetic(e2eSrc, o.key, o.size, o.seed, http.Header{"Content-Type": {"application/octet-stream"}}); err != nil {
-			t.Fatal(err)
+		if _, err := l.b.emu.PutObject(e2eSrc, s.key, s.data, http.Header{"Content-Type": {s.ctype}}); err != nil {
+			l.t.Fatal(err)
 		}
-		big = append(big, o)
+		l.small = append(l.small, s)
 	}
+}
 
-	// Phase 1: work for everyone.
-	putSmall(0, 200)
-	putBig("multipart/1.bin", 11<<20)
-	putBig("multipart/2.bin", 13<<20+5)
-	for i, r := range replicas {
-		waitUntil(t, fmt.Sprintf("replica %d to copy something", i), 60*time.Second, func() bool {
-			return metricValue(t, r.addr, copiedSeries) > 0
-		})
+// putBig puts a synthetic object of size bytes at key.
+func (l *clusterLoad) putBig(key string, size int64) {
+	o := synthetic{key: key, size: size, seed: uint64(len(l.big) + 1)}
+	if _, err := l.b.emu.PutSynthetic(e2eSrc, o.key, o.size, o.seed, http.Header{"Content-Type": {"application/octet-stream"}}); err != nil {
+		l.t.Fatal(err)
 	}
+	l.big = append(l.big, o)
+}
 
-	// The kills, mid-run: a replica with copies in hand, then the node
-	// leading the job stream.
-	victim := replicas[1]
-	waitUntil(t, "the replica to kill to hold a copy", 30*time.Second, func() bool {
-		return metricValue(t, victim.addr, "oss2s3_jobs_in_flight") > 0
-	})
-	procs[1].kill(t)
-	si, err := info.Info(ctx)
+// killStreamLeader SIGKILLs the node leading the job stream and returns
+// its name and how many jobs the stream held just before.
+func killStreamLeader(t *testing.T, nodes []*natsNode, info jetstream.Stream) (string, uint64) {
+	t.Helper()
+	si, err := info.Info(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if si.Cluster == nil || si.Cluster.Leader == "" {
 		t.Fatalf("job stream has no leader: %+v", si.Cluster)
 	}
-	leftBefore := si.State.Msgs
-	killed := false
 	for _, n := range nodes {
 		if n.Name == si.Cluster.Leader {
 			if err := n.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
 			_ = n.cmd.Wait()
-			killed = true
+			return si.Cluster.Leader, si.State.Msgs
 		}
 	}
-	if !killed {
-		t.Fatalf("leader %q is not one of the nodes", si.Cluster.Leader)
-	}
-	if leftBefore == 0 {
-		t.Fatal("the run was over before the kills; nothing was proven")
-	}
-	t.Logf("killed replica 1 and NATS node %s (the job stream's leader) with %d jobs left", si.Cluster.Leader, leftBefore)
+	t.Fatalf("leader %q is not one of the nodes", si.Cluster.Leader)
+	return "", 0
+}
 
-	// Phase 2: more work on the degraded cluster, a giant object included
-	// (split into part jobs shared by the surviving replicas).
-	putSmall(200, 300)
-	putBig("multipart/3.bin", 11<<20)
-	putBig("giant/1.bin", 48<<20+3)
-
-	var missing []string
-	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		missing = missing[:0]
-		for _, s := range small {
-			if p := checkS3(ctx, b, s); p != "" {
-				missing = append(missing, s.key+": "+p)
-			}
-		}
-		for _, o := range big {
-			if p := checkSynthetic(ctx, b, o); p != "" {
-				missing = append(missing, o.key+": "+p)
-			}
-		}
-		if len(missing) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			ci, _ := jobConsumerOf(ctx, js)
-			t.Fatalf("%d objects not in S3 after 90s, e.g. %s; consumer %+v", len(missing), missing[0], ci)
-		}
-	}
-
-	// No job left behind: the work queue is empty, the consumer holds
-	// nothing, nothing was dead-lettered, and every webhook was accepted.
+// noJobLeftBehind checks that the work queue is empty, the consumer holds
+// nothing, nothing was dead-lettered, and every webhook was accepted.
+func noJobLeftBehind(t *testing.T, js jetstream.JetStream, info jetstream.Stream, b *bed) {
+	t.Helper()
+	ctx := context.Background()
 	cons, err := js.Consumer(ctx, transfer.JobStream, transfer.WorkerConsumer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ci *jetstream.ConsumerInfo
-	var jobs uint64
-	waitUntil(t, "an empty job stream", 30*time.Second, func() bool {
-		if ci, err = cons.Info(ctx); err != nil {
+	testkit.WaitFor(t, 30*time.Second, "an empty job stream", func() bool {
+		ci, err := cons.Info(ctx)
+		if err != nil {
 			return false
 		}
-		if si, err = info.Info(ctx); err != nil {
+		si, err := info.Info(ctx)
+		if err != nil {
 			return false
 		}
-		jobs = si.State.Msgs
-		return ci.NumPending == 0 && ci.NumAckPending == 0 && jobs == 0
+		return ci.NumPending == 0 && ci.NumAckPending == 0 && si.State.Msgs == 0
 	})
 	dlq, err := js.Stream(ctx, transfer.DeadStream)
 	if err != nil {
@@ -346,22 +383,6 @@ func TestClusterLosesNothingWhenAReplicaAndANATSNodeAreKilled(t *testing.T) {
 	}
 	if errs := b.emu.WebhookErrors(); len(errs) > 0 {
 		t.Fatalf("webhook deliveries failed: %v", errs)
-	}
-	var total float64
-	for i, r := range replicas {
-		if i == 1 {
-			continue
-		}
-		total += metricValue(t, r.addr, copiedSeries)
-	}
-	t.Logf("%d objects (%d small, %d multipart or giant) verified in S3; the surviving replicas copied %v",
-		len(small)+len(big), len(small), len(big), total)
-
-	// The survivors stop cleanly.
-	for i := range replicas {
-		if i != 1 {
-			stopChild(t, procs[i])
-		}
 	}
 }
 

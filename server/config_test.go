@@ -172,18 +172,39 @@ func TestParseConfigRejectsBadYAMLAndTypes(t *testing.T) {
 }
 
 // The example configuration documents every field; it must stay valid and
-// complete as fields are added.
+// complete as fields are added. It is not a working configuration: every
+// secret and credential comes from a variable the operator must set.
 func TestExampleConfigIsValidAndComplete(t *testing.T) {
 	t.Parallel()
 	data, err := os.ReadFile("../deploy/config.example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = parseConfig("config.example.yaml", data, env(map[string]string{
-		"OSS2S3_WEBHOOK_SECRET": "0123456789abcdef0123", "OSS_ACCESS_KEY_ID": "ak", "OSS_ACCESS_KEY_SECRET": "sk",
-	}))
-	if err != nil {
+	_, err = parseConfig("config.example.yaml", data, env(nil))
+	for _, v := range []string{"OSS2S3_WEBHOOK_SECRET", "OSS2S3_FC_HANGZHOU_SECRET", "OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET"} {
+		if err == nil || !strings.Contains(err.Error(), "environment variable "+v+" is not set") {
+			t.Errorf("loaded with %s unset: %v", v, err)
+		}
+	}
+	yours := env(map[string]string{
+		"OSS2S3_WEBHOOK_SECRET": randomHex(32), "OSS2S3_FC_HANGZHOU_SECRET": randomHex(32),
+		"OSS_ACCESS_KEY_ID": "ak", "OSS_ACCESS_KEY_SECRET": "sk",
+	})
+	if _, err := parseConfig("config.example.yaml", data, yours); err != nil {
 		t.Fatal(err)
+	}
+	// The sqs: section is commented out (its queue is an example); as
+	// printed, uncommented, it must load too.
+	uncommented, n := uncommentSection(string(data), "# sqs:")
+	if n < 10 {
+		t.Fatalf("found %d commented-out lines of the sqs: section", n)
+	}
+	cfg, err := parseConfig("config.example.yaml", []byte(uncommented), yours)
+	if err != nil {
+		t.Fatalf("with sqs: uncommented: %v", err)
+	}
+	if len(cfg.SQS) != 1 || cfg.SQS[0].Task != "photos" {
+		t.Fatalf("with sqs: uncommented, sqs is %+v", cfg.SQS)
 	}
 	var missing []string
 	walkYAMLFields(reflect.TypeOf(Config{}), "", func(path string) {
@@ -194,6 +215,25 @@ func TestExampleConfigIsValidAndComplete(t *testing.T) {
 	if len(missing) > 0 {
 		t.Fatalf("deploy/config.example.yaml does not document: %v", missing)
 	}
+}
+
+// uncommentSection takes "# " off the line equal to first and the lines
+// right after it that start with "#  " (its indented body), as a reader
+// enabling the section would, and says how many lines it changed.
+func uncommentSection(text, first string) (string, int) {
+	lines := strings.Split(text, "\n")
+	n := 0
+	for i, line := range lines {
+		inside := line == first || (n > 0 && strings.HasPrefix(line, "#  "))
+		if n > 0 && !inside {
+			break
+		}
+		if inside {
+			lines[i] = strings.TrimPrefix(line, "# ")
+			n++
+		}
+	}
+	return strings.Join(lines, "\n"), n
 }
 
 func walkYAMLFields(t reflect.Type, path string, visit func(string)) {
@@ -241,5 +281,157 @@ func TestPrefixFileAddsItsPrefixes(t *testing.T) {
 	}))
 	if err == nil || !strings.Contains(err.Error(), "tasks[0].source.prefix_file") {
 		t.Fatalf("missing prefix file: %v", err)
+	}
+}
+
+// TestConfigOfTheGatewaysDefences: the settings issue 14 added, each
+// checked where the file is read.
+func TestConfigOfTheGatewaysDefences(t *testing.T) {
+	t.Parallel()
+	getenv := env(map[string]string{"WEBHOOK_SECRET": "0123456789abcdef0123", "OSS_AK": "ak", "OSS_SK": "sk"})
+	load := func(extra string) (*Config, error) {
+		return parseConfig("c.yaml", []byte(validConfig+extra), getenv)
+	}
+	cfg, err := load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Webhook.MaxRecords != 100 || len(cfg.TrustedProxies) != 0 {
+		t.Fatalf("defaults: max_records %d, trusted_proxies %v", cfg.Webhook.MaxRecords, cfg.TrustedProxies)
+	}
+
+	t.Run("TrustedProxiesAreRangesOrAddresses", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := load("trusted_proxies: [10.0.0.0/8, 192.0.2.7, '2001:db8::/32', '::1']\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		nets, err := cfg.trustedProxies()
+		if err != nil || len(nets) != 4 {
+			t.Fatalf("%v, %v", nets, err)
+		}
+		if got := nets[1].String(); got != "192.0.2.7/32" {
+			t.Fatalf("a single address is %s, want 192.0.2.7/32", got)
+		}
+		if got := nets[3].String(); got != "::1/128" {
+			t.Fatalf("a single address is %s, want ::1/128", got)
+		}
+		if _, err := load("trusted_proxies: [10.0.0.0/8, the-load-balancer]\n"); err == nil || !strings.Contains(err.Error(), `trusted_proxies: [1] "the-load-balancer" is not an address or a CIDR range`) {
+			t.Fatalf("a name: %v", err)
+		}
+	})
+
+	t.Run("MaxRecordsIsBounded", func(t *testing.T) {
+		t.Parallel()
+		for _, v := range []string{"0", "-1", "10001"} {
+			text := strings.Replace(validConfig, "webhook:\n", "webhook:\n  max_records: "+v+"\n", 1)
+			if _, err := parseConfig("c.yaml", []byte(text), getenv); err == nil || !strings.Contains(err.Error(), "webhook.max_records: "+v+": want 1 to 10000") {
+				t.Errorf("max_records %s: %v", v, err)
+			}
+		}
+	})
+
+	// MNS signs with 512-bit RSA keys: a path token is required unless
+	// the operator says otherwise, in so many words.
+	t.Run("MNSNeedsAPathTokenUnlessToldOtherwise", func(t *testing.T) {
+		t.Parallel()
+		_, err := load("mns: {enabled: true}\n")
+		if err == nil || !strings.Contains(err.Error(), "mns.path_tokens: required with mns.enabled") {
+			t.Fatalf("enabled without a token: %v", err)
+		}
+		if _, err := load("mns: {enabled: true, allow_without_path_token: true}\n"); err != nil {
+			t.Fatalf("enabled without a token, allowed: %v", err)
+		}
+		if _, err := load("mns: {enabled: true, path_tokens: [0123456789abcdef0123456789]}\n"); err != nil {
+			t.Fatalf("enabled with a token: %v", err)
+		}
+	})
+}
+
+// TestDefaultsAreTheValuesTheExampleWritesOut: deploy/config.example.yaml
+// writes out the default of every setting of the queue, the workers and
+// the gateway's limits (the defaults live in the packages that use them); a
+// file that leaves them out must get the same values.
+func TestDefaultsAreTheValuesTheExampleWritesOut(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../deploy/config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := parseConfig("config.example.yaml", data, env(map[string]string{
+		"OSS2S3_WEBHOOK_SECRET": randomHex(32), "OSS2S3_FC_HANGZHOU_SECRET": randomHex(32),
+		"OSS_ACCESS_KEY_ID": "ak", "OSS_ACCESS_KEY_SECRET": "sk",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, err := parseConfig("c.yaml", []byte(`
+webhook:
+  secrets: ["0123456789abcdef0123"]
+tasks:
+  - name: t
+    source: {endpoint: "https://x", bucket: abc, access_key_id: a, access_key_secret: b}
+    destination: {region: r, bucket: abc}
+`), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *bare.Workers.Concurrency != *example.Workers.Concurrency {
+		t.Errorf("workers.concurrency: %d by default, %d in the example", *bare.Workers.Concurrency, *example.Workers.Concurrency)
+	}
+	bare.Workers.Concurrency, example.Workers.Concurrency = nil, nil
+	for _, c := range []struct {
+		name          string
+		bare, example any
+	}{
+		{"queue", bare.Queue, example.Queue},
+		{"workers", bare.Workers, example.Workers},
+		{"nats.replicas", bare.NATS.Replicas, example.NATS.Replicas},
+		{"log", bare.Log, example.Log},
+		{"webhook.max_body_bytes", bare.Webhook.MaxBodyBytes, example.Webhook.MaxBodyBytes},
+		{"webhook.max_records", bare.Webhook.MaxRecords, example.Webhook.MaxRecords},
+		{"webhook.tolerance", bare.Webhook.Tolerance, example.Webhook.Tolerance},
+	} {
+		if !reflect.DeepEqual(c.bare, c.example) {
+			t.Errorf("%s: %+v by default, %+v in the example", c.name, c.bare, c.example)
+		}
+	}
+}
+
+// TestConfigPrefixListIsCheckedForItsSyntaxOnly: a prefix_list names an
+// object or a file read at each run's start; loading the configuration
+// (and oss2s3 check) only checks how it is written.
+func TestConfigPrefixListIsCheckedForItsSyntaxOnly(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	getenv := env(map[string]string{"WEBHOOK_SECRET": "a-secret-of-enough-length", "OSS_AK": "ak", "OSS_SK": "sk"})
+	load := func(from, to string) (*Config, error) {
+		return parseConfig(filepath.Join(dir, "c.yaml"), []byte(strings.Replace(validConfig, from, to, 1)), getenv)
+	}
+	for list, want := range map[string]string{
+		"oss://my-photos/lists/prefixes.txt": "oss://my-photos/lists/prefixes.txt",
+		"s3://lists.example/p.txt":           "s3://lists.example/p.txt",
+		"lists/prefixes.txt":                 filepath.Join(dir, "lists/prefixes.txt"),
+	} {
+		cfg, err := load("prefixes: [2024/, 2025/]", "prefix_list: "+list)
+		if err != nil {
+			t.Fatalf("%s: %v", list, err)
+		}
+		if got := cfg.Tasks[0].Source.PrefixList; got != want {
+			t.Errorf("%s: prefix_list %q, want %q", list, got, want)
+		}
+	}
+	for to, want := range map[string]string{
+		"prefix_list: https://example.com/p.txt":   "tasks[0].source.prefix_list: \"https://example.com/p.txt\": want oss://bucket/key",
+		"prefix_list: oss://my-photos/":            "tasks[0].source.prefix_list: \"oss://my-photos/\" names no object",
+		"prefixes: [a/]\n      prefix_list: p.txt": "tasks[0].source.prefix_list: set either prefix_list or prefixes",
+	} {
+		if _, err := load("prefixes: [2024/, 2025/]", to); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want %q", to, err, want)
+		}
+	}
+	_ = os.WriteFile(filepath.Join(dir, "bad.txt"), []byte("# list\na/\n/b/\n"), 0o600)
+	if _, err := load("prefixes: [2024/, 2025/]", "prefix_file: bad.txt"); err == nil || !strings.Contains(err.Error(), "bad.txt: line 3: ") {
+		t.Errorf("prefix_file with a bad line 3: %v", err)
 	}
 }

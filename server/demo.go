@@ -88,8 +88,9 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	secret := randomHex(32)
+	secret, adminToken := randomHex(32), randomHex(32)
 	cfg := demoConfig(ln.Addr().String(), dir, secret, ossURL, s3srv)
+	cfg.Admin.Tokens = []string{adminToken}
 	if problems := cfg.validate(); len(problems) > 0 {
 		return &ConfigError{File: "(demo)", Problems: problems}
 	}
@@ -97,14 +98,19 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	// together when the demo returns: a.serve waits for both.
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
-	a, err := newApp(sctx, cfg, log)
+	a, err := openApp(sctx, cfg, log)
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	served := make(chan error, 1)
 	go func() { served <- a.serve(sctx, ln) }()
-	defer func() { stop(); <-served }()
+	defer func() {
+		stop()
+		if err := <-served; err != nil {
+			log.Warn("gateway stopped with an error", "err", err)
+		}
+	}()
 
 	gateway := "http://" + ln.Addr().String()
 	emu.SetWebhook(gateway+"/v1/events/oss", secret)
@@ -126,10 +132,14 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintf(stdout, "\nEverything keeps running until Ctrl-C:\n"+
 			"  webhook   POST %s/v1/events/oss  (header X-Oss2s3-Signature, secret %s)\n"+
 			"  metrics   %s/metrics\n  health    %s/healthz, %s/readyz\n"+
+			"  admin     token %s, e.g.\n"+
+			"            curl -H 'Authorization: Bearer %s' %s/v1/dlq\n"+
+			"            curl -H 'Authorization: Bearer %s' %s/v1/tasks\n"+
+			"            curl -X POST -H 'Authorization: Bearer %s' %s/v1/tasks/demo/reconcile\n"+
 			"  OSS       %s  bucket %s  (access key %s / %s)\n"+
 			"  S3        %s  bucket %s  (access key %s / %s)\n"+
 			"Upload to the OSS emulator (e.g. with ossutil or the OSS SDK) and watch the copy arrive in S3.\n",
-			gateway, secret, gateway, gateway, gateway, ossURL, demoSrc, demoAK, demoSK,
+			gateway, secret, gateway, gateway, gateway, adminToken, adminToken, gateway, adminToken, gateway, adminToken, gateway, ossURL, demoSrc, demoAK, demoSK,
 			s3srv.Endpoint, demoDst, s3srv.AccessKey, s3srv.SecretKey)
 		<-ctx.Done()
 	}

@@ -232,42 +232,58 @@ func TestComposeDeployment(t *testing.T) {
 
 	var port string
 	for _, name := range replicas {
-		s := compose.Services[name]
-		hostPath, _ := s.mount(configPath)
-		cfg, err := loadConfig(filepath.Join(deployDir, hostPath), composeGetenv(s.Environment))
-		if err != nil {
-			t.Fatalf("%s: %s does not load with the environment compose gives it: %v", name, hostPath, err)
-		}
-		port = listenPort(t, cfg)
-		if !slices.Contains(s.containerPorts(), port) {
-			t.Errorf("%s publishes container ports %v, but the gateway listens on %s", name, s.containerPorts(), port)
-		}
-		if !slices.Contains(docker.expose, port) {
-			t.Errorf("Dockerfile EXPOSEs %v, but the gateway listens on %s", docker.expose, port)
-		}
-		if cfg.NATS.URL == "" {
-			t.Fatalf("%s: no nats.url: replicas of an embedded server share nothing", name)
-		}
-		if cfg.NATS.Replicas != len(natsNodes) {
-			t.Errorf("%s: nats.replicas is %d, compose runs %d NATS nodes %v", name, cfg.NATS.Replicas, len(natsNodes), natsNodes)
-		}
-		for _, u := range strings.Split(cfg.NATS.URL, ",") {
-			pu, err := url.Parse(u)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !slices.Contains(natsNodes, pu.Hostname()) {
-				t.Errorf("%s: nats.url names %s, not a NATS node of compose %v", name, pu.Hostname(), natsNodes)
-				continue
-			}
-			checkNATSNode(t, compose, pu.Hostname(), pu.Port(), natsNodes)
-		}
-		if s.Build == nil && s.Image != compose.Services[replicas[0]].Image {
-			t.Errorf("%s runs image %q, not the one built from the Dockerfile", name, s.Image)
-		}
+		port = checkComposeReplica(t, compose, docker, name, configPath, natsNodes, compose.Services[replicas[0]].Image)
 	}
+	prometheusScrapesEveryReplica(t, port, replicas)
+}
 
-	// Prometheus scrapes every replica on the gateway port and path.
+// checkComposeReplica checks oss2s3 replica name of compose: its
+// configuration loads with the environment compose gives it, its ports are
+// the gateway's, it connects to compose's NATS nodes, and it runs the
+// image built from the Dockerfile (image: the first replica's). It returns
+// the gateway's port.
+func checkComposeReplica(t *testing.T, compose composeFile, docker dockerfile, name, configPath string, natsNodes []string, image string) string {
+	t.Helper()
+	s := compose.Services[name]
+	hostPath, _ := s.mount(configPath)
+	cfg, err := loadConfig(filepath.Join(deployDir, hostPath), composeGetenv(s.Environment))
+	if err != nil {
+		t.Fatalf("%s: %s does not load with the environment compose gives it: %v", name, hostPath, err)
+	}
+	port := listenPort(t, cfg)
+	if !slices.Contains(s.containerPorts(), port) {
+		t.Errorf("%s publishes container ports %v, but the gateway listens on %s", name, s.containerPorts(), port)
+	}
+	if !slices.Contains(docker.expose, port) {
+		t.Errorf("Dockerfile EXPOSEs %v, but the gateway listens on %s", docker.expose, port)
+	}
+	if cfg.NATS.URL == "" {
+		t.Fatalf("%s: no nats.url: replicas of an embedded server share nothing", name)
+	}
+	if cfg.NATS.Replicas != len(natsNodes) {
+		t.Errorf("%s: nats.replicas is %d, compose runs %d NATS nodes %v", name, cfg.NATS.Replicas, len(natsNodes), natsNodes)
+	}
+	for _, u := range strings.Split(cfg.NATS.URL, ",") {
+		pu, err := url.Parse(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(natsNodes, pu.Hostname()) {
+			t.Errorf("%s: nats.url names %s, not a NATS node of compose %v", name, pu.Hostname(), natsNodes)
+			continue
+		}
+		checkNATSNode(t, compose, pu.Hostname(), pu.Port(), natsNodes)
+	}
+	if s.Build == nil && s.Image != image {
+		t.Errorf("%s runs image %q, not the one built from the Dockerfile", name, s.Image)
+	}
+	return port
+}
+
+// prometheusScrapesEveryReplica: Prometheus scrapes every replica on the
+// gateway port and path.
+func prometheusScrapesEveryReplica(t *testing.T, port string, replicas []string) {
+	t.Helper()
 	var prom struct {
 		ScrapeConfigs []struct {
 			JobName       string `yaml:"job_name"`
@@ -339,359 +355,6 @@ func checkNATSNode(t *testing.T, compose composeFile, node, clientPort string, n
 	if !slices.Equal(routed, nodes) {
 		t.Errorf("%s: routes to %v, compose runs NATS nodes %v", hostPath, routed, nodes)
 	}
-}
-
-// k8sObject is the part of a Kubernetes manifest the tests read.
-type k8sObject struct {
-	Kind     string `yaml:"kind"`
-	Metadata struct {
-		Name   string            `yaml:"name"`
-		Labels map[string]string `yaml:"labels"`
-	} `yaml:"metadata"`
-	Data       map[string]string `yaml:"data"`
-	StringData map[string]string `yaml:"stringData"`
-	Spec       struct {
-		Replicas     int              `yaml:"replicas"`
-		MinAvailable int              `yaml:"minAvailable"`
-		Selector     k8sSelector      `yaml:"selector"` // Deployment, PodDisruptionBudget
-		Ports        []k8sServicePort `yaml:"ports"`    // Service
-		Template     podTemplate      `yaml:"template"` // Deployment
-		JobTemplate  struct {
-			Spec struct{ Template podTemplate }
-		} `yaml:"jobTemplate"`
-	} `yaml:"spec"`
-}
-
-type k8sSelector struct {
-	MatchLabels map[string]string `yaml:"matchLabels"`
-}
-
-// UnmarshalYAML takes a Service's selector (a plain map) as well as a
-// Deployment's (matchLabels).
-func (s *k8sSelector) UnmarshalYAML(n *yaml.Node) error {
-	var m map[string]any
-	if err := n.Decode(&m); err != nil {
-		return err
-	}
-	if _, ok := m["matchLabels"]; ok {
-		type plain k8sSelector
-		return n.Decode((*plain)(s))
-	}
-	return n.Decode(&s.MatchLabels)
-}
-
-type k8sServicePort struct {
-	Name       string `yaml:"name"`
-	Port       int    `yaml:"port"`
-	TargetPort string `yaml:"targetPort"`
-}
-
-type podTemplate struct {
-	Metadata struct {
-		Labels      map[string]string `yaml:"labels"`
-		Annotations map[string]string `yaml:"annotations"`
-	} `yaml:"metadata"`
-	Spec struct {
-		TerminationGracePeriodSeconds int `yaml:"terminationGracePeriodSeconds"`
-		Containers                    []container
-		Volumes                       []struct {
-			Name      string `yaml:"name"`
-			ConfigMap struct {
-				Name string `yaml:"name"`
-			} `yaml:"configMap"`
-		} `yaml:"volumes"`
-	} `yaml:"spec"`
-}
-
-type container struct {
-	Name    string   `yaml:"name"`
-	Args    []string `yaml:"args"`
-	Command []string `yaml:"command"`
-	Ports   []struct {
-		Name          string `yaml:"name"`
-		ContainerPort int    `yaml:"containerPort"`
-	} `yaml:"ports"`
-	Env []struct {
-		Name      string `yaml:"name"`
-		Value     string `yaml:"value"`
-		ValueFrom *struct {
-			SecretKeyRef *struct {
-				Name string `yaml:"name"`
-				Key  string `yaml:"key"`
-			} `yaml:"secretKeyRef"`
-		} `yaml:"valueFrom"`
-	} `yaml:"env"`
-	LivenessProbe  *probe `yaml:"livenessProbe"`
-	ReadinessProbe *probe `yaml:"readinessProbe"`
-	Resources      struct {
-		Requests map[string]string `yaml:"requests"`
-		Limits   map[string]string `yaml:"limits"`
-	} `yaml:"resources"`
-	VolumeMounts []struct {
-		Name      string `yaml:"name"`
-		MountPath string `yaml:"mountPath"`
-	} `yaml:"volumeMounts"`
-}
-
-type probe struct {
-	HTTPGet *struct {
-		Path string `yaml:"path"`
-		Port string `yaml:"port"`
-	} `yaml:"httpGet"`
-}
-
-// port resolves a port given by name or number to the container's number.
-func (c container) port(p string) (int, bool) {
-	for _, cp := range c.Ports {
-		if cp.Name == p || strconv.Itoa(cp.ContainerPort) == p {
-			return cp.ContainerPort, true
-		}
-	}
-	return 0, false
-}
-
-// k8sObjects reads every manifest kustomization.yaml lists, by kind.
-func k8sObjects(t *testing.T) map[string][]k8sObject {
-	t.Helper()
-	var kust struct {
-		Resources []string `yaml:"resources"`
-	}
-	readDeployYAML(t, "k8s/kustomization.yaml", &kust)
-	listed := map[string]bool{}
-	out := map[string][]k8sObject{}
-	for _, r := range kust.Resources {
-		listed[r] = true
-		var o k8sObject
-		readDeployYAML(t, filepath.Join("k8s", r), &o)
-		out[o.Kind] = append(out[o.Kind], o)
-	}
-	files, _ := filepath.Glob(filepath.Join(deployDir, "k8s", "*.yaml"))
-	for _, f := range files {
-		base := filepath.Base(f)
-		if !listed[base] && base != "kustomization.yaml" && !strings.Contains(base, ".example.") {
-			t.Errorf("k8s/%s is not in kustomization.yaml's resources", base)
-		}
-	}
-	return out
-}
-
-func one(t *testing.T, objs map[string][]k8sObject, kind string) k8sObject {
-	t.Helper()
-	if len(objs[kind]) != 1 {
-		t.Fatalf("want one %s in deploy/k8s, found %d", kind, len(objs[kind]))
-	}
-	return objs[kind][0]
-}
-
-func TestKubernetesDeployment(t *testing.T) {
-	t.Parallel()
-	objs := k8sObjects(t)
-	dep, svc, pdb, cm := one(t, objs, "Deployment"), one(t, objs, "Service"), one(t, objs, "PodDisruptionBudget"), one(t, objs, "ConfigMap")
-	cron := one(t, objs, "CronJob")
-	var secret k8sObject
-	readDeployYAML(t, "k8s/secret.example.yaml", &secret)
-	routes := gatewayRoutes(t)
-	docker := readDockerfile(t)
-
-	pod := dep.Spec.Template
-	if len(pod.Spec.Containers) != 1 {
-		t.Fatalf("the pod has %d containers, want 1", len(pod.Spec.Containers))
-	}
-	c := pod.Spec.Containers[0]
-
-	// The configuration: where the container reads it, and that it loads
-	// with the environment the pod gives it.
-	configPath := cmpOr(configFlag(c.Args), configFlag(docker.cmd))
-	var cfgText string
-	for _, vm := range c.VolumeMounts {
-		key, ok := strings.CutPrefix(configPath, strings.TrimSuffix(vm.MountPath, "/")+"/")
-		if !ok {
-			continue
-		}
-		for _, v := range pod.Spec.Volumes {
-			if v.Name == vm.Name && v.ConfigMap.Name == cm.Metadata.Name {
-				cfgText = cm.Data[key]
-			}
-		}
-	}
-	if cfgText == "" {
-		t.Fatalf("the container reads %s, which no mounted key of ConfigMap %s provides", configPath, cm.Metadata.Name)
-	}
-	secretKeys := map[string]bool{}
-	for k := range secret.StringData {
-		secretKeys[k] = true
-	}
-	env := map[string]string{}
-	for _, e := range c.Env {
-		switch {
-		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
-			ref := e.ValueFrom.SecretKeyRef
-			if ref.Name != secret.Metadata.Name || !secretKeys[ref.Key] {
-				t.Errorf("env %s reads key %q of Secret %q, which secret.example.yaml (Secret %q) does not have", e.Name, ref.Key, ref.Name, secret.Metadata.Name)
-			}
-			env[e.Name] = "placeholder-0123456789abcdef"
-		default:
-			env[e.Name] = e.Value
-		}
-	}
-	f := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(f, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := loadConfig(f, func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatalf("ConfigMap %s does not load with the pod's environment: %v", cm.Metadata.Name, err)
-	}
-	if cfg.NATS.URL == "" || cfg.NATS.Replicas < 3 {
-		t.Errorf("nats.url %q, replicas %d: replicas need an external cluster and R3 streams", cfg.NATS.URL, cfg.NATS.Replicas)
-	}
-	for _, u := range referencedEnv(cfgText) {
-		if _, ok := env[u]; !ok && !strings.Contains(cfgText, "${"+u+":-") {
-			t.Errorf("the configuration needs ${%s}, which the pod does not set", u)
-		}
-	}
-
-	// Ports: listen == containerPort == probes == Service target == the
-	// scrape annotation == EXPOSE.
-	port, _ := strconv.Atoi(listenPort(t, cfg))
-	if _, ok := c.port(strconv.Itoa(port)); !ok {
-		t.Errorf("the container declares ports %+v, the gateway listens on %d", c.Ports, port)
-	}
-	if !slices.Contains(docker.expose, strconv.Itoa(port)) {
-		t.Errorf("Dockerfile EXPOSEs %v, the gateway listens on %d", docker.expose, port)
-	}
-	for name, p := range map[string]*probe{"livenessProbe": c.LivenessProbe, "readinessProbe": c.ReadinessProbe} {
-		if p == nil || p.HTTPGet == nil {
-			t.Errorf("the container has no HTTP %s", name)
-			continue
-		}
-		if n, ok := c.port(p.HTTPGet.Port); !ok || n != port {
-			t.Errorf("%s on port %q, the gateway listens on %d", name, p.HTTPGet.Port, port)
-		}
-		if routeFor(routes, "GET", p.HTTPGet.Path) == nil {
-			t.Errorf("%s GETs %s, which the gateway does not serve", name, p.HTTPGet.Path)
-		}
-	}
-	if c.LivenessProbe != nil && c.ReadinessProbe != nil && c.LivenessProbe.HTTPGet.Path == c.ReadinessProbe.HTTPGet.Path {
-		t.Errorf("liveness and readiness probe the same path: a NATS outage would restart every replica")
-	}
-	svcPort := 0
-	for _, sp := range svc.Spec.Ports {
-		if n, ok := c.port(sp.TargetPort); !ok || n != port {
-			t.Errorf("Service port %s targets %q, the gateway listens on %d", sp.Name, sp.TargetPort, port)
-		}
-		svcPort = sp.Port
-	}
-	ann := pod.Metadata.Annotations
-	if ann["prometheus.io/port"] != strconv.Itoa(port) || routeFor(routes, "GET", ann["prometheus.io/path"]) == nil {
-		t.Errorf("scrape annotations port %q path %q; the gateway serves metrics on %d", ann["prometheus.io/port"], ann["prometheus.io/path"], port)
-	}
-
-	// Selectors, replicas and the disruption budget.
-	for what, sel := range map[string]map[string]string{"Deployment": dep.Spec.Selector.MatchLabels, "Service": svc.Spec.Selector.MatchLabels, "PodDisruptionBudget": pdb.Spec.Selector.MatchLabels} {
-		if len(sel) == 0 {
-			t.Errorf("%s has no selector", what)
-		}
-		for k, v := range sel {
-			if pod.Metadata.Labels[k] != v {
-				t.Errorf("%s selects %s=%s, the pods are labelled %v", what, k, v, pod.Metadata.Labels)
-			}
-		}
-	}
-	if dep.Spec.Replicas < 2 || pdb.Spec.MinAvailable < 1 || pdb.Spec.MinAvailable >= dep.Spec.Replicas {
-		t.Errorf("replicas %d, PodDisruptionBudget minAvailable %d: want at least 2 replicas and 1 <= minAvailable < replicas", dep.Spec.Replicas, pdb.Spec.MinAvailable)
-	}
-	if grace := pod.Spec.TerminationGracePeriodSeconds; float64(grace) <= cfg.Workers.ShutdownGrace.Seconds() {
-		t.Errorf("terminationGracePeriodSeconds %d is not above workers.shutdown_grace %s: copies would be killed mid-part", grace, cfg.Workers.ShutdownGrace)
-	}
-	if need := int64(cfg.Workers.MemoryBudget) + memoryHeadroom; memBytes(t, c.Resources.Limits["memory"]) < need {
-		t.Errorf("memory limit %s is below workers.memory_budget + headroom (%d bytes)", c.Resources.Limits["memory"], need)
-	}
-
-	// The reconcile CronJob calls the admin API through the Service.
-	if len(cron.Spec.JobTemplate.Spec.Template.Spec.Containers) != 1 {
-		t.Fatal("the reconcile CronJob needs one container")
-	}
-	trigger := cron.Spec.JobTemplate.Spec.Template.Spec.Containers[0]
-	script := strings.Join(append(trigger.Command, trigger.Args...), " ")
-	m := regexp.MustCompile(`http://[^\s'")]+`).FindString(script)
-	u, err := url.Parse(m)
-	if m == "" || err != nil {
-		t.Fatalf("the reconcile CronJob calls no http:// URL: %s", script)
-	}
-	if u.Hostname() != svc.Metadata.Name || u.Port() != strconv.Itoa(svcPort) {
-		t.Errorf("the CronJob calls %s, the Service is %s:%d", u.Host, svc.Metadata.Name, svcPort)
-	}
-	tokenFromSecret := false
-	for _, e := range trigger.Env {
-		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && secretKeys[e.ValueFrom.SecretKeyRef.Key] &&
-			strings.Contains(script, "Bearer $"+e.Name) && slices.Contains(cfgTokenRefs(cfgText), envFromSecretKey(c, e.ValueFrom.SecretKeyRef.Key)) {
-			tokenFromSecret = true
-		}
-	}
-	if !tokenFromSecret || !strings.Contains(script, "-X POST") {
-		t.Errorf("the CronJob must POST with a bearer token read from the Secret key the gateway's admin.tokens come from: %s", script)
-	}
-	t.Run("ReconcileRouteExists", func(t *testing.T) {
-		if routeFor(routes, "POST", u.Path) == nil {
-			t.Fatalf("the CronJob POSTs %s, and the gateway has no POST route that matches it", u.Path)
-		}
-	})
-}
-
-// referencedEnv lists the ${VAR} names a configuration text uses.
-func referencedEnv(text string) []string {
-	var out []string
-	for _, m := range envRef.FindAllStringSubmatch(text, -1) {
-		if m[1] != "" && !slices.Contains(out, m[1]) {
-			out = append(out, m[1])
-		}
-	}
-	return out
-}
-
-// cfgTokenRefs lists the environment variables admin.tokens is built from.
-func cfgTokenRefs(text string) []string {
-	var doc struct {
-		Admin struct {
-			Tokens []string `yaml:"tokens"`
-		} `yaml:"admin"`
-	}
-	_ = yaml.Unmarshal([]byte(text), &doc)
-	var out []string
-	for _, tok := range doc.Admin.Tokens {
-		out = append(out, referencedEnv(tok)...)
-	}
-	return out
-}
-
-// envFromSecretKey names the gateway container's variable read from key.
-func envFromSecretKey(c container, key string) string {
-	for _, e := range c.Env {
-		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Key == key {
-			return e.Name
-		}
-	}
-	return ""
-}
-
-func memBytes(t *testing.T, q string) int64 {
-	t.Helper()
-	units := map[string]int64{"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
-	for suffix, mult := range units {
-		if n, ok := strings.CutSuffix(q, suffix); ok {
-			v, err := strconv.ParseInt(n, 10, 64)
-			if err != nil {
-				t.Fatalf("memory quantity %q: %v", q, err)
-			}
-			return v * mult
-		}
-	}
-	v, err := strconv.ParseInt(q, 10, 64)
-	if err != nil {
-		t.Fatalf("memory quantity %q: want a number with Ki, Mi or Gi", q)
-	}
-	return v
 }
 
 func TestDockerfileBuildsAStaticNonRootImage(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/oss2s3/oss2s3/internal/ossemu"
 	"github.com/oss2s3/oss2s3/internal/s3test"
+	"github.com/oss2s3/oss2s3/internal/testkit"
 	"github.com/oss2s3/oss2s3/transfer"
 )
 
@@ -45,6 +46,9 @@ type bed struct {
 	// Extra configuration: top-level YAML, and lines added to the queue,
 	// workers and task options sections.
 	extraConfig, queueConfig, workerConfig, taskOptions string
+	// childEnv is added to the environment of a child process
+	// (launchChild), as NAME=value.
+	childEnv []string
 }
 
 func freeAddr(t *testing.T) string {
@@ -133,15 +137,52 @@ queue:
 // start runs the whole program (run, as main does) and waits for /readyz.
 func (b *bed) start(t *testing.T) {
 	t.Helper()
+	p := b.launch(t)
+	client, base := http.DefaultClient, "http://"+b.addr
+	if b.client != nil {
+		client, base = b.client, "https://"+b.addr
+	}
+	ready := testkit.Eventually(20*time.Second, 20*time.Millisecond, func() bool {
+		resp, err := client.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return true
+			}
+		}
+		select {
+		case err := <-p.done:
+			t.Fatalf("oss2s3 exited before it was ready: %v\n%s", err, p.logs.String())
+		default:
+		}
+		return false
+	})
+	if !ready {
+		t.Fatalf("oss2s3 not ready in 20s\n%s", p.logs.String())
+	}
+}
+
+// process is the program started by launch.
+type process struct {
+	done chan error // run's result, once it returns
+	logs *testkit.SyncBuffer
+}
+
+// launch runs the whole program (run, as main does) without waiting for
+// anything; b.stop ends it.
+func (b *bed) launch(t *testing.T) *process {
+	t.Helper()
 	getenv := env(map[string]string{
 		"WEBHOOK_SECRET": e2eSecret, "OSS_AK": e2eAK, "OSS_SK": e2eSK,
 		"S3_AK": b.s3.AccessKey, "S3_SK": b.s3.SecretKey,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	logs := &syncBuffer{}
+	p := &process{done: make(chan error, 1), logs: &testkit.SyncBuffer{}}
+	finished := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"oss2s3", "serve", "--config", b.cfgPath}, getenv, nil, io.Discard, logs)
+		err := run(ctx, []string{"oss2s3", "serve", "--config", b.cfgPath}, getenv, nil, io.Discard, p.logs)
+		finished <- err
+		p.done <- err
 	}()
 	stopped := false
 	b.stop = func() error {
@@ -150,37 +191,15 @@ func (b *bed) start(t *testing.T) {
 		}
 		stopped = true
 		cancel()
-		return <-done
+		return <-finished
 	}
 	t.Cleanup(func() {
 		_ = b.stop()
 		if t.Failed() {
-			t.Logf("oss2s3 logs:\n%s", logs.String())
+			t.Logf("oss2s3 logs:\n%s", p.logs.String())
 		}
 	})
-	client, base := http.DefaultClient, "http://"+b.addr
-	if b.client != nil {
-		client, base = b.client, "https://"+b.addr
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := client.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("oss2s3 exited before it was ready: %v\n%s", err, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("oss2s3 not ready in 20s\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return p
 }
 
 func (b *bed) ossBucket(t *testing.T) *oss.Bucket {
@@ -241,15 +260,12 @@ func waitInS3(t *testing.T, b *bed, s []sample) {
 	ctx := context.Background()
 	deadline := time.Now().Add(60 * time.Second)
 	for _, o := range s {
-		for {
-			problem := checkS3(ctx, b, o)
-			if problem == "" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %s", o.key, problem)
-			}
-			time.Sleep(50 * time.Millisecond)
+		var problem string
+		if !testkit.Eventually(time.Until(deadline), 50*time.Millisecond, func() bool {
+			problem = checkS3(ctx, b, o)
+			return problem == ""
+		}) {
+			t.Fatalf("%s: %s", o.key, problem)
 		}
 	}
 }
@@ -331,21 +347,16 @@ func TestEndToEnd(t *testing.T) {
 
 func waitMetric(t *testing.T, addr, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	if !testkit.Eventually(10*time.Second, 50*time.Millisecond, func() bool {
 		resp, err := http.Get("http://" + addr + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if strings.Contains(string(body), want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("metrics lack %s", want)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return strings.Contains(string(body), want)
+	}) {
+		t.Fatalf("metrics lack %s", want)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/oss2s3/oss2s3/internal/jstest"
 	"github.com/oss2s3/oss2s3/internal/ossemu"
 	"github.com/oss2s3/oss2s3/internal/s3test"
+	"github.com/oss2s3/oss2s3/internal/testkit"
 )
 
 // TestFaultsEndToEnd: a 503 storm and bodies cut short on the source, odd
@@ -66,7 +67,7 @@ func assertNoOpenUploads(t *testing.T, b *bed) {
 // child is oss2s3 running as a separate process.
 type child struct {
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *testkit.SyncBuffer
 }
 
 func startChild(t *testing.T, b *bed) *child {
@@ -79,11 +80,12 @@ func startChild(t *testing.T, b *bed) *child {
 // launchChild starts oss2s3 on b's configuration without waiting for it.
 func launchChild(t *testing.T, b *bed) *child {
 	t.Helper()
-	c := &child{logs: &syncBuffer{}}
+	c := &child{logs: &testkit.SyncBuffer{}}
 	c.cmd = exec.Command(os.Args[0], "serve", "--config", b.cfgPath)
 	c.cmd.Env = append(os.Environ(), childEnv+"=1",
 		"WEBHOOK_SECRET="+e2eSecret, "OSS_AK="+e2eAK, "OSS_SK="+e2eSK,
 		"S3_AK="+b.s3.AccessKey, "S3_SK="+b.s3.SecretKey)
+	c.cmd.Env = append(c.cmd.Env, b.childEnv...)
 	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -108,21 +110,23 @@ func (c *child) kill(t *testing.T) {
 	_ = c.cmd.Wait()
 }
 
-// waitReady waits until the child at addr answers /readyz with 200.
+// waitReady waits until the child at addr answers /readyz with 200. The
+// wait is long because readiness includes creating the streams and
+// key-value buckets: on a 3-node cluster each is a meta-leader proposal
+// replicated to three stores, and on a loaded CI machine under -race three
+// replicas doing it at once took 16-25 s (the CI failure of 2026-12-05).
+// A child that is never ready still fails the test.
 func (c *child) waitReady(t *testing.T, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+	if !testkit.Eventually(90*time.Second, 20*time.Millisecond, func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("child not ready:\n%s", c.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}) {
+		t.Fatalf("child not ready:\n%s", c.logs.String())
 	}
 }
 
@@ -148,7 +152,7 @@ func TestWorkerKilledBetweenPartsIsResumedByAnother(t *testing.T) {
 
 	first := startChild(t, b)
 	upload(t, b.ossBucket(t), s)
-	waitUntil(t, "the copy to reach part 4", 30*time.Second, func() bool { return b.emu.Requests()["GetObject"] >= 4 })
+	testkit.WaitFor(t, 30*time.Second, "the copy to reach part 4", func() bool { return b.emu.Requests()["GetObject"] >= 4 })
 	first.kill(t)
 
 	startChild(t, b)
@@ -181,27 +185,25 @@ func TestGiantObjectEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		out, err := b.s3.Client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(e2eDst), Key: aws.String("giant/synthetic.bin")})
-		if err == nil {
-			var got bytes.Buffer
-			_, err = got.ReadFrom(out.Body)
-			out.Body.Close()
-			var want bytes.Buffer
-			_, _ = want.ReadFrom(ossemu.SyntheticReader(size, 42, 0))
-			if err != nil || !bytes.Equal(got.Bytes(), want.Bytes()) {
-				t.Fatalf("giant copy differs (%d bytes, want %d): %v", got.Len(), size, err)
-			}
-			if out.Metadata["oss2s3-source-etag"] != info.ETag {
-				t.Fatalf("source identity %v, want etag %s", out.Metadata, info.ETag)
-			}
-			break
+	if !testkit.Eventually(60*time.Second, 100*time.Millisecond, func() bool {
+		var out *s3.GetObjectOutput
+		if out, err = b.s3.Client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(e2eDst), Key: aws.String("giant/synthetic.bin")}); err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("giant object not copied: %v", err)
+		var got bytes.Buffer
+		_, err = got.ReadFrom(out.Body)
+		out.Body.Close()
+		var want bytes.Buffer
+		_, _ = want.ReadFrom(ossemu.SyntheticReader(size, 42, 0))
+		if err != nil || !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Fatalf("giant copy differs (%d bytes, want %d): %v", got.Len(), size, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		if out.Metadata["oss2s3-source-etag"] != info.ETag {
+			t.Fatalf("source identity %v, want etag %s", out.Metadata, info.ETag)
+		}
+		return true
+	}) {
+		t.Fatalf("giant object not copied: %v", err)
 	}
 	assertNoOpenUploads(t, b)
 }
@@ -270,12 +272,10 @@ func TestObjectKindsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.emu.DeleteObject(e2eSrc, "kinds/foreign.txt") // fires ObjectRemoved for a key we never copied
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.HasPrefix(checkS3(ctx, b, target), "not in S3") {
-		if time.Now().After(deadline) {
-			t.Fatal("the copy of a deleted object was not deleted")
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !testkit.Eventually(30*time.Second, 50*time.Millisecond, func() bool {
+		return strings.HasPrefix(checkS3(ctx, b, target), "not in S3")
+	}) {
+		t.Fatal("the copy of a deleted object was not deleted")
 	}
 	waitMetric(t, b.addr, `oss2s3_objects_total{result="deleted",task="e2e"} 1`)
 	waitMetric(t, b.addr, `oss2s3_objects_total{result="deferred",task="e2e"}`)
@@ -286,20 +286,17 @@ func TestObjectKindsEndToEnd(t *testing.T) {
 
 func waitBody(t *testing.T, b *bed, key, want string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		out, err := b.s3.Client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(e2eDst), Key: aws.String(key)})
-		if err == nil {
-			var got bytes.Buffer
-			_, _ = got.ReadFrom(out.Body)
-			out.Body.Close()
-			if got.String() == want {
-				return
-			}
+	var err error
+	if !testkit.Eventually(30*time.Second, 50*time.Millisecond, func() bool {
+		var out *s3.GetObjectOutput
+		if out, err = b.s3.Client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(e2eDst), Key: aws.String(key)}); err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: S3 never held %q (%v)", key, want, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+		var got bytes.Buffer
+		_, _ = got.ReadFrom(out.Body)
+		out.Body.Close()
+		return got.String() == want
+	}) {
+		t.Fatalf("%s: S3 never held %q (%v)", key, want, err)
 	}
 }

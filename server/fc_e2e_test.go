@@ -20,9 +20,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oss2s3/oss2s3/handlers/ossevent"
 	"github.com/oss2s3/oss2s3/internal/s3test"
 	"github.com/oss2s3/oss2s3/internal/sqsemu"
+	"github.com/oss2s3/oss2s3/internal/testkit"
+	"github.com/oss2s3/oss2s3/transfer/ingest/ossevent"
 )
 
 // These tests run the Function Compute function (aliyun-fc) as FC does: its
@@ -47,7 +48,7 @@ func buildFunction(t *testing.T) string {
 // fcProcess is one running instance of the function.
 type fcProcess struct {
 	url  string
-	logs *syncBuffer
+	logs *testkit.SyncBuffer
 }
 
 // startFunction starts the function binary with env plus the port FC
@@ -61,7 +62,7 @@ func startFunction(t *testing.T, bin string, env map[string]string) *fcProcess {
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = io.Discard, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -71,22 +72,21 @@ func startFunction(t *testing.T, bin string, env map[string]string) *fcProcess {
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-exited: //nolint:errcheck // stopped by this cleanup: how it ended does not matter
 		case <-time.After(15 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited
+			<-exited //nolint:errcheck // killed by this cleanup
 		}
 		if t.Failed() {
 			t.Logf("function logs:\n%s", logs.String())
 		}
 	})
 	fn := &fcProcess{url: "http://" + addr, logs: logs}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	if !testkit.Eventually(10*time.Second, 10*time.Millisecond, func() bool {
 		if resp, err := http.Get(fn.url + "/"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return fn
+				return true
 			}
 		}
 		select {
@@ -94,11 +94,11 @@ func startFunction(t *testing.T, bin string, env map[string]string) *fcProcess {
 			t.Fatalf("function exited before answering: %v\n%s", err, logs.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("function not answering in 10s\n%s", logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("function not answering in 10s\n%s", logs.String())
 	}
+	return fn
 }
 
 // fcAnswer is the part of the function's answer the tests read.
@@ -382,12 +382,12 @@ func TestFunctionComputeSQSEndToEnd(t *testing.T) {
 
 	// Every message the function wrote was taken by the gateway: nothing
 	// waits in the queue or in flight.
-	deadline := time.Now().Add(20 * time.Second)
-	for st := sq.Stats(queueURL); st.Visible+st.InFlight > 0; st = sq.Stats(queueURL) {
-		if time.Now().After(deadline) {
-			t.Fatalf("queue still holds messages: %+v", st)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var st sqsemu.QueueStats
+	if !testkit.Eventually(20*time.Second, 50*time.Millisecond, func() bool {
+		st = sq.Stats(queueURL)
+		return st.Visible+st.InFlight == 0
+	}) {
+		t.Fatalf("queue still holds messages: %+v", st)
 	}
 }
 
@@ -402,18 +402,12 @@ func (tr *trigger) docsOf(t *testing.T, b *bed, s []sample) []byte {
 // msg for the request, whose text contains each of the others. The line
 // comes through the child's stderr pipe, so it may arrive just after the
 // answer: it is waited for.
-func wantLogLine(t *testing.T, logs *syncBuffer, msg, requestID string, contains ...string) {
+func wantLogLine(t *testing.T, logs *testkit.SyncBuffer, msg, requestID string, contains ...string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if hasLogLine(logs.String(), msg, requestID, contains) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("no ERROR log line %q for %s containing %q:\n%s", msg, requestID, contains, logs.String())
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testkit.Eventually(5*time.Second, 20*time.Millisecond, func() bool {
+		return hasLogLine(logs.String(), msg, requestID, contains)
+	}) {
+		t.Errorf("no ERROR log line %q for %s containing %q:\n%s", msg, requestID, contains, logs.String())
 	}
 }
 

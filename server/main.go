@@ -32,6 +32,7 @@ const usage = `oss2s3 keeps S3 buckets a verified copy of Aliyun OSS buckets.
 
 Usage:
   oss2s3 [serve] --config FILE   run the gateway and copy workers (default)
+  oss2s3 check --config FILE     validate a configuration as serve would, contacting nothing
   oss2s3 demo [--keep]           run the whole pipeline locally on emulators and check the result
   oss2s3 reconcile --task T [--mode report|copy|sync|copy_all] [--gateway URL --token T | --local --config FILE]
                                  diff a task's source and destination, with a progress bar and a summary
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	switch cmd {
 	case "serve":
 		return runServe(ctx, rest, getenv, stdout, stderr)
+	case "check":
+		return runCheck(rest, getenv, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, rest, getenv, stdout, stderr)
 	case "reconcile":

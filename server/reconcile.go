@@ -108,7 +108,7 @@ func runSync(ctx context.Context, args []string, getenv func(string) string, std
 	if *cfg.Workers.Concurrency == 0 {
 		return errors.New("sync copies here: workers.concurrency must be above 0")
 	}
-	a, err := newApp(ctx, cfg, log)
+	a, err := openApp(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -120,10 +120,15 @@ func runSync(ctx context.Context, args []string, getenv func(string) string, std
 	wctx, stopWorkers := context.WithCancel(ctx)
 	workersDone := make(chan error, 1)
 	go func() { workersDone <- a.workers.Run(wctx) }()
-	defer func() { stopWorkers(); <-workersDone }()
+	defer func() {
+		stopWorkers()
+		if err := <-workersDone; err != nil {
+			log.Warn("copy workers stopped with an error", "err", err)
+		}
+	}()
 
 	o := f.options()
-	sides := reconcile.NewTaskSides(rt)
+	sides := a.sides[f.task]
 	d := &reconcile.Diff{Task: rt.Task, Source: rt.Source, Destination: rt.Destination, Queue: a.queue, Log: log,
 		RunID: "sync-" + randomHex(6), Options: o, Progress: &reconcile.Progress{}, Src: sides.Src, Dst: sides.Dst}
 	start := time.Now()
@@ -131,7 +136,10 @@ func runSync(ctx context.Context, args []string, getenv func(string) string, std
 	stop := progressBar(stderr, f.quiet, func() string {
 		return progressLine(d.Progress.Snapshot(), time.Since(start)) + fmt.Sprintf("  waiting %d", waiting.Load())
 	})
-	err = d.Run(ctx, o.Ranges(rt.Task))
+	ranges, err := sides.Ranges(ctx, o)
+	if err == nil {
+		err = d.Run(ctx, ranges)
+	}
 	for err == nil {
 		// Copies (and their retries) are done when the work queue is empty.
 		var n uint64
@@ -158,21 +166,22 @@ func runSync(ctx context.Context, args []string, getenv func(string) string, std
 }
 
 // localTask builds one task's clients and listers from the configuration.
-func localTask(ctx context.Context, cfg *Config, name string) (*reconcile.TaskSides, error) {
+func localTask(ctx context.Context, cfg *Config, name string, log *slog.Logger) (*reconcile.TaskSides, error) {
 	for i := range cfg.Tasks {
 		t := &cfg.Tasks[i]
 		if t.Name != name {
 			continue
 		}
-		src, err := transfer.NewOSSSource(t.Source, nil)
+		src, err := transfer.OpenOSSSource(ctx, t.Source, nil, log.With("task", t.Name))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("task %s: %w", t.Name, err)
 		}
+		src.SetBandwidth(int64(t.Options.Bandwidth), nil)
 		dst, err := transfer.NewS3Destination(ctx, t.Destination)
 		if err != nil {
 			return nil, err
 		}
-		return reconcile.NewTaskSides(&transfer.TaskRuntime{Task: t, Source: src, Destination: dst}), nil
+		return reconcile.NewTaskSides(&transfer.TaskRuntime{Task: t, Source: src, Destination: dst}, src, dst)
 	}
 	return nil, fmt.Errorf("no task named %q in the configuration", name)
 }
@@ -200,7 +209,7 @@ func reconcileLocal(ctx context.Context, f *reconcileFlags, getenv func(string) 
 		// keeps the peak near the live set for a little more GC CPU.
 		debug.SetGCPercent(25)
 	}
-	sides, err := localTask(ctx, cfg, f.task)
+	sides, err := localTask(ctx, cfg, f.task, log)
 	if err != nil {
 		return err
 	}
@@ -217,8 +226,8 @@ func reconcileLocal(ctx context.Context, f *reconcileFlags, getenv func(string) 
 	}
 	d := &reconcile.Diff{Task: rt.Task, Src: sides.Src, Dst: sides.Dst, Source: rt.Source, Destination: rt.Destination,
 		Log: log, RunID: "local-" + randomHex(6), Options: o, Progress: &reconcile.Progress{}}
-	if dst, ok := rt.Destination.(*transfer.S3Destination); ok {
-		d.DstOpener = dst
+	if op, ok := rt.Destination.(reconcile.Opener); ok {
+		d.DstOpener = op
 	}
 	if f.report != "" {
 		fr, err := newFileReport(f.report)
@@ -253,7 +262,10 @@ func reconcileLocal(ctx context.Context, f *reconcileFlags, getenv func(string) 
 	}
 	start := time.Now()
 	stop := progressBar(stderr, f.quiet, func() string { return progressLine(d.Progress.Snapshot(), time.Since(start)) })
-	err = d.Run(ctx, o.Ranges(rt.Task))
+	ranges, err := sides.Ranges(ctx, o)
+	if err == nil {
+		err = d.Run(ctx, ranges)
+	}
 	stop()
 	c := d.Progress.Snapshot()
 	fmt.Fprintf(stdout, "reconcile task=%s mode=%s listed=%d dst_listed=%d missing=%d different=%d extraneous=%d queued=%d deleted=%d heads=%d errors=%d elapsed=%s\n",
@@ -337,49 +349,12 @@ func reconcileRemote(ctx context.Context, f *reconcileFlags, waitCopies bool, st
 	if f.gateway == "" {
 		return errors.New("give --gateway URL (and --token) of a running oss2s3, or --local")
 	}
-	base := strings.TrimRight(f.gateway, "/")
-	client := &http.Client{Timeout: 30 * time.Second}
-	do := func(method, path string, body any, out any) (int, error) {
-		var rd io.Reader
-		if body != nil {
-			raw, err := json.Marshal(body)
-			if err != nil {
-				return 0, err
-			}
-			rd = bytes.NewReader(raw)
-		}
-		req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
-		if err != nil {
-			return 0, err
-		}
-		req.Header.Set("Authorization", "Bearer "+f.token)
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		res, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		defer res.Body.Close()
-		data, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-		if err != nil {
-			return res.StatusCode, err
-		}
-		if res.StatusCode >= 300 && res.StatusCode != http.StatusConflict {
-			return res.StatusCode, fmt.Errorf("%s %s: %s: %s", method, path, res.Status, strings.TrimSpace(string(data)))
-		}
-		if out != nil {
-			if err := json.Unmarshal(data, out); err != nil {
-				return res.StatusCode, fmt.Errorf("%s %s: %w", method, path, err)
-			}
-		}
-		return res.StatusCode, nil
-	}
+	gw := &gatewayClient{base: strings.TrimRight(f.gateway, "/"), token: f.token, client: &http.Client{Timeout: 30 * time.Second}}
 	o := f.options()
 	var started struct {
 		ID string `json:"id"`
 	}
-	code, err := do(http.MethodPost, "/v1/tasks/"+url.PathEscape(f.task)+"/reconcile",
+	code, err := gw.do(ctx, http.MethodPost, "/v1/tasks/"+url.PathEscape(f.task)+"/reconcile",
 		map[string]any{"mode": o.Mode, "verify": o.Verify, "max_deletes": o.MaxDeletes, "prefixes": o.Prefixes}, &started)
 	if err != nil {
 		return err
@@ -387,7 +362,6 @@ func reconcileRemote(ctx context.Context, f *reconcileFlags, waitCopies bool, st
 	if code == http.StatusConflict {
 		fmt.Fprintf(stderr, "a run of %s is already in progress: following %s\n", f.task, started.ID)
 	}
-	var st reconcile.RunState
 	var shown atomic.Pointer[reconcile.RunState] // what the progress bar draws
 	shown.Store(&reconcile.RunState{})
 	start := time.Now()
@@ -401,49 +375,109 @@ func reconcileRemote(ctx context.Context, f *reconcileFlags, waitCopies bool, st
 		}
 		return line
 	})
-	for {
-		var next reconcile.RunState
-		if _, err = do(http.MethodGet, "/v1/reconciles/"+url.PathEscape(started.ID), nil, &next); err != nil {
-			break
-		}
-		st = next
-		shown.Store(&next)
-		if st.Done && (!waitCopies || st.CopiesDone) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			err = ctx.Err()
-		case <-time.After(time.Second):
-		}
-		if err != nil {
-			break
-		}
-	}
+	st, err := gw.follow(ctx, started.ID, waitCopies, &shown)
 	stop()
 	if err != nil {
 		return err
 	}
 	if f.report != "" {
-		if err := downloadReport(ctx, client, base, f.token, st.ID, f.report); err != nil {
+		if err := downloadReport(ctx, gw.client, gw.base, f.token, st.ID, f.report); err != nil {
 			return err
 		}
 	}
 	if !waitCopies {
-		fmt.Fprintf(stdout, "reconcile task=%s run=%s mode=%s listed=%d dst_listed=%d missing=%d different=%d extraneous=%d queued=%d deleted=%d heads=%d errors=%d elapsed=%.1fs\n",
-			st.Task, st.ID, st.Mode, st.Listed, st.DstListed, st.Missing, st.Different, st.Extraneous, st.Queued, st.Deleted, st.Heads, st.Errors, st.Elapsed)
-		if st.Error != "" {
-			return fmt.Errorf("run %s failed: %s", st.ID, st.Error)
-		}
-		return nil
+		return printReconcileSummary(st, stdout)
 	}
+	return printSyncSummary(st, time.Since(start), stdout, stderr)
+}
+
+// gatewayClient calls a running oss2s3's admin API.
+type gatewayClient struct {
+	base, token string
+	client      *http.Client
+}
+
+// do sends body (if not nil) as JSON and decodes the answer into out (if
+// not nil). A 409 Conflict is an answer like a 2xx; any other status from
+// 300 up is an error.
+func (g *gatewayClient) do(ctx context.Context, method, path string, body any, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, g.base+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+g.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := g.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		return res.StatusCode, err
+	}
+	if res.StatusCode >= 300 && res.StatusCode != http.StatusConflict {
+		return res.StatusCode, fmt.Errorf("%s %s: %s: %s", method, path, res.Status, strings.TrimSpace(string(data)))
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return res.StatusCode, fmt.Errorf("%s %s: %w", method, path, err)
+		}
+	}
+	return res.StatusCode, nil
+}
+
+// follow polls run id every second, storing each state in shown, until its
+// diff is done (and, with waitCopies, its copies too).
+func (g *gatewayClient) follow(ctx context.Context, id string, waitCopies bool, shown *atomic.Pointer[reconcile.RunState]) (reconcile.RunState, error) {
+	var st reconcile.RunState
+	for {
+		var next reconcile.RunState
+		if _, err := g.do(ctx, http.MethodGet, "/v1/reconciles/"+url.PathEscape(id), nil, &next); err != nil {
+			return st, err
+		}
+		st = next
+		shown.Store(&next)
+		if st.Done && (!waitCopies || st.CopiesDone) {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func printReconcileSummary(st reconcile.RunState, stdout io.Writer) error {
+	fmt.Fprintf(stdout, "reconcile task=%s run=%s mode=%s listed=%d dst_listed=%d missing=%d different=%d extraneous=%d queued=%d deleted=%d heads=%d errors=%d elapsed=%.1fs\n",
+		st.Task, st.ID, st.Mode, st.Listed, st.DstListed, st.Missing, st.Different, st.Extraneous, st.Queued, st.Deleted, st.Heads, st.Errors, st.Elapsed)
+	if st.Error != "" {
+		return fmt.Errorf("run %s failed: %s", st.ID, st.Error)
+	}
+	return nil
+}
+
+// printSyncSummary prints a run whose copies have ended; a copy that
+// failed for good is an error.
+func printSyncSummary(st reconcile.RunState, elapsed time.Duration, stdout, stderr io.Writer) error {
 	if st.CopiesDoneBy == "idle_queue" {
 		fmt.Fprintf(stderr, "the work queue is empty, so every copy job of run %s ended, but only %d of %d ends were counted\n",
 			st.ID, st.Copied+st.Skipped+st.Failed, st.Jobs)
 	}
 	fmt.Fprintf(stdout, "sync task=%s run=%s mode=%s listed=%d missing=%d different=%d extraneous=%d queued=%d copied=%d skipped=%d failed=%d deleted=%d errors=%d elapsed=%s\n",
 		st.Task, st.ID, st.Mode, st.Listed, st.Missing, st.Different, st.Extraneous, st.Jobs, st.Copied, st.Skipped, st.Failed,
-		st.Deleted, st.Errors, time.Since(start).Round(time.Millisecond))
+		st.Deleted, st.Errors, elapsed.Round(time.Millisecond))
 	switch {
 	case st.Error != "":
 		return fmt.Errorf("run %s failed: %s", st.ID, st.Error)

@@ -19,6 +19,7 @@ import (
 	"github.com/oss2s3/oss2s3/internal/jstest"
 	"github.com/oss2s3/oss2s3/internal/ossemu"
 	"github.com/oss2s3/oss2s3/internal/s3test"
+	"github.com/oss2s3/oss2s3/internal/testkit"
 	"github.com/oss2s3/oss2s3/transfer"
 	"github.com/oss2s3/oss2s3/transfer/reconcile"
 )
@@ -52,24 +53,23 @@ func adminDo(t *testing.T, b *bed, method, path, token, body string) (int, []byt
 
 func waitReconcile(t *testing.T, b *bed, id string) reconcile.RunState {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		code, data := adminDo(t, b, http.MethodGet, "/v1/reconciles/"+id, e2eAdminToken, "")
+	var st reconcile.RunState
+	var data []byte
+	if !testkit.Eventually(60*time.Second, 100*time.Millisecond, func() bool {
+		var code int
+		code, data = adminDo(t, b, http.MethodGet, "/v1/reconciles/"+id, e2eAdminToken, "")
 		if code != http.StatusOK {
 			t.Fatalf("GET run: %d %s", code, data)
 		}
-		var st reconcile.RunState
+		st = reconcile.RunState{}
 		if err := json.Unmarshal(data, &st); err != nil {
 			t.Fatal(err)
 		}
-		if st.Done {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run not done: %s", data)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return st.Done
+	}) {
+		t.Fatalf("run not done: %s", data)
 	}
+	return st
 }
 
 // Objects that no event announced (written before the trigger existed) are
@@ -81,6 +81,44 @@ func TestReconcileEndToEnd(t *testing.T) {
 	b.writeConfig(t, 4)
 	b.emu.SetWebhook("", "") // no events: only the reconciler can find these
 	ctx := context.Background()
+	want := putUnannounced(t, b)
+	b.start(t)
+
+	badReconcileRequestsChangeNothing(t, b)
+
+	id := startRun(t, b, "reconcile", `{"mode":"report"}`)
+	st := waitReconcile(t, b, id)
+	if st.Error != "" || st.Listed != 5 || st.Missing != 5 || st.Extraneous != 1 || st.Queued != 0 {
+		t.Fatalf("report run: %+v", st)
+	}
+	code, data := adminDo(t, b, http.MethodGet, "/v1/reconciles/"+id+"/report", e2eAdminToken, "")
+	if code != http.StatusOK || strings.Count(string(data), "\n") != 6 || !strings.Contains(string(data), `"key":"stray.txt","result":"extraneous"`) {
+		t.Fatalf("report: %d\n%s", code, data)
+	}
+	assertTaskShowsRun(t, b, id)
+
+	// The CLI against the gateway, in copy mode: the workers copy.
+	var out, errOut bytes.Buffer
+	err := run(ctx, []string{"oss2s3", "reconcile", "--task", "e2e", "--gateway", "http://" + b.addr, "--token", e2eAdminToken},
+		env(nil), nil, &out, &errOut)
+	if err != nil || !strings.Contains(out.String(), "missing=5") || !strings.Contains(out.String(), "queued=5") {
+		t.Fatalf("oss2s3 reconcile: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	waitContents(t, b, want, 30*time.Second)
+
+	// Sync removes the stray object and nothing else.
+	st = waitReconcile(t, b, startRun(t, b, "sync", `{"mode":"sync","max_deletes":5}`))
+	if st.Error != "" || st.Deleted != 1 || st.Missing != 0 || st.Different != 0 {
+		t.Fatalf("sync run: %+v", st)
+	}
+	onlyTheStrayIsGone(t, b, want)
+}
+
+// putUnannounced writes five objects to the source with its webhook off,
+// and one object, stray.txt, only to the destination. It returns the
+// source's objects, key -> content.
+func putUnannounced(t *testing.T, b *bed) map[string]string {
+	t.Helper()
 	want := map[string]string{}
 	for i := range 5 {
 		k := fmt.Sprintf("old/%d.txt", i)
@@ -89,13 +127,71 @@ func TestReconcileEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := b.s3.Client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(e2eDst), Key: aws.String("stray.txt"),
+	if _, err := b.s3.Client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(e2eDst), Key: aws.String("stray.txt"),
 		Body: strings.NewReader("not from oss")}); err != nil {
 		t.Fatal(err)
 	}
-	b.start(t)
+	return want
+}
 
-	// Bad requests change nothing.
+// onlyTheStrayIsGone checks that stray.txt is gone from the destination
+// and every key of want is still there.
+func onlyTheStrayIsGone(t *testing.T, b *bed, want map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := b.s3.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(e2eDst), Key: aws.String("stray.txt")})
+	var nf interface{ ErrorCode() string }
+	if err == nil || !errors.As(err, &nf) {
+		t.Fatalf("stray.txt survived sync: %v", err)
+	}
+	for k := range want {
+		if _, err := b.s3.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(e2eDst), Key: aws.String(k)}); err != nil {
+			t.Fatalf("sync deleted %s: %v", k, err)
+		}
+	}
+}
+
+// startRun starts a run of task e2e with the options in body (what names
+// it in a failure) and returns its id.
+func startRun(t *testing.T, b *bed, what, body string) string {
+	t.Helper()
+	code, data := adminDo(t, b, http.MethodPost, "/v1/tasks/e2e/reconcile", e2eAdminToken, body)
+	if code != http.StatusAccepted {
+		t.Fatalf("POST %s: %d %s", what, code, data)
+	}
+	var started struct{ ID string }
+	_ = json.Unmarshal(data, &started)
+	return started.ID
+}
+
+// waitContents waits until S3 holds every key of want with its content.
+func waitContents(t *testing.T, b *bed, want map[string]string, timeout time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(timeout)
+	for k, v := range want {
+		var err error
+		if !testkit.Eventually(time.Until(deadline), 100*time.Millisecond, func() bool {
+			var o *s3.GetObjectOutput
+			if o, err = b.s3.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(e2eDst), Key: aws.String(k)}); err != nil {
+				return false
+			}
+			got, _ := io.ReadAll(o.Body)
+			o.Body.Close()
+			if string(got) != v {
+				t.Fatalf("%s: wrong content", k)
+			}
+			return true
+		}) {
+			t.Fatalf("%s never copied: %v", k, err)
+		}
+	}
+}
+
+// badReconcileRequestsChangeNothing: wrong tokens, options and tasks are
+// refused, and an unknown run is not found.
+func badReconcileRequestsChangeNothing(t *testing.T, b *bed) {
+	t.Helper()
 	for _, c := range []struct {
 		path, token, body string
 		code              int
@@ -114,68 +210,6 @@ func TestReconcileEndToEnd(t *testing.T) {
 	}
 	if code, _ := adminDo(t, b, http.MethodGet, "/v1/reconciles/no-such-run", e2eAdminToken, ""); code != http.StatusNotFound {
 		t.Errorf("GET unknown run: %d, want 404", code)
-	}
-
-	code, data := adminDo(t, b, http.MethodPost, "/v1/tasks/e2e/reconcile", e2eAdminToken, `{"mode":"report"}`)
-	if code != http.StatusAccepted {
-		t.Fatalf("POST reconcile: %d %s", code, data)
-	}
-	var started struct{ ID string }
-	_ = json.Unmarshal(data, &started)
-	st := waitReconcile(t, b, started.ID)
-	if st.Error != "" || st.Listed != 5 || st.Missing != 5 || st.Extraneous != 1 || st.Queued != 0 {
-		t.Fatalf("report run: %+v", st)
-	}
-	code, data = adminDo(t, b, http.MethodGet, "/v1/reconciles/"+started.ID+"/report", e2eAdminToken, "")
-	if code != http.StatusOK || strings.Count(string(data), "\n") != 6 || !strings.Contains(string(data), `"key":"stray.txt","result":"extraneous"`) {
-		t.Fatalf("report: %d\n%s", code, data)
-	}
-
-	// The CLI against the gateway, in copy mode: the workers copy.
-	var out, errOut bytes.Buffer
-	err := run(ctx, []string{"oss2s3", "reconcile", "--task", "e2e", "--gateway", "http://" + b.addr, "--token", e2eAdminToken},
-		env(nil), nil, &out, &errOut)
-	if err != nil || !strings.Contains(out.String(), "missing=5") || !strings.Contains(out.String(), "queued=5") {
-		t.Fatalf("oss2s3 reconcile: %v\n%s\n%s", err, out.String(), errOut.String())
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for k, v := range want {
-		for {
-			o, err := b.s3.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(e2eDst), Key: aws.String(k)})
-			if err == nil {
-				got, _ := io.ReadAll(o.Body)
-				o.Body.Close()
-				if string(got) != v {
-					t.Fatalf("%s: wrong content", k)
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never copied: %v", k, err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-
-	// Sync removes the stray object and nothing else.
-	code, data = adminDo(t, b, http.MethodPost, "/v1/tasks/e2e/reconcile", e2eAdminToken, `{"mode":"sync","max_deletes":5}`)
-	if code != http.StatusAccepted {
-		t.Fatalf("POST sync: %d %s", code, data)
-	}
-	_ = json.Unmarshal(data, &started)
-	st = waitReconcile(t, b, started.ID)
-	if st.Error != "" || st.Deleted != 1 || st.Missing != 0 || st.Different != 0 {
-		t.Fatalf("sync run: %+v", st)
-	}
-	_, err = b.s3.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(e2eDst), Key: aws.String("stray.txt")})
-	var nf interface{ ErrorCode() string }
-	if err == nil || !errors.As(err, &nf) {
-		t.Fatalf("stray.txt survived sync: %v", err)
-	}
-	for k := range want {
-		if _, err := b.s3.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(e2eDst), Key: aws.String(k)}); err != nil {
-			t.Fatalf("sync deleted %s: %v", k, err)
-		}
 	}
 }
 
@@ -253,7 +287,7 @@ func TestReconcileReplicaKilledMidRun(t *testing.T) {
 	if code != http.StatusAccepted {
 		t.Fatalf("POST reconcile: %d %s", code, data)
 	}
-	waitUntil(t, "a shard to start listing", 30*time.Second, func() bool { return b.emu.Requests()["ListObjectsV2"] >= probes+1 })
+	testkit.WaitFor(t, 30*time.Second, "a shard to start listing", func() bool { return b.emu.Requests()["ListObjectsV2"] >= probes+1 })
 	first.kill(t)
 	startChild(t, b)
 	waitInS3(t, b, s)
@@ -341,5 +375,76 @@ func TestSyncOnAGatewayWaitsForTheCopies(t *testing.T) {
 	code, data := adminDo(t, b, http.MethodGet, "/v1/dlq?task=e2e", e2eAdminToken, "")
 	if code != http.StatusOK || !strings.Contains(string(data), "two/bad.txt") {
 		t.Errorf("dead-letter queue: %d %s", code, data)
+	}
+}
+
+// `oss2s3 reconcile --local` of a task with a prefix_list in another OSS
+// bucket reads it through the task's own OSS client, each time it runs;
+// a missing list stops the run and says which.
+func TestReconcileLocalReadsThePrefixListObject(t *testing.T) {
+	b := newBed(t, s3test.StartVersity(t), 2)
+	b.emu.SetWebhook("", "")
+	b.emu.CreateBucket("lists")
+	cfg, err := os.ReadFile(b.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withList := strings.Replace(string(cfg), "      access_key_secret: ${OSS_SK}\n",
+		"      access_key_secret: ${OSS_SK}\n      prefix_list: oss://lists/dth/prefixes.txt\n", 1)
+	if err := os.WriteFile(b.cfgPath, []byte(withList), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a/1", "b/1", "b/2", "c/1"} {
+		if _, err := b.emu.PutObject(e2eSrc, k, []byte(k), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	getenv := env(map[string]string{"WEBHOOK_SECRET": e2eSecret, "OSS_AK": e2eAK, "OSS_SK": e2eSK,
+		"S3_AK": b.s3.AccessKey, "S3_SK": b.s3.SecretKey})
+	reconcile := func() (string, error) {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), []string{"oss2s3", "reconcile", "--local", "--quiet", "--config", b.cfgPath, "--task", "e2e", "--mode", "report"},
+			getenv, nil, &out, &errOut)
+		return out.String() + errOut.String(), err
+	}
+	if out, err := reconcile(); err == nil || !strings.Contains(err.Error()+out, "prefix list oss://lists/dth/prefixes.txt: no such file or object") {
+		t.Fatalf("no list yet: %v\n%s", err, out)
+	}
+	for list, want := range map[string]string{"# DTH\na/\n": "listed=1 ", "b/\nc/\n": "listed=3 "} {
+		if _, err := b.emu.PutObject("lists", "dth/prefixes.txt", []byte(list), nil); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := reconcile(); err != nil || !strings.Contains(out, want) {
+			t.Fatalf("list %q: %v\n%s", list, err, out)
+		}
+	}
+}
+
+// assertTaskShowsRun: GET /v1/tasks names the task with its queue and the
+// run id as its latest reconcile, and GET /v1/reconciles lists that run
+// first.
+func assertTaskShowsRun(t *testing.T, b *bed, id string) {
+	t.Helper()
+	code, data := adminDo(t, b, http.MethodGet, "/v1/tasks", e2eAdminToken, "")
+	var tasks struct {
+		Tasks []struct {
+			Name          string `json:"name"`
+			Jobs          *uint64
+			DeadLetters   *uint64 `json:"dead_letters"`
+			LastReconcile *struct {
+				ID string `json:"id"`
+			} `json:"last_reconcile"`
+		} `json:"tasks"`
+	}
+	if err := json.Unmarshal(data, &tasks); code != http.StatusOK || err != nil || len(tasks.Tasks) != 1 {
+		t.Fatalf("GET /v1/tasks: %d %s (%v)", code, data, err)
+	}
+	tk := tasks.Tasks[0]
+	if tk.Name != "e2e" || tk.Jobs == nil || tk.DeadLetters == nil || tk.LastReconcile == nil || tk.LastReconcile.ID != id {
+		t.Errorf("GET /v1/tasks: %s, want task e2e with its queue and last run %s", data, id)
+	}
+	code, data = adminDo(t, b, http.MethodGet, "/v1/reconciles?task=e2e&limit=1", e2eAdminToken, "")
+	if code != http.StatusOK || !strings.HasPrefix(string(data), `{"runs":[{"id":"`+id+`"`) {
+		t.Errorf("GET /v1/reconciles?task=e2e&limit=1: %d %s, want run %s", code, data, id)
 	}
 }

@@ -16,14 +16,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/oss2s3/oss2s3/handlers"
-	"github.com/oss2s3/oss2s3/handlers/intake"
-	"github.com/oss2s3/oss2s3/handlers/mns"
-	"github.com/oss2s3/oss2s3/handlers/sqsingest"
+	"github.com/oss2s3/oss2s3/handlers/ingestsink"
 	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer"
+	"github.com/oss2s3/oss2s3/transfer/ingest"
+	"github.com/oss2s3/oss2s3/transfer/ingest/mns"
+	"github.com/oss2s3/oss2s3/transfer/ingest/sqsingest"
 	"github.com/oss2s3/oss2s3/transfer/reconcile"
 )
 
@@ -71,10 +74,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	return a.serve(ctx, ln)
 }
 
-func webhookSources(in []WebhookSource) []handlers.WebhookSource {
-	out := make([]handlers.WebhookSource, len(in))
+func webhookSources(in []WebhookSource) []ingest.WebhookSource {
+	out := make([]ingest.WebhookSource, len(in))
 	for i, s := range in {
-		out[i] = handlers.WebhookSource(s)
+		out[i] = ingest.WebhookSource(s)
 	}
 	return out
 }
@@ -103,23 +106,44 @@ func newLogger(w io.Writer, c LogConfig) *slog.Logger {
 
 // app is one oss2s3 process: the queue, the gateway and the workers.
 type app struct {
-	cfg     *Config
-	log     *slog.Logger
+	cfg   *Config
+	log   *slog.Logger
+	tasks map[string]*transfer.TaskRuntime
+	sides map[string]*reconcile.TaskSides // each task as the reconciler lists it
+	certs *certReloader                   // nil: plain HTTP
+	reg   *prometheus.Registry
+	m     *metrics.Metrics
+
+	// Set by connect, once JetStream is ready.
 	queue   *transfer.Queue
 	handler http.Handler
 	workers *transfer.Workers // nil when workers.concurrency is 0
+	sweeper *transfer.Sweeper // nil when workers.concurrency is 0
 	sqs     []*sqsingest.Ingester
-	tasks   map[string]*transfer.TaskRuntime
-	certs   *certReloader // nil: plain HTTP
+	recon   *reconcile.Service
+
+	// gateway is what the listener serves: a handler that answers 503
+	// (handlers.NewStarting) until connect is done, then handler.
+	gateway handlerSwitch
+	// startup is /readyz's answer until then.
+	startup startup
 
 	// draining is set when shutdown starts: /readyz answers 503 from then
 	// on, while webhooks are still accepted until the listener closes.
 	draining atomic.Bool
-
-	recon *reconcile.Service
 }
 
-// readiness is /readyz's view: JetStream reachable and not shutting down.
+// handlerSwitch serves the handler stored last.
+type handlerSwitch struct{ h atomic.Pointer[http.Handler] }
+
+func (s *handlerSwitch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*s.h.Load()).ServeHTTP(w, r)
+}
+
+func (s *handlerSwitch) set(h http.Handler) { s.h.Store(&h) }
+
+// readiness is /readyz's view once JetStream is ready: still reachable, and
+// not shutting down.
 type readiness struct {
 	queue    handlers.Checker
 	draining *atomic.Bool
@@ -132,95 +156,251 @@ func (r readiness) Ready(ctx context.Context) error {
 	return r.queue.Ready(ctx)
 }
 
-// newApp builds every part from cfg: clients for each task, JetStream, the
-// HTTP handler and the workers.
+// startup is /readyz's view until JetStream is ready: not ready, and why.
+// (Not the NATS URL: /readyz is open to anyone, and a URL may carry a
+// password.)
+type startup struct {
+	lastErr  atomic.Pointer[string] // of the last attempt to open JetStream
+	draining *atomic.Bool
+}
+
+func (s *startup) Ready(context.Context) error {
+	if s.draining.Load() {
+		return errors.New("shutting down")
+	}
+	msg := "jetstream not reachable yet"
+	if e := s.lastErr.Load(); e != nil {
+		msg += ": " + *e
+	}
+	return errors.New(msg)
+}
+
+// newApp builds the parts that do not need JetStream: clients for each
+// task, the certificates, the metrics and the gateway's starting handler.
+// connect builds the rest.
 func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
-	a := &app{cfg: cfg, log: log, tasks: map[string]*transfer.TaskRuntime{}}
+	a := &app{cfg: cfg, log: log, tasks: map[string]*transfer.TaskRuntime{}, sides: map[string]*reconcile.TaskSides{}}
 	if cfg.TLS.enabled() {
 		var err error
 		if a.certs, err = newCertReloader(cfg.TLS, log); err != nil {
 			return nil, err
 		}
 	}
-	var taskList []*transfer.Task
 	var names []string
+	for _, t := range cfg.Tasks {
+		names = append(names, t.Name)
+	}
+	a.reg = metrics.NewRegistry()
+	a.m = metrics.New(a.reg, names)
 	for i := range cfg.Tasks {
 		t := &cfg.Tasks[i]
-		src, err := transfer.NewOSSSource(t.Source, nil)
+		src, err := transfer.OpenOSSSource(ctx, t.Source, nil, log.With("task", t.Name))
 		if err != nil {
 			return nil, fmt.Errorf("task %s: %w", t.Name, err)
 		}
+		wait := a.m.SourceBandwidthWait.WithLabelValues(t.Name)
+		src.SetBandwidth(int64(t.Options.Bandwidth), func(d time.Duration) { wait.Add(d.Seconds()) })
+		a.m.SourceBandwidth.WithLabelValues(t.Name).Set(float64(t.Options.Bandwidth))
 		dst, err := transfer.NewS3Destination(ctx, t.Destination)
 		if err != nil {
 			return nil, fmt.Errorf("task %s: %w", t.Name, err)
 		}
-		a.tasks[t.Name] = &transfer.TaskRuntime{Task: t, Source: src, Destination: dst}
-		taskList = append(taskList, t)
-		names = append(names, t.Name)
+		rt := &transfer.TaskRuntime{Task: t, Source: src, Destination: dst}
+		a.tasks[t.Name] = rt
+		if a.sides[t.Name], err = reconcile.NewTaskSides(rt, src, dst); err != nil {
+			return nil, err
+		}
 	}
+	a.startup.draining = &a.draining
+	a.gateway.set(handlers.NewStarting(log, a.m, a.reg, &a.startup, a.handlersConfig()))
+	return a, nil
+}
 
-	reg := metrics.NewRegistry()
-	m := metrics.New(reg, names)
-
-	q, err := transfer.OpenQueue(ctx, queueConfig(cfg), log)
+// openApp is newApp and connect: for the commands that need JetStream
+// before they do anything.
+func openApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
+	a, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	a.queue = q
-	m.WatchQueue(q)
-	sides := map[string]*reconcile.TaskSides{}
-	for name, rt := range a.tasks {
-		sides[name] = reconcile.NewTaskSides(rt)
-	}
-	// Retried as the queue's streams are: replicas starting together on a
-	// new cluster race to create the same buckets while leaders are elected.
-	if err = q.Setup(ctx, func(ctx context.Context) (err error) {
-		a.recon, err = reconcile.NewService(ctx, q.JetStream(), q, sides, reconcile.ServiceConfig{
-			Replicas: q.Replicas(), Owner: hostname() + "-" + strconv.Itoa(os.Getpid()),
-		}, m, log)
-		return err
-	}); err != nil {
-		q.Close()
+	if err := a.connect(ctx); err != nil {
 		return nil, err
 	}
-	router := transfer.NewRouter(taskList)
-	in := intake.New(q, router, m, log)
-	for _, sc := range cfg.SQS {
-		var task *transfer.Task
-		if rt := a.tasks[sc.Task]; rt != nil {
-			task = rt.Task
-		}
-		g, err := sqsingest.New(ctx, sc, task, in, m, log)
-		if err != nil {
-			q.Close()
-			return nil, err
-		}
-		a.sqs = append(a.sqs, g)
+	return a, nil
+}
+
+// handlersConfig is the gateway's HTTP behaviour (handlers).
+func (a *app) handlersConfig() handlers.Config {
+	cfg := a.cfg
+	proxies, _ := cfg.trustedProxies() // validated with the configuration
+	return handlers.Config{
+		MaxBodyBytes: int64(cfg.Webhook.MaxBodyBytes), AdminTokens: cfg.Admin.Tokens,
+		MNSPathTokens: cfg.MNS.PathTokens, TrustedProxies: proxies,
 	}
+}
+
+// ingestConfig is how the webhooks' requests are authenticated and
+// bounded (ingest's Receiver).
+func (a *app) ingestConfig() ingest.Config {
+	cfg := a.cfg
 	var mnsVerifier *mns.Verifier
 	if cfg.MNS.Enabled {
 		allowed, _ := mns.HostPattern(cfg.MNS.CertHostPattern) // validated with the configuration
 		mnsVerifier = &mns.Verifier{AllowedHost: allowed}
 	}
-	a.handler = handlers.New(log, m, reg, in, readiness{queue: q, draining: &a.draining}, q, handlers.Config{
-		WebhookSecrets: cfg.Webhook.Secrets, MaxBodyBytes: int64(cfg.Webhook.MaxBodyBytes), Tolerance: cfg.Webhook.Tolerance,
-		AdminTokens: cfg.Admin.Tokens, WebhookSources: webhookSources(cfg.Webhook.Sources),
-		EventBridge: cfg.EventBridge.auth(), MNS: mnsVerifier, MNSPathTokens: cfg.MNS.PathTokens,
-		Reconciler: a.recon,
-	})
+	return ingest.Config{
+		WebhookSecrets: cfg.Webhook.Secrets, WebhookSources: webhookSources(cfg.Webhook.Sources),
+		Tolerance: cfg.Webhook.Tolerance, MaxRecords: cfg.Webhook.MaxRecords,
+		EventBridge: cfg.EventBridge.auth(), MNS: mnsVerifier,
+	}
+}
+
+// connect opens JetStream (one attempt: the queue's own setup retries for a
+// while) and builds what needs it: the reconciler, the intake, the SQS
+// ingesters, the gateway's handler and the workers.
+func (a *app) connect(ctx context.Context) error {
+	q, recon, err := a.openJetStream(ctx)
+	if err != nil {
+		return err
+	}
+	return a.assemble(ctx, q, recon)
+}
+
+// assemble builds the parts that use JetStream, once it is open. On error
+// it closes q.
+func (a *app) assemble(ctx context.Context, q *transfer.Queue, recon *reconcile.Service) error {
+	cfg, log := a.cfg, a.log
+	a.m.WatchQueue(q)
+	var taskList []*transfer.Task
+	for i := range cfg.Tasks {
+		taskList = append(taskList, &cfg.Tasks[i])
+	}
+	in := ingest.NewIntake(failFast{q}, transfer.NewRouter(taskList), a.m, log)
+	var ingesters []*sqsingest.Ingester
+	for _, sc := range cfg.SQS {
+		var task *transfer.Task
+		if rt := a.tasks[sc.Task]; rt != nil {
+			task = rt.Task
+		}
+		g, err := sqsingest.New(ctx, sc, task, in, a.m, log)
+		if err != nil {
+			q.Close()
+			return err
+		}
+		ingesters = append(ingesters, g)
+	}
+	hcfg := a.handlersConfig()
+	if recon != nil {
+		hcfg.Reconciler = reconciler{recon}
+	}
+	tl := taskLister{queue: q, recon: recon, now: time.Now}
+	for i := range cfg.Tasks {
+		tl.tasks = append(tl.tasks, &cfg.Tasks[i])
+	}
+	hcfg.Tasks = tl
+	events := ingestsink.New(ingest.NewReceiver(in, a.ingestConfig()))
+	a.handler = handlers.New(log, a.m, a.reg, events, readiness{queue: q, draining: &a.draining}, deadLetters{q}, hcfg)
 	if w := cfg.Workers; *w.Concurrency > 0 {
 		owner := fmt.Sprintf("%s-%d-%s", hostname(), os.Getpid(), randomHex(4))
-		a.workers = transfer.NewWorkers(q, transfer.NewCopier(w.MemoryBudget, q.Checkpoints(), owner).Measure(m), a.tasks, transfer.WorkerConfig{
+		copier := transfer.NewCopier(w.MemoryBudget, q.Checkpoints(), owner).Measure(a.m)
+		a.sweeper = transfer.NewSweeper(q, copier, a.tasks, transfer.SweeperConfig{
+			Lease: w.Lease, OrphanAge: w.OrphanUploadAge, OrphanEvery: w.OrphanSweepInterval,
+		}, a.m, log)
+		a.workers = transfer.NewWorkers(q, copier, a.tasks, transfer.WorkerConfig{
 			Concurrency: *w.Concurrency,
 			Copy: transfer.CopyConfig{PartSize: w.PartSize, MultipartThreshold: w.MultipartThreshold,
-				PartsInFlight: w.PartsInFlight, GiantThreshold: w.GiantThreshold},
+				PartsInFlight: w.PartsInFlight, GiantThreshold: w.GiantThreshold, Lease: w.Lease},
 			RetryBase: cfg.Queue.RetryBase, RetryMax: cfg.Queue.RetryMax,
 			JobTimeout: w.JobTimeout, ShutdownGrace: w.ShutdownGrace,
-		}, m, log)
-		a.workers.SetShardRunner(a.recon)
-		a.workers.SetJobObserver(a.recon)
+			Kinds:    map[string]transfer.JobWorker{transfer.KindReconcile: transfer.JobWorkerFunc(recon.RunShard)},
+			Observer: recon,
+		}, a.m, log)
 	}
-	return a, nil
+	a.queue, a.recon, a.sqs = q, recon, ingesters
+	return nil
+}
+
+// failFast refuses a publish at once while the connection to NATS is down
+// (an outage, a node restarting): nats.go would buffer the jobs until it
+// reconnects, and the request wait out its whole publish timeout for the
+// same 503, longer than some senders wait for an answer.
+type failFast struct{ *transfer.Queue }
+
+func (p failFast) Publish(ctx context.Context, jobs []transfer.Job) (transfer.PublishResult, error) {
+	if !p.Conn().IsConnected() {
+		none := make([]int, len(jobs))
+		for i := range none {
+			none[i] = i
+		}
+		return transfer.PublishResult{NotQueued: none}, fmt.Errorf("%w: not connected to nats", transfer.ErrQueueUnavailable)
+	}
+	return p.Queue.Publish(ctx, jobs)
+}
+
+// openJetStream opens the queue and the reconciler's state in JetStream.
+// The reconciler creates its own assets through a JetStream handle of its
+// own on the queue's connection.
+func (a *app) openJetStream(ctx context.Context) (*transfer.Queue, *reconcile.Service, error) {
+	q, err := transfer.OpenQueue(ctx, queueConfig(a.cfg), a.log)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(q.Conn())
+	if err != nil {
+		q.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	// Retried as the queue's streams are: replicas starting together on a
+	// new cluster race to create the same buckets while leaders are elected.
+	var recon *reconcile.Service
+	if err = q.Setup(ctx, func(ctx context.Context) (err error) {
+		recon, err = reconcile.NewService(ctx, js, q, a.sides, reconcile.ServiceConfig{
+			Replicas: q.Replicas(), Owner: hostname() + "-" + strconv.Itoa(os.Getpid()),
+		}, a.m, a.log)
+		return err
+	}); err != nil {
+		q.Close()
+		return nil, nil, err
+	}
+	return q, recon, nil
+}
+
+// connectWhenReachable is connect, whose opening of JetStream is tried
+// again for as long as ctx lasts when an external NATS is not reachable:
+// NATS may be down, or starting after us; the gateway answers 503 meanwhile
+// and takes over the moment JetStream is ready. The embedded server is
+// ours: if it does not start, waiting will not mend it, so that error ends
+// the process, as a bad configuration does. It returns nil, not connected,
+// when ctx ends first.
+func (a *app) connectWhenReachable(ctx context.Context) error {
+	wait := time.Second
+	for attempt := 1; ; attempt++ {
+		q, recon, err := a.openJetStream(ctx)
+		if err == nil {
+			return a.assemble(ctx, q, recon)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if a.cfg.NATS.URL == "" {
+			return err
+		}
+		msg := err.Error()
+		a.startup.lastErr.Store(&msg)
+		a.log.Warn("jetstream not reachable yet; the gateway answers 503 until it is, trying again",
+			"err", err, "attempt", attempt, "retry_in", wait)
+		sleepCtx(ctx, wait)
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 func queueConfig(cfg *Config) transfer.QueueConfig {
@@ -228,22 +408,22 @@ func queueConfig(cfg *Config) transfer.QueueConfig {
 		URL: cfg.NATS.URL, CredsFile: cfg.NATS.CredsFile, DataDir: cfg.DataDir,
 		EmbeddedListen: cfg.NATS.EmbeddedListen, Replicas: cfg.NATS.Replicas,
 		DuplicateWindow: cfg.Queue.DuplicateWindow, MaxMsgs: cfg.Queue.MaxJobs, MaxBytes: int64(cfg.Queue.MaxBytes),
-		AckWait: cfg.Queue.AckWait, MaxDeliver: cfg.Queue.MaxDeliver, DeadLetterAge: cfg.Queue.DeadLetterAge,
+		AckWait: cfg.Queue.AckWait, MaxAttempts: cfg.Queue.MaxAttempts, DeadLetterAge: cfg.Queue.DeadLetterAge,
 	}
 }
 
-// serve answers HTTP(S) on ln and runs the workers until ctx is done. Then
-// it shuts down in order: /readyz answers 503 at once and for drain_delay
-// the gateway still takes webhooks (load balancers notice and stop sending);
-// then the listener closes and requests in flight finish. Meanwhile the SQS
-// ingesters and the workers stop taking work, copies in flight get
-// workers.shutdown_grace and the rest go back to the queue. JetStream is
-// closed last (flushing the embedded store), after every accepted event is
-// stored.
+// serve answers HTTP(S) on ln at once, connects to JetStream (the gateway
+// answers 503 until it is ready), then runs the workers until ctx is done.
+// Then it shuts down in order: /readyz answers 503 at once and for
+// drain_delay the gateway still takes webhooks (load balancers notice and
+// stop sending); then the listener closes and requests in flight finish.
+// Meanwhile the SQS ingesters and the workers stop taking work, copies in
+// flight get workers.shutdown_grace and the rest go back to the queue.
+// JetStream is closed last (flushing the embedded store), after every
+// accepted event is stored.
 func (a *app) serve(ctx context.Context, ln net.Listener) error {
-	defer a.queue.Close()
 	srv := &http.Server{
-		Handler:           a.handler,
+		Handler:           &a.gateway,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      time.Minute,
@@ -253,6 +433,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	if a.certs != nil {
 		srv.TLSConfig = a.certs.tlsConfig()
 	}
+	var connected atomic.Bool
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		a.log.Info("gateway listening", "addr", ln.Addr().String(), "tls", a.certs != nil, "tasks", len(a.tasks))
@@ -271,7 +452,9 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		<-gctx.Done()
 		a.draining.Store(true)
 		a.log.Info("shutting down: /readyz answers 503", "drain_delay", a.cfg.DrainDelay)
-		if ctx.Err() != nil { // a signal, not a failure: give load balancers time
+		// A signal, not a failure: give load balancers time, if they ever
+		// saw this gateway ready.
+		if ctx.Err() != nil && connected.Load() {
 			time.Sleep(a.cfg.DrainDelay)
 		}
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -280,18 +463,33 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		a.log.Info("gateway stopped; requests in flight finished", "err", err)
 		return err
 	})
-	for _, in := range a.sqs {
-		g.Go(func() error { return in.Run(gctx) })
-	}
-	g.Go(func() error { return a.recon.Schedule(gctx) })
-	g.Go(func() error { a.recon.SaveTallies(gctx); return nil })
-	if a.workers != nil {
-		g.Go(func() error { return a.workers.Run(gctx) })
-	} else {
-		a.log.Info("workers.concurrency is 0: this process only receives events")
-	}
+	g.Go(func() error {
+		if a.queue == nil { // not yet connected by openApp
+			if err := a.connectWhenReachable(gctx); err != nil || a.queue == nil {
+				return err
+			}
+		}
+		a.gateway.set(a.handler)
+		connected.Store(true)
+		a.log.Info("jetstream ready: the gateway takes events")
+		for _, in := range a.sqs {
+			g.Go(func() error { return in.Run(gctx) })
+		}
+		g.Go(func() error { return a.recon.Schedule(gctx) })
+		g.Go(func() error { a.recon.SaveTallies(gctx); return nil })
+		if a.workers != nil {
+			g.Go(func() error { return a.workers.Run(gctx) })
+			g.Go(func() error { return a.sweeper.Run(gctx) })
+		} else {
+			a.log.Info("workers.concurrency is 0: this process only receives events")
+		}
+		return nil
+	})
 	err := g.Wait()
-	a.recon.Wait()
+	if a.queue != nil {
+		a.recon.Wait()
+		a.queue.Close()
+	}
 	a.log.Info("stopped")
 	return err
 }

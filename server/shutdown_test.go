@@ -15,12 +15,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/oss2s3/oss2s3/handlers/ossevent"
-	"github.com/oss2s3/oss2s3/handlers/signature"
 	"github.com/oss2s3/oss2s3/internal/jstest"
 	"github.com/oss2s3/oss2s3/internal/ossemu"
 	"github.com/oss2s3/oss2s3/internal/s3test"
+	"github.com/oss2s3/oss2s3/internal/testkit"
 	"github.com/oss2s3/oss2s3/transfer"
+	"github.com/oss2s3/oss2s3/transfer/ingest/ossevent"
+	"github.com/oss2s3/oss2s3/transfer/ingest/signature"
 )
 
 // jobConsumer is the workers' consumer, as seen by an operator's client.
@@ -86,20 +87,18 @@ func TestShutdownHandsBackACopyBeyondTheGrace(t *testing.T) {
 	waitMetric(t, b.addr, "oss2s3_jobs_in_flight 2") // the slow copies, stuck in their GETs, on both workers
 	upload(t, bk, queued)
 	cons := jobConsumer(t, ns.ClientURL())
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		info, err := cons.Info(context.Background())
-		if err != nil {
+	var info *jetstream.ConsumerInfo
+	if !testkit.Eventually(20*time.Second, 10*time.Millisecond, func() bool {
+		var err error
+		if info, err = cons.Info(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		// The slow ones and one taken, waiting for a free worker; and every
 		// queued job in the stream (the emulator's webhooks are
 		// asynchronous: one still on its way would meet a stopping gateway).
-		if info.NumAckPending >= 3 && uint64(info.NumAckPending)+info.NumPending >= uint64(len(slow)+len(queued)) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the process never took a job ahead: %d held", info.NumAckPending)
-		}
+		return info.NumAckPending >= 3 && uint64(info.NumAckPending)+info.NumPending >= uint64(len(slow)+len(queued))
+	}) {
+		t.Fatalf("the process never took a job ahead: %d held", info.NumAckPending)
 	}
 	stopChild(t, first)
 	if !strings.Contains(first.logs.String(), "copy interrupted by shutdown, handed back to the queue") {
@@ -112,23 +111,24 @@ func TestShutdownHandsBackACopyBeyondTheGrace(t *testing.T) {
 	// out of reach for the 1m ack_wait.
 	want := len(slow) + len(queued)
 	var got []jetstream.Msg
-	for deadline := time.Now().Add(3 * time.Second); len(got) < want; time.Sleep(10 * time.Millisecond) {
-		batch, err := cons.FetchNoWait(want - len(got))
-		if err != nil {
+	var batch jetstream.MessageBatch
+	if !testkit.Eventually(3*time.Second, 10*time.Millisecond, func() bool {
+		var err error
+		if batch, err = cons.FetchNoWait(want - len(got)); err != nil {
 			t.Fatal(err)
 		}
 		for m := range batch.Messages() {
 			got = append(got, m)
 		}
-		if time.Now().After(deadline) {
-			var keys []string
-			for _, m := range got {
-				keys = append(keys, string(m.Data()))
-			}
-			info, _ := cons.Info(context.Background())
-			t.Fatalf("after shutdown %d jobs deliverable (%v), want %d: every job not finished handed back\ngot: %s\nconsumer: %+v",
-				len(got), batch.Error(), want, strings.Join(keys, "\n"), info)
+		return len(got) >= want
+	}) {
+		var keys []string
+		for _, m := range got {
+			keys = append(keys, string(m.Data()))
 		}
+		info, _ := cons.Info(context.Background())
+		t.Fatalf("after shutdown %d jobs deliverable (%v), want %d: every job not finished handed back\ngot: %s\nconsumer: %+v",
+			len(got), batch.Error(), want, strings.Join(keys, "\n"), info)
 	}
 	for _, m := range got {
 		if err := m.Nak(); err != nil { // for the next process
@@ -174,10 +174,10 @@ func TestShutdownFinishesAWebhookRequestInFlight(t *testing.T) {
 	}
 	fresh := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	saw503 := false
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	if !testkit.Eventually(30*time.Second, 10*time.Millisecond, func() bool {
 		resp, err := fresh.Get("http://" + b.addr + "/readyz")
 		if err != nil {
-			break // the listener is closed
+			return true // the listener is closed
 		}
 		resp.Body.Close()
 		switch resp.StatusCode {
@@ -188,10 +188,9 @@ func TestShutdownFinishesAWebhookRequestInFlight(t *testing.T) {
 				t.Fatal("/readyz went back to 200 during shutdown")
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the gateway kept accepting connections 30s after SIGTERM")
-		}
-		time.Sleep(10 * time.Millisecond)
+		return false
+	}) {
+		t.Fatal("the gateway kept accepting connections 30s after SIGTERM")
 	}
 	if !saw503 {
 		t.Fatal("/readyz never answered 503 before the gateway stopped accepting connections")

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/oss2s3/oss2s3/internal/s3test"
+	"github.com/oss2s3/oss2s3/internal/testkit"
 )
 
 // writeCerts writes a fresh CA-signed pair for 127.0.0.1 into dir (each
@@ -72,17 +74,15 @@ func TestGatewayServesHTTPSAndPicksUpARenewedCertificate(t *testing.T) {
 
 	// Renewal: new files, same paths; the next handshake serves them.
 	second := writeCerts(t, dir)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := second.Get("https://" + b.addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
+	if !testkit.Eventually(10*time.Second, 20*time.Millisecond, func() bool {
+		var resp *http.Response
+		if resp, err = second.Get("https://" + b.addr + "/healthz"); err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the renewed certificate was never served: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
+		resp.Body.Close()
+		return true
+	}) {
+		t.Fatalf("the renewed certificate was never served: %v", err)
 	}
 	if _, err := first.Get("https://" + b.addr + "/healthz"); err == nil {
 		t.Fatal("the replaced certificate is still served")
@@ -110,5 +110,54 @@ func TestServeRefusesAnUnloadableCertificate(t *testing.T) {
 				t.Fatalf("got %v, want an error with %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestTLS12OffersAEADSuitesOnly: a TLS 1.2 client that offers only CBC
+// suites is refused; AEAD suites and TLS 1.3 work (note 3 of issue 14: Go's
+// defaults, which the gateway used, still offer ECDHE with AES-CBC-SHA).
+func TestTLS12OffersAEADSuitesOnly(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	trusting := writeCerts(t, dir)
+	r, err := newCertReloader(TLSConfig{CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem")}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", r.tlsConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _ = c.(*tls.Conn).Handshake(); c.Close() }()
+		}
+	}()
+	roots := trusting.Transport.(*http.Transport).TLSClientConfig.RootCAs
+	for _, c := range []struct {
+		name   string
+		max    uint16
+		suites []uint16
+		ok     bool
+	}{
+		{"CBCSHA", tls.VersionTLS12, []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA}, false},
+		{"CBCSHA256", tls.VersionTLS12, []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256}, false},
+		{"RSAKeyExchangeGCM", tls.VersionTLS12, []uint16{tls.TLS_RSA_WITH_AES_128_GCM_SHA256}, false},
+		{"ECDHEGCM", tls.VersionTLS12, []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}, true},
+		{"ECDHEChaCha20", tls.VersionTLS12, []uint16{tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256}, true},
+		{"TLS13", tls.VersionTLS13, nil, true},
+	} {
+		conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: roots, MaxVersion: c.max, CipherSuites: c.suites})
+		if err == nil {
+			conn.Close()
+		}
+		if (err == nil) != c.ok {
+			t.Errorf("%s: handshake error %v, want success %v", c.name, err, c.ok)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -66,7 +67,7 @@ type Checkpoints struct {
 // ErrCheckpointConflict means another writer changed the checkpoint first.
 var ErrCheckpointConflict = errors.New("checkpoint changed concurrently")
 
-func openCheckpoints(ctx context.Context, js jetstream.JetStream, replicas int, ttl time.Duration) (*Checkpoints, error) {
+func openCheckpoints(ctx context.Context, js jetstream.JetStream, replicas int, ttl, replyTimeout time.Duration) (*Checkpoints, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      CheckpointBucket,
 		Description: "oss2s3 multipart checkpoints: upload id and finished parts per task, key and source ETag",
@@ -78,7 +79,7 @@ func openCheckpoints(ctx context.Context, js jetstream.JetStream, replicas int, 
 	if err != nil {
 		return nil, fmt.Errorf("create key-value bucket %s: %w", CheckpointBucket, err)
 	}
-	return &Checkpoints{kv: kv}, nil
+	return &Checkpoints{kv: BoundedKV(kv, replyTimeout)}, nil
 }
 
 func digest(parts ...string) string {
@@ -97,8 +98,53 @@ func checkpointKey(task, key, etag string) string {
 	return objectPrefix(task, key) + "." + digest(etag)[:16]
 }
 
-func partKey(task, key, etag string, n int32) string {
-	return fmt.Sprintf("%s.p.%d", checkpointKey(task, key, etag), n)
+// partsPrefix is where the parts of cp's upload are recorded: under its
+// upload, so that a part job of an upload given up, finishing late, can
+// never record its part as one of the next upload's of the same version
+// (which would complete with a part that is not in it), and forgetting one
+// upload's checkpoint leaves the next one's parts alone.
+func partsPrefix(cp *Checkpoint) string {
+	return checkpointKey(cp.Task, cp.Key, cp.ETag) + ".q." + digest(cp.UploadID)[:16]
+}
+
+func partKey(cp *Checkpoint, n int32) string {
+	return partsPrefix(cp) + "." + strconv.Itoa(int(n))
+}
+
+// kvListTimeout bounds one listing of the bucket's keys. A listing is a
+// watch that ends when the server says it sent every key; a server lost
+// in the middle never says so, and the listing would wait for ever.
+const kvListTimeout = 30 * time.Second
+
+// keys lists the checkpoint bucket's keys that match filter.
+func (c *Checkpoints) keys(ctx context.Context, filter string) ([]string, error) {
+	return ListKeys(ctx, c.kv, filter)
+}
+
+// ListKeys lists the keys of kv that match filter. A listing cut short
+// (the server lost, kvListTimeout or ctx over) is an error, never a
+// shorter list.
+func ListKeys(ctx context.Context, kv jetstream.KeyValue, filter string) ([]string, error) {
+	lctx, cancel := context.WithTimeout(ctx, kvListTimeout)
+	defer cancel()
+	lister, err := kv.ListKeysFiltered(lctx, filter)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = lister.Stop() }()
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	// The lister ends its channel the same way whether it saw the end
+	// of the keys or its context ended first.
+	if err := lctx.Err(); err != nil {
+		return nil, fmt.Errorf("listing of %s cut short: %w", filter, err)
+	}
+	return keys, nil
 }
 
 // Get returns the checkpoint with its finished parts and its revision, or
@@ -108,12 +154,11 @@ func (c *Checkpoints) Get(ctx context.Context, task, key, etag string) (*Checkpo
 	if err != nil || cp == nil {
 		return nil, 0, err
 	}
-	lister, err := c.kv.ListKeysFiltered(ctx, checkpointKey(task, key, etag)+".p.*")
+	keys, err := c.keys(ctx, partsPrefix(cp)+".*")
 	if err != nil {
 		return nil, 0, fmt.Errorf("list checkpoint parts: %w", err)
 	}
-	defer func() { _ = lister.Stop() }()
-	for k := range lister.Keys() {
+	for _, k := range keys {
 		e, err := c.kv.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue
@@ -148,7 +193,7 @@ func (c *Checkpoints) getMain(ctx context.Context, k string) (*Checkpoint, uint6
 
 func (c *Checkpoints) getPart(ctx context.Context, cp *Checkpoint, n int32) (Part, bool, error) {
 	var p Part
-	e, err := c.kv.Get(ctx, partKey(cp.Task, cp.Key, cp.ETag, n))
+	e, err := c.kv.Get(ctx, partKey(cp, n))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return p, false, nil
 	}
@@ -192,7 +237,7 @@ func (c *Checkpoints) SavePart(ctx context.Context, cp *Checkpoint, p Part) (boo
 	if err != nil {
 		return false, err
 	}
-	_, err = c.kv.Create(ctx, partKey(cp.Task, cp.Key, cp.ETag, p.Number), data)
+	_, err = c.kv.Create(ctx, partKey(cp, p.Number), data)
 	if errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err) {
 		return false, nil
 	}
@@ -216,13 +261,13 @@ func isWrongSequence(err error) bool {
 }
 
 // countedKey marks part n as counted into a giant checkpoint's Done.
-func countedKey(task, key, etag string, n int32) string {
-	return partKey(task, key, etag, n) + ".c"
+func countedKey(cp *Checkpoint, n int32) string {
+	return partKey(cp, n) + ".c"
 }
 
 // markCounted records that part n is counted in Done.
 func (c *Checkpoints) markCounted(ctx context.Context, cp *Checkpoint, n int32) error {
-	_, err := c.kv.Create(ctx, countedKey(cp.Task, cp.Key, cp.ETag, n), nil)
+	_, err := c.kv.Create(ctx, countedKey(cp, n), nil)
 	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) && !isWrongSequence(err) {
 		return fmt.Errorf("write checkpoint part count: %w", err)
 	}
@@ -231,7 +276,7 @@ func (c *Checkpoints) markCounted(ctx context.Context, cp *Checkpoint, n int32) 
 
 // counted reports whether part n is known to be counted in Done.
 func (c *Checkpoints) counted(ctx context.Context, cp *Checkpoint, n int32) (bool, error) {
-	_, err := c.kv.Get(ctx, countedKey(cp.Task, cp.Key, cp.ETag, n))
+	_, err := c.kv.Get(ctx, countedKey(cp, n))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return false, nil
 	}
@@ -241,17 +286,31 @@ func (c *Checkpoints) counted(ctx context.Context, cp *Checkpoint, n int32) (boo
 	return true, nil
 }
 
-// Delete removes the checkpoint of task/key/etag and its parts.
-func (c *Checkpoints) Delete(ctx context.Context, task, key, etag string) error {
-	main := checkpointKey(task, key, etag)
-	if lister, err := c.kv.ListKeysFiltered(ctx, main+".p.>"); err == nil { // parts and their count marks
-		for k := range lister.Keys() {
-			_ = c.kv.Purge(ctx, k)
-		}
-		_ = lister.Stop()
+// Delete removes the checkpoint cp names, with its parts: the checkpoint
+// of cp's task, key and source version, if it still names cp's upload. A
+// checkpoint of a later upload of the same version (the one that replaced
+// cp's) and its parts are left alone.
+func (c *Checkpoints) Delete(ctx context.Context, cp *Checkpoint) error {
+	main := checkpointKey(cp.Task, cp.Key, cp.ETag)
+	cur, rev, err := c.getMain(ctx, main)
+	if err != nil {
+		return err
 	}
-	if err := c.kv.Purge(ctx, main); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("delete checkpoint: %w", err)
+	if cur != nil && cur.UploadID == cp.UploadID {
+		// At this revision: a checkpoint saved in between is another's.
+		err := c.kv.Purge(ctx, main, jetstream.LastRevision(rev))
+		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) && !isWrongSequence(err) {
+			return fmt.Errorf("delete checkpoint: %w", err)
+		}
+	}
+	// This upload's parts and their count marks, and those recorded
+	// under the version by releases before parts were kept per upload.
+	for _, filter := range []string{partsPrefix(cp) + ".>", main + ".p.>"} {
+		if keys, err := c.keys(ctx, filter); err == nil {
+			for _, k := range keys {
+				_ = c.kv.Purge(ctx, k)
+			}
+		}
 	}
 	return nil
 }
@@ -259,14 +318,13 @@ func (c *Checkpoints) Delete(ctx context.Context, task, key, etag string) error 
 // Others returns the checkpoints of other source versions of task/key:
 // uploads that a newer version has made useless.
 func (c *Checkpoints) Others(ctx context.Context, task, key, etag string) ([]*Checkpoint, error) {
-	lister, err := c.kv.ListKeysFiltered(ctx, objectPrefix(task, key)+".*")
+	keys, err := c.keys(ctx, objectPrefix(task, key)+".*")
 	if err != nil {
 		return nil, fmt.Errorf("list checkpoints: %w", err)
 	}
-	defer func() { _ = lister.Stop() }()
 	mine := checkpointKey(task, key, etag)
 	var out []*Checkpoint
-	for k := range lister.Keys() {
+	for _, k := range keys {
 		if k == mine {
 			continue
 		}
@@ -276,4 +334,124 @@ func (c *Checkpoints) Others(ctx context.Context, task, key, etag string) ([]*Ch
 		}
 	}
 	return out, nil
+}
+
+// List returns every checkpoint's main record (without its parts) with its
+// revision: the multipart uploads in progress, as the sweeper sees them.
+func (c *Checkpoints) List(ctx context.Context) ([]*Checkpoint, []uint64, error) {
+	keys, err := c.keys(ctx, "u.*.*") // main records only; parts have more tokens
+	if err != nil {
+		return nil, nil, fmt.Errorf("list checkpoints: %w", err)
+	}
+	var (
+		cps  []*Checkpoint
+		revs []uint64
+	)
+	for _, k := range keys {
+		cp, rev, err := c.getMain(ctx, k)
+		if err != nil {
+			return nil, nil, err
+		}
+		if cp != nil {
+			cps, revs = append(cps, cp), append(revs, rev)
+		}
+	}
+	return cps, revs, nil
+}
+
+// pendingUpload notes that a worker is about to create a multipart upload
+// of DstKey for Task: should it die before a checkpoint names the upload,
+// the note is how the orphan sweeper knows the upload is oss2s3's.
+type pendingUpload struct {
+	Task   string    `json:"task"`
+	DstKey string    `json:"dst_key"`
+	At     time.Time `json:"at"`
+}
+
+func pendingPrefix(task, dstKey string) string { return "n." + digest(task, dstKey)[:40] }
+
+// notePending records that an upload of dstKey is about to be created and
+// returns the note's name, for donePending.
+func (c *Checkpoints) notePending(ctx context.Context, task, dstKey string, at time.Time) (string, error) {
+	data, err := json.Marshal(pendingUpload{Task: task, DstKey: dstKey, At: at.UTC()})
+	if err != nil {
+		return "", err
+	}
+	k := pendingPrefix(task, dstKey) + "." + newNonce()
+	if _, err := c.kv.Put(ctx, k, data); err != nil {
+		return "", fmt.Errorf("note upload: %w", err)
+	}
+	return k, nil
+}
+
+// donePending removes a note once a checkpoint names its upload (or the
+// upload is aborted). A note left behind costs only the orphan sweeper a
+// look; the bucket's TTL removes it in the end.
+func (c *Checkpoints) donePending(ctx context.Context, name string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_ = c.kv.Purge(ctx, name)
+}
+
+// pending returns the notes of uploads of dstKey for task whose checkpoint
+// was never written, with their names.
+func (c *Checkpoints) pending(ctx context.Context, task, dstKey string) ([]pendingUpload, []string, error) {
+	keys, err := c.keys(ctx, pendingPrefix(task, dstKey)+".*")
+	if err != nil {
+		return nil, nil, fmt.Errorf("list upload notes: %w", err)
+	}
+	var (
+		notes []pendingUpload
+		names []string
+	)
+	for _, k := range keys {
+		e, err := c.kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("read upload note: %w", err)
+		}
+		var p pendingUpload
+		if json.Unmarshal(e.Value(), &p) == nil && p.Task == task && p.DstKey == dstKey {
+			notes, names = append(notes, p), append(names, k)
+		}
+	}
+	return notes, names, nil
+}
+
+// abortedUpload notes that oss2s3 aborted an upload: should a part upload
+// in flight bring it back, the orphan sweeper knows it is oss2s3's.
+type abortedUpload struct {
+	Task     string    `json:"task"`
+	DstKey   string    `json:"dst_key"`
+	UploadID string    `json:"upload_id"`
+	At       time.Time `json:"at"`
+}
+
+func abortedKey(uploadID string) string { return "a." + digest(uploadID)[:40] }
+
+// noteAborted records the abort of upload id (best effort: without the
+// note, an upload brought back is left to a lifecycle rule).
+func (c *Checkpoints) noteAborted(ctx context.Context, task, dstKey, id string, at time.Time) {
+	data, err := json.Marshal(abortedUpload{Task: task, DstKey: dstKey, UploadID: id, At: at.UTC()})
+	if err == nil {
+		_, _ = c.kv.Put(ctx, abortedKey(id), data)
+	}
+}
+
+// wasAborted returns the note of oss2s3's abort of upload id, if any.
+func (c *Checkpoints) wasAborted(ctx context.Context, id string) (*abortedUpload, error) {
+	e, err := c.kv.Get(ctx, abortedKey(id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read abort note: %w", err)
+	}
+	var a abortedUpload
+	if err := json.Unmarshal(e.Value(), &a); err != nil || a.UploadID != id {
+		return nil, nil
+	}
+	return &a, nil
 }

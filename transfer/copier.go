@@ -2,16 +2,12 @@ package transfer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"hash"
 	"io"
 	"sync"
 	"time"
 
-	"github.com/aliyun/aliyun-oss-go-sdk/oss"
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/oss2s3/oss2s3/metrics"
@@ -25,6 +21,23 @@ const (
 	MaxPartSize = 5 * GiB
 )
 
+// DefaultLease is CopyConfig.Lease unless configured: a dead worker's copy
+// is resumed about 10 s after it died (the lease, one sweep and the
+// pickup; the goal is 15 s), while a live one renews it five times per
+// lease, so a renewal can fail for 6 s (a NATS leader election) without
+// the copy changing hands.
+const DefaultLease = 8 * time.Second
+
+// The other defaults of CopyConfig, and of NewCopier's budget: what a
+// process copies with unless configured otherwise.
+const (
+	DefaultPartSize           = 8 * MiB
+	DefaultMultipartThreshold = 16 * MiB
+	DefaultPartsInFlight      = 4
+	DefaultGiantThreshold     = GiB
+	DefaultMemoryBudget       = 64 * MiB
+)
+
 // ErrBusy means another worker is copying the same object version right
 // now; the job should come back later.
 var ErrBusy = errors.New("another worker is copying this object version")
@@ -35,25 +48,28 @@ type CopyConfig struct {
 	MultipartThreshold ByteSize // objects this size or larger go multipart
 	PartsInFlight      int      // parts of one object being transferred at once
 	GiantThreshold     ByteSize // objects this size or larger are split into part jobs for every replica
-	Lease              time.Duration
+	// Lease is how long a multipart copy's checkpoint stays its worker's
+	// without a heartbeat (one every Lease/5): after that, the worker is
+	// taken for dead and another resumes the copy from its last part.
+	Lease time.Duration
 }
 
 func (c CopyConfig) withDefaults() CopyConfig {
 	if c.PartSize <= 0 {
-		c.PartSize = 8 * MiB
+		c.PartSize = DefaultPartSize
 	}
 	c.PartSize = max(c.PartSize, MinPartSize)
 	if c.MultipartThreshold <= 0 {
-		c.MultipartThreshold = 16 * MiB
+		c.MultipartThreshold = DefaultMultipartThreshold
 	}
 	if c.PartsInFlight <= 0 {
-		c.PartsInFlight = 4
+		c.PartsInFlight = DefaultPartsInFlight
 	}
 	if c.GiantThreshold <= 0 {
-		c.GiantThreshold = GiB
+		c.GiantThreshold = DefaultGiantThreshold
 	}
 	if c.Lease <= 0 {
-		c.Lease = 2 * time.Minute
+		c.Lease = DefaultLease
 	}
 	return c
 }
@@ -119,7 +135,7 @@ func (c *Copier) give(n int64) {
 // in all. ckpt may be nil (no resume).
 func NewCopier(budget ByteSize, ckpt *Checkpoints, owner string) *Copier {
 	if budget <= 0 {
-		budget = 256 * MiB
+		budget = DefaultMemoryBudget
 	}
 	return &Copier{budget: semaphore.NewWeighted(int64(budget)), budgetSize: int64(budget), ckpt: ckpt, owner: owner, now: time.Now}
 }
@@ -135,6 +151,9 @@ type CopyResult struct {
 	// Skipped: the destination already held this source version
 	// (Object.KeepCurrent); nothing was written.
 	Skipped bool
+	// Created: the write was create-only and found no object: it
+	// overwrote nothing, a newer version least of all.
+	Created bool
 }
 
 // Object names one copy: which task, from which source object (as a HEAD
@@ -151,6 +170,9 @@ type Object struct {
 	// the whole-object path (WritesWhole) look; for others the caller
 	// HEADs the destination before the copy.
 	KeepCurrent bool
+	// Abandon names an upload not to resume: the orphan sweeper gave it
+	// up (its parts' jobs are dropping themselves), and is aborting it.
+	Abandon string
 }
 
 // Copy makes o.DstKey a verified copy of the source version o.Info
@@ -240,6 +262,7 @@ func (c *Copier) putBytes(ctx context.Context, o Object, bp BytesPutter, v *veri
 		// writes. Only a key that exists is looked at.
 		err := bp.PutBytes(ctx, o.DstKey, buf[:n], o.Write, true)
 		if !errors.Is(err, ErrExists) {
+			res.Created = err == nil
 			return res, err
 		}
 		cur, err := o.Dst.Head(ctx, o.DstKey)
@@ -263,240 +286,6 @@ func (c *Copier) putBytes(ctx context.Context, o Object, bp BytesPutter, v *veri
 func WritesWhole(dst Destination, size int64) bool {
 	_, ok := dst.(BytesPutter)
 	return ok && size <= int64(smallPutMax)
-}
-
-// partRange returns where part n (1-based) starts and how long it is.
-func partRange(n int32, partSize, size int64) (int64, int64) {
-	off := int64(n-1) * partSize
-	return off, min(partSize, size-off)
-}
-
-func totalParts(size, partSize int64) int {
-	return int((size + partSize - 1) / partSize)
-}
-
-// multipart copies with parallel ranged GETs feeding parallel UploadParts,
-// at most cfg.PartsInFlight parts at a time and never more part bytes than
-// the copier's budget.
-func (c *Copier) multipart(ctx context.Context, o Object, cfg CopyConfig) (*CopyResult, error) {
-	partSize := PartSizeFor(cfg.PartSize, o.Info.Size)
-	cp, rev, err := c.openUpload(ctx, o, partSize, false, cfg.Lease)
-	if err != nil {
-		return nil, err
-	}
-	resumed := len(cp.Parts)
-	var mu sync.Mutex // guards cp and rev
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(cfg.PartsInFlight)
-	var sent int64
-	var missing []int32
-	for n := int32(1); int(n) <= cp.TotalParts; n++ {
-		if _, done := cp.Parts[n]; !done {
-			missing = append(missing, n)
-		}
-	}
-	for _, n := range missing {
-		off, length := partRange(n, partSize, o.Info.Size)
-		weight := min(partSize, c.budgetSize) // the buffer is partSize, whatever the part's length
-		if err := c.take(gctx, weight); err != nil {
-			break // gctx is done; g.Wait says why
-		}
-		g.Go(func() error {
-			defer c.give(weight)
-			part, err := c.transferPart(gctx, o, cp.UploadID, n, off, length, partSize)
-			if err != nil {
-				return err
-			}
-			if c.ckpt != nil {
-				if _, err := c.ckpt.SavePart(context.WithoutCancel(gctx), cp, part); err != nil {
-					return err
-				}
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			sent += part.Size
-			cp.Parts[n] = part
-			if c.ckpt != nil && c.now().Sub(cp.Heartbeat) > cfg.Lease/4 {
-				// Renew the lease, so that no other worker takes over a
-				// copy that is making progress.
-				cp.Heartbeat = c.now()
-				if rev, err = c.ckpt.Save(context.WithoutCancel(gctx), cp, rev); err != nil {
-					return fmt.Errorf("%w: lost the checkpoint while copying: %w", ErrBusy, err)
-				}
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		// Keep a checkpointed upload for the next attempt to continue,
-		// unless its parts can never be used (the source changed) or
-		// nothing remembers it.
-		if errors.Is(err, ErrSourceChanged) || errors.Is(err, ErrChecksumMismatch) || c.ckpt == nil {
-			c.abort(ctx, o.Dst, cp)
-		}
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	crc, err := c.finish(ctx, o, cp)
-	if err != nil {
-		return nil, err
-	}
-	return &CopyResult{Bytes: sent, Parts: cp.TotalParts, Resumed: resumed, CRC64: crc, Multipart: true}, nil
-}
-
-// openUpload finds the checkpoint of this exact source version and takes it
-// over, or starts a new upload. Uploads of other versions of the key are
-// aborted: nothing will ever complete them.
-func (c *Copier) openUpload(ctx context.Context, o Object, partSize int64, giant bool, lease time.Duration) (*Checkpoint, uint64, error) {
-	now := c.now()
-	if c.ckpt != nil {
-		others, err := c.ckpt.Others(ctx, o.Task, o.Info.Key, o.Info.ETag)
-		if err != nil {
-			return nil, 0, err
-		}
-		for _, old := range others {
-			c.abort(ctx, o.Dst, old)
-		}
-		cp, rev, err := c.ckpt.Get(ctx, o.Task, o.Info.Key, o.Info.ETag)
-		if err != nil {
-			return nil, 0, err
-		}
-		if cp != nil && !cp.Matches(o.Task, o.Info.Key, o.DstKey, o.Info.ETag, o.Info.Size, partSize) {
-			c.abort(ctx, o.Dst, cp)
-			cp = nil
-		}
-		if cp != nil {
-			if cp.Giant {
-				return cp, rev, nil
-			}
-			if cp.Owner != c.owner && now.Sub(cp.Heartbeat) < lease {
-				return nil, 0, fmt.Errorf("%w (owner %s, last part %s ago)", ErrBusy, cp.Owner, now.Sub(cp.Heartbeat).Round(time.Second))
-			}
-			cp.Owner, cp.Heartbeat = c.owner, now
-			if rev, err = c.ckpt.Save(ctx, cp, rev); err != nil {
-				return nil, 0, fmt.Errorf("%w: %w", ErrBusy, err)
-			}
-			return cp, rev, nil
-		}
-	}
-	id, err := o.Dst.CreateUpload(ctx, o.DstKey, o.Write)
-	if err != nil {
-		return nil, 0, err
-	}
-	cp := &Checkpoint{
-		Task: o.Task, Key: o.Info.Key, DstKey: o.DstKey, ETag: o.Info.ETag, Size: o.Info.Size,
-		PartSize: partSize, TotalParts: totalParts(o.Info.Size, partSize), UploadID: id,
-		Parts: map[int32]Part{}, Giant: giant, Owner: c.owner, Heartbeat: now, Created: now,
-	}
-	if giant {
-		cp.Owner = ""
-	}
-	if cp.Info, err = json.Marshal(o.Info); err != nil {
-		return nil, 0, err
-	}
-	var rev uint64
-	if c.ckpt != nil {
-		if rev, err = c.ckpt.Save(ctx, cp, 0); err != nil {
-			c.abort(ctx, o.Dst, cp)
-			return nil, 0, fmt.Errorf("%w: %w", ErrBusy, err)
-		}
-	}
-	return cp, rev, nil
-}
-
-// transferPart reads one part with a ranged GET (pinned to the source
-// version by If-Match), computing its CRC-64, and uploads it.
-func (c *Copier) transferPart(ctx context.Context, o Object, uploadID string, n int32, off, length, partSize int64) (Part, error) {
-	c.m.PartStarted()
-	defer c.m.PartDone()
-	buf := c.buffer(partSize)
-	defer c.putBuffer(partSize, buf)
-	b := buf[:length]
-	body, err := o.Src.Get(ctx, o.Info.Key, o.Info.ETag, off, length)
-	if err != nil {
-		return Part{}, err
-	}
-	got, err := io.ReadFull(body, b)
-	if err == nil {
-		// One more byte must not be there: a source that sends more than
-		// the range asked for is not trusted.
-		var extra [1]byte
-		if m, _ := body.Read(extra[:]); m > 0 {
-			err = mismatch("part %d: source sent more than %d bytes", n, length)
-		}
-	} else if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		err = mismatch("part %d: source sent %d of %d bytes", n, got, length)
-	} else {
-		err = fmt.Errorf("read part %d: %w", n, err)
-	}
-	body.Close()
-	if err != nil {
-		return Part{}, err
-	}
-	crc := crc64ecma.Checksum(b)
-	part, err := o.Dst.UploadPart(ctx, o.DstKey, uploadID, n, b)
-	if err != nil {
-		return Part{}, err
-	}
-	part.CRC64 = crc
-	return part, nil
-}
-
-// finish checks the parts add up to the source object, length and CRC-64
-// (combined from the parts' CRCs, nothing is read again), and completes
-// the upload. A mismatch aborts it.
-func (c *Copier) finish(ctx context.Context, o Object, cp *Checkpoint) (uint64, error) {
-	parts := cp.SortedParts()
-	var crc uint64
-	var size int64
-	for i, p := range parts {
-		if int(p.Number) != i+1 {
-			return 0, fmt.Errorf("part %d is missing", i+1)
-		}
-		crc = oss.CRC64Combine(crc, p.CRC64, uint64(p.Size))
-		size += p.Size
-	}
-	var err error
-	switch {
-	case size != o.Info.Size:
-		err = mismatch("parts hold %d bytes, source says %d", size, o.Info.Size)
-	case o.Info.HasCRC64 && crc != o.Info.CRC64:
-		err = mismatch("crc64 of the parts is %d, source says %d", crc, o.Info.CRC64)
-	}
-	if err != nil {
-		c.abort(ctx, o.Dst, cp)
-		return 0, err
-	}
-	if err := o.Dst.CompleteUpload(ctx, o.DstKey, cp.UploadID, parts); err != nil {
-		if !errors.Is(err, ErrNoSuchUpload) {
-			return 0, err
-		}
-		// Completed already (by another worker, or by us before a crash)?
-		if cur, herr := o.Dst.Head(ctx, o.DstKey); herr != nil || !HoldsVersion(cur, o.Info) {
-			c.forget(ctx, cp)
-			return 0, err
-		}
-	}
-	c.forget(ctx, cp)
-	return crc, nil
-}
-
-func (c *Copier) abort(ctx context.Context, dst Destination, cp *Checkpoint) {
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if err := dst.AbortUpload(actx, cp.DstKey, cp.UploadID); err != nil && !errors.Is(err, ErrNoSuchUpload) {
-		// Keep the checkpoint: the next attempt tries the abort again.
-		return
-	}
-	c.forget(actx, cp)
-}
-
-func (c *Copier) forget(ctx context.Context, cp *Checkpoint) {
-	if c.ckpt != nil {
-		_ = c.ckpt.Delete(context.WithoutCancel(ctx), cp.Task, cp.Key, cp.ETag)
-	}
 }
 
 // buffer returns a part buffer of size bytes. Buffers are reused through a

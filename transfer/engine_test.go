@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oss2s3/oss2s3/internal/testkit"
 	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer"
 )
@@ -26,7 +27,7 @@ func publish(t *testing.T, q *transfer.Queue, jobs ...transfer.Job) {
 }
 
 func removeJob(key string) transfer.Job {
-	return transfer.Job{Task: "t", Bucket: "src", Key: key, Kind: transfer.KindRemove, Event: "ObjectRemoved:DeleteObject", EventTime: time.Now()}
+	return transfer.Job{Task: "t", Kind: transfer.KindRemove, EventTime: time.Now(), ObjectArgs: transfer.ObjectArgs{Bucket: "src", Key: key, Event: "ObjectRemoved:DeleteObject"}}
 }
 
 func TestCopyEngine(t *testing.T) {
@@ -34,10 +35,12 @@ func TestCopyEngine(t *testing.T) {
 
 	t.Run("SmallObjectCostsOneGETAndNoHEADOfTheSource", func(t *testing.T) {
 		t.Parallel()
-		b := startWorkers(t, transfer.QueueConfig{})
+		// As S3Destination: a create-only PUT, which overwrites nothing,
+		// so no second look at the source after it.
+		b := startWorkers(t, transfer.QueueConfig{}, bedOptions{whole: true})
 		b.src.put("small", []byte("tiny"), map[string]string{"k": "v"})
 		publish(t, b.q, job("t", "small", ""))
-		waitFor(t, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
+		testkit.WaitFor(t, waitLimit, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
 		if h, g := b.src.heads.Load(), b.src.gets.Load(); h != 0 || g != 1 {
 			t.Fatalf("%d HEADs and %d GETs of the source, want 0 and 1", h, g)
 		}
@@ -52,11 +55,11 @@ func TestCopyEngine(t *testing.T) {
 		b := startWorkers(t, transfer.QueueConfig{}, bedOptions{task: transfer.TaskOptions{Compare: &no}})
 		b.src.put("k", []byte("v1"), nil)
 		publish(t, b.q, job("t", "k", "e1"))
-		waitFor(t, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
+		testkit.WaitFor(t, waitLimit, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
 		j := job("t", "k", "e1")
 		j.Nonce = "again"
 		publish(t, b.q, j)
-		waitFor(t, "the second copy", func() bool { return b.count(metrics.CopyCopied) == 2 })
+		testkit.WaitFor(t, waitLimit, "the second copy", func() bool { return b.count(metrics.CopyCopied) == 2 })
 		if b.count(metrics.CopySkipped) != 0 {
 			t.Fatal("skipped with compare: false")
 		}
@@ -67,16 +70,16 @@ func TestCopyEngine(t *testing.T) {
 		b := startWorkers(t, transfer.QueueConfig{})
 		b.src.put("k", []byte("v1"), nil)
 		publish(t, b.q, job("t", "k", "e1"))
-		waitFor(t, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
+		testkit.WaitFor(t, waitLimit, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
 		j := job("t", "k", "e1")
 		j.Nonce = "again" // a reconcile or a second event for the same version
 		publish(t, b.q, j)
-		waitFor(t, "the skip", func() bool { return b.count(metrics.CopySkipped) == 1 })
+		testkit.WaitFor(t, waitLimit, "the skip", func() bool { return b.count(metrics.CopySkipped) == 1 })
 
 		// A same-size overwrite is a new version: copied, not skipped.
 		b.src.put("k", []byte("v2"), nil)
 		publish(t, b.q, job("t", "k", "e2"))
-		waitFor(t, "the second copy", func() bool { return b.count(metrics.CopyCopied) == 2 })
+		testkit.WaitFor(t, waitLimit, "the second copy", func() bool { return b.count(metrics.CopyCopied) == 2 })
 		if got, _ := b.dst.object("copy/k"); string(got) != "v2" {
 			t.Fatalf("destination holds %q", got)
 		}
@@ -87,20 +90,20 @@ func TestCopyEngine(t *testing.T) {
 		b := startWorkers(t, transfer.QueueConfig{}, bedOptions{whole: true})
 		b.src.put("k", []byte("v1"), nil)
 		publish(t, b.q, job("t", "k", "e1"))
-		waitFor(t, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
+		testkit.WaitFor(t, waitLimit, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
 		if h := b.dst.heads.Load(); h != 0 {
 			t.Fatalf("%d destination HEADs for a key it did not have; the create-only PUT is the look", h)
 		}
 		j := job("t", "k", "e1")
 		j.Nonce = "again"
 		publish(t, b.q, j)
-		waitFor(t, "the skip", func() bool { return b.count(metrics.CopySkipped) == 1 })
+		testkit.WaitFor(t, waitLimit, "the skip", func() bool { return b.count(metrics.CopySkipped) == 1 })
 		if h := b.dst.heads.Load(); h != 1 {
 			t.Fatalf("%d destination HEADs after the create-only PUT found the key, want 1", h)
 		}
 		b.src.put("k", []byte("v2"), nil) // same size, new version
 		publish(t, b.q, job("t", "k", "e2"))
-		waitFor(t, "the second copy", func() bool { return b.count(metrics.CopyCopied) == 2 })
+		testkit.WaitFor(t, waitLimit, "the second copy", func() bool { return b.count(metrics.CopyCopied) == 2 })
 		if got, _ := b.dst.object("copy/k"); string(got) != "v2" {
 			t.Fatalf("destination holds %q", got)
 		}
@@ -108,7 +111,7 @@ func TestCopyEngine(t *testing.T) {
 
 	t.Run("InterruptedMultipartCopyResumesFromItsLastPart", func(t *testing.T) {
 		t.Parallel()
-		b := startWorkers(t, transfer.QueueConfig{MaxDeliver: 5}, bedOptions{copy: multipartCopy})
+		b := startWorkers(t, transfer.QueueConfig{MaxAttempts: 5}, bedOptions{copy: multipartCopy})
 		data := randomBytes(26<<20, 11) // 6 parts of 5 MiB (the last one 1 MiB)
 		b.src.put("big", data, nil)
 		var failed atomic.Bool
@@ -119,7 +122,7 @@ func TestCopyEngine(t *testing.T) {
 			return nil
 		}
 		publish(t, b.q, job("t", "big", ""))
-		waitFor(t, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
+		testkit.WaitFor(t, waitLimit, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
 		got, _ := b.dst.object("copy/big")
 		if !bytes.Equal(got, data) {
 			t.Fatal("copied bytes differ")
@@ -147,7 +150,7 @@ func TestCopyEngine(t *testing.T) {
 			return nil
 		}
 		publish(t, b.q, job("t", "big", ""))
-		waitFor(t, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
+		testkit.WaitFor(t, waitLimit, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
 		if got, _ := b.dst.object("copy/big"); !bytes.Equal(got, v2) {
 			t.Fatal("destination does not hold the new version")
 		}
@@ -164,11 +167,11 @@ func TestCopyEngine(t *testing.T) {
 		data := randomBytes(41<<20, 14) // 9 parts
 		b.src.put("giant", data, nil)
 		publish(t, b.q, job("t", "giant", ""))
-		waitFor(t, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
+		testkit.WaitFor(t, waitLimit, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
 		if got, _ := b.dst.object("copy/giant"); !bytes.Equal(got, data) {
 			t.Fatal("copied bytes differ")
 		}
-		waitFor(t, "an empty queue", func() bool { return depth(t, b.q) == 0 })
+		testkit.WaitFor(t, waitLimit, "an empty queue", func() bool { return depth(t, b.q) == 0 })
 		time.Sleep(100 * time.Millisecond) // a second completion would show by now
 		if n := b.count(metrics.CopyCopied); n != 1 {
 			t.Fatalf("completed %v times, want exactly once", n)
@@ -180,11 +183,11 @@ func TestCopyEngine(t *testing.T) {
 
 	t.Run("CorruptSourceIsDeadLetteredAfterTheRetries", func(t *testing.T) {
 		t.Parallel()
-		b := startWorkers(t, transfer.QueueConfig{MaxDeliver: 3}, bedOptions{copy: multipartCopy})
+		b := startWorkers(t, transfer.QueueConfig{MaxAttempts: 3}, bedOptions{copy: multipartCopy})
 		b.src.put("big", randomBytes(12<<20, 15), nil)
 		b.src.corrupt = func(_ string, p []byte) []byte { p[7] ^= 0xff; return p }
 		publish(t, b.q, job("t", "big", ""))
-		waitFor(t, "a dead letter", func() bool { return b.count(metrics.CopyFailed) == 1 })
+		testkit.WaitFor(t, waitLimit, "a dead letter", func() bool { return b.count(metrics.CopyFailed) == 1 })
 		dl, _ := b.q.DeadLetters(context.Background(), transfer.DeadLetterFilter{}, 10)
 		if len(dl) != 1 || !strings.Contains(dl[0].Error, "checksum mismatch") {
 			t.Fatalf("dead letters %+v", dl)
@@ -198,7 +201,7 @@ func TestCopyEngine(t *testing.T) {
 		if n, err := b.q.Redrive(context.Background(), transfer.DeadLetterFilter{Task: "t"}); err != nil || n != 1 {
 			t.Fatalf("redrive: %d, %v", n, err)
 		}
-		waitFor(t, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
+		testkit.WaitFor(t, waitLimit, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
 		if dl, _ := b.q.DeadLetters(context.Background(), transfer.DeadLetterFilter{}, 10); len(dl) != 0 {
 			t.Fatalf("dead letters left after the redrive: %+v", dl)
 		}
@@ -209,7 +212,7 @@ func TestCopyEngine(t *testing.T) {
 		b := startWorkers(t, transfer.QueueConfig{}, bedOptions{task: transfer.TaskOptions{Deletes: transfer.DeletesPropagate}})
 		b.src.put("ours", []byte("x"), nil)
 		publish(t, b.q, job("t", "ours", ""))
-		waitFor(t, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
+		testkit.WaitFor(t, waitLimit, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
 		// An object in the destination that oss2s3 did not write.
 		_ = b.dst.Put(context.Background(), "copy/theirs", strings.NewReader("y"), 1,
 			&transfer.WriteInfo{Source: &transfer.ObjectInfo{Key: "theirs", Size: 1}})
@@ -221,8 +224,8 @@ func TestCopyEngine(t *testing.T) {
 
 		b.src.del("ours")
 		publish(t, b.q, removeJob("ours"), removeJob("theirs"), removeJob("still"))
-		waitFor(t, "the delete", func() bool { return b.count(metrics.CopyDeleted) == 1 })
-		waitFor(t, "the other two", func() bool {
+		testkit.WaitFor(t, waitLimit, "the delete", func() bool { return b.count(metrics.CopyDeleted) == 1 })
+		testkit.WaitFor(t, waitLimit, "the other two", func() bool {
 			return b.count(metrics.CopySkipped) == 1 && b.count(metrics.CopyCopied) == 2
 		})
 		if _, ok := b.dst.object("copy/ours"); ok {
@@ -238,10 +241,10 @@ func TestCopyEngine(t *testing.T) {
 		b := startWorkers(t, transfer.QueueConfig{})
 		b.src.put("k", []byte("x"), nil)
 		publish(t, b.q, job("t", "k", ""))
-		waitFor(t, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
+		testkit.WaitFor(t, waitLimit, "the copy", func() bool { return b.count(metrics.CopyCopied) == 1 })
 		b.src.del("k")
 		publish(t, b.q, removeJob("k"))
-		waitFor(t, "source_gone", func() bool { return b.count(metrics.CopySourceGone) == 1 })
+		testkit.WaitFor(t, waitLimit, "source_gone", func() bool { return b.count(metrics.CopySourceGone) == 1 })
 		if _, ok := b.dst.object("copy/k"); !ok {
 			t.Fatal("deleted without deletes: propagate")
 		}
@@ -253,7 +256,7 @@ func TestCopyEngine(t *testing.T) {
 		skip.src.put("cold", []byte("x"), nil)
 		skip.src.edit("cold", func(i *transfer.ObjectInfo) { i.StorageClass = "Archive" })
 		publish(t, skip.q, job("t", "cold", ""))
-		waitFor(t, "the skip", func() bool { return skip.count(metrics.CopySkipped) == 1 })
+		testkit.WaitFor(t, waitLimit, "the skip", func() bool { return skip.count(metrics.CopySkipped) == 1 })
 
 		restore := startWorkers(t, transfer.QueueConfig{}, bedOptions{task: transfer.TaskOptions{
 			Archive: transfer.ArchiveRestore, RestorePoll: 50 * time.Millisecond,
@@ -261,7 +264,7 @@ func TestCopyEngine(t *testing.T) {
 		restore.src.put("cold", []byte("x"), nil)
 		restore.src.edit("cold", func(i *transfer.ObjectInfo) { i.StorageClass = "ColdArchive" })
 		publish(t, restore.q, job("t", "cold", ""))
-		waitFor(t, "the copy after the restore", func() bool { return restore.count(metrics.CopyCopied) == 1 })
+		testkit.WaitFor(t, waitLimit, "the copy after the restore", func() bool { return restore.count(metrics.CopyCopied) == 1 })
 		if restore.src.restores.Load() != 1 || restore.count(metrics.CopyDeferred) != 1 {
 			t.Fatalf("restores %d, deferred %v", restore.src.restores.Load(), restore.count(metrics.CopyDeferred))
 		}
@@ -275,7 +278,7 @@ func TestCopyEngine(t *testing.T) {
 		b.src.put("withcrc", data, nil)
 		b.src.edit("nocrc", func(i *transfer.ObjectInfo) { i.HasCRC64, i.CRC64 = false, 0 })
 		publish(t, b.q, job("t", "nocrc", ""), job("t", "withcrc", ""))
-		waitFor(t, "the copies", func() bool { return b.count(metrics.CopyCopied) == 2 })
+		testkit.WaitFor(t, waitLimit, "the copies", func() bool { return b.count(metrics.CopyCopied) == 2 })
 		got, ok := b.dst.recordedCRC("copy/nocrc")
 		if want := crc64.Checksum(data, crc64.MakeTable(crc64.ECMA)); !ok || got != want {
 			t.Fatalf("recorded crc %d (%v), want %d", got, ok, want)
@@ -291,7 +294,7 @@ func TestCopyEngine(t *testing.T) {
 		b.src.put("link", []byte("target bytes"), nil)
 		b.src.edit("link", func(i *transfer.ObjectInfo) { i.ObjectType = transfer.ObjectTypeSymlink })
 		publish(t, b.q, job("t", "link", ""))
-		waitFor(t, "the skip", func() bool { return b.count(metrics.CopySkipped) == 1 })
+		testkit.WaitFor(t, waitLimit, "the skip", func() bool { return b.count(metrics.CopySkipped) == 1 })
 		if _, ok := b.dst.object("copy/link"); ok {
 			t.Fatal("symlink copied")
 		}

@@ -9,6 +9,26 @@ import (
 // source's own CRC-64 or length; the copy is abandoned and retried.
 var ErrChecksumMismatch = errors.New("checksum mismatch")
 
+// ErrThrottled marks an answer that asks the client to slow down (S3's
+// SlowDown, a 503 or a 429 from either side): a reason to wait, not a
+// failure of the object, so it spends none of the job's attempts.
+var ErrThrottled = errors.New("throttled")
+
+// throttledCodes are the error codes that mean "slow down".
+var throttledCodes = map[string]bool{
+	"SlowDown": true, "ServiceUnavailable": true, "Throttling": true, "ThrottlingException": true,
+	"RequestLimitExceeded": true, "TooManyRequests": true, "QpsLimitExceeded": true,
+}
+
+// throttled wraps err with ErrThrottled when its HTTP status or error code
+// says slow down.
+func throttled(status int, code string, err error) error {
+	if status == 503 || status == 429 || throttledCodes[code] {
+		return fmt.Errorf("%w: %w", ErrThrottled, err)
+	}
+	return err
+}
+
 // ErrExists means a create-only write found the key already there.
 var ErrExists = errors.New("destination object exists")
 

@@ -1,9 +1,18 @@
 package transfer
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // PutWithChecksum sends a whole-object PUT with the CRC32C header set to
 // sum, whatever the body: tests use it to see S3 refuse a wrong one.
 func (d *S3Destination) PutWithChecksum(ctx context.Context, key string, body []byte, sum string, w *WriteInfo) error {
 	return d.lean.put(ctx, key, body, sum, d.headers(w), d.cfg, false)
+}
+
+// NotePending is notePending, for tests that play a worker dying between
+// creating an upload and saving its checkpoint.
+func (c *Checkpoints) NotePending(ctx context.Context, task, dstKey string, at time.Time) (string, error) {
+	return c.notePending(ctx, task, dstKey, at)
 }

@@ -19,7 +19,7 @@ func (c *Copier) StartGiant(ctx context.Context, o Object, cfg CopyConfig) (*Che
 		return nil, nil, errors.New("giant objects need the checkpoint store")
 	}
 	cfg = cfg.withDefaults()
-	cp, _, err := c.openUpload(ctx, o, PartSizeFor(cfg.PartSize, o.Info.Size), true, cfg.Lease)
+	cp, _, err := c.openUpload(ctx, o, PartSizeFor(cfg.PartSize, o.Info.Size), "", cfg.Lease)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -62,66 +62,12 @@ func (c *Copier) CopyPart(ctx context.Context, task, key, etag, uploadID string,
 	}
 	o := Object{Task: task, Src: src, Dst: dst, Info: &info, DstKey: cp.DstKey}
 	res := &PartResult{Size: info.Size, Parts: cp.TotalParts}
-	done, ok, err := c.ckpt.getPart(ctx, cp, n)
-	if err != nil {
+	var count bool
+	if res.Part, count, err = c.recordPart(ctx, cp, o, uploadID, n); err != nil {
 		return nil, err
 	}
-	var count bool
-	if ok {
-		// Recorded before: the job is delivered again because its worker
-		// died or failed after recording the part, perhaps before
-		// counting it in, which would leave Done short of the total
-		// forever.
-		res.Part = done
-		counted, err := c.ckpt.counted(ctx, cp, n)
-		if err != nil {
-			return nil, err
-		}
-		count = !counted
-	} else {
-		off, length := partRange(n, cp.PartSize, info.Size)
-		weight := min(cp.PartSize, c.budgetSize) // the buffer is PartSize, whatever the part's length
-		if err := c.take(ctx, weight); err != nil {
-			return nil, err
-		}
-		part, err := c.transferPart(ctx, o, uploadID, n, off, length, cp.PartSize)
-		c.give(weight)
-		if errors.Is(err, ErrSourceChanged) {
-			c.abort(ctx, dst, cp)
-		}
-		if err != nil {
-			return nil, err
-		}
-		res.Part = part
-		// Not created: a worker with the same job recorded it at the same
-		// time, and counts it.
-		if count, err = c.ckpt.SavePart(ctx, cp, part); err != nil {
-			return nil, err
-		}
-	}
 	if count {
-		// Count it in. The worker whose count reaches the total
-		// completes the upload.
-		for attempt := 0; ; attempt++ {
-			cp.Done++
-			cp.Heartbeat = c.now()
-			if rev, err = c.ckpt.Save(ctx, cp, rev); err == nil {
-				break
-			}
-			if !errors.Is(err, ErrCheckpointConflict) || attempt > 1000 {
-				return nil, err
-			}
-			if cp, rev, err = c.ckpt.getMain(ctx, checkpointKey(task, key, etag)); err != nil {
-				return nil, err
-			}
-			if cp == nil || cp.UploadID != uploadID {
-				return nil, ErrStalePart
-			}
-		}
-		// A crash between the count and this mark counts the part twice
-		// when its job comes again: harmless, since completion below
-		// checks the parts themselves.
-		if err := c.ckpt.markCounted(ctx, cp, n); err != nil {
+		if cp, err = c.countIn(ctx, cp, rev, n); err != nil {
 			return nil, err
 		}
 	}
@@ -138,9 +84,74 @@ func (c *Copier) CopyPart(ctx context.Context, task, key, etag, uploadID string,
 		return res, nil
 	}
 	crc, err := c.finish(ctx, o, cp)
+	if errors.Is(err, errCompletedBefore) {
+		return res, nil // another part's worker completed it
+	}
 	if err != nil {
 		return nil, err
 	}
 	res.Completed, res.CRC64 = true, crc
 	return res, nil
+}
+
+// recordPart copies part n of cp's upload and records it, unless it was
+// recorded before; count says whether this call must count it in.
+func (c *Copier) recordPart(ctx context.Context, cp *Checkpoint, o Object, uploadID string, n int32) (Part, bool, error) {
+	done, ok, err := c.ckpt.getPart(ctx, cp, n)
+	if err != nil {
+		return Part{}, false, err
+	}
+	if ok {
+		// Recorded before: the job is delivered again because its worker
+		// died or failed after recording the part, perhaps before
+		// counting it in, which would leave Done short of the total
+		// forever.
+		counted, err := c.ckpt.counted(ctx, cp, n)
+		return done, !counted, err
+	}
+	off, length := partRange(n, cp.PartSize, o.Info.Size)
+	weight := min(cp.PartSize, c.budgetSize) // the buffer is PartSize, whatever the part's length
+	if err := c.take(ctx, weight); err != nil {
+		return Part{}, false, err
+	}
+	part, err := c.transferPart(ctx, o, uploadID, n, off, length, cp.PartSize)
+	c.give(weight)
+	if errors.Is(err, ErrSourceChanged) {
+		c.abort(ctx, o.Dst, cp)
+	}
+	if err != nil {
+		return Part{}, false, err
+	}
+	// Not created: a worker with the same job recorded it at the same
+	// time, and counts it.
+	created, err := c.ckpt.SavePart(ctx, cp, part)
+	return part, created, err
+}
+
+// countIn counts part n into cp's Done (compare-and-set from revision rev,
+// read again on a conflict) and marks it counted. The worker whose count
+// reaches the total completes the upload.
+func (c *Copier) countIn(ctx context.Context, cp *Checkpoint, rev uint64, n int32) (*Checkpoint, error) {
+	uploadID, k := cp.UploadID, checkpointKey(cp.Task, cp.Key, cp.ETag)
+	for attempt := 0; ; attempt++ {
+		cp.Done++
+		cp.Heartbeat = c.now()
+		var err error
+		if _, err = c.ckpt.Save(ctx, cp, rev); err == nil {
+			break
+		}
+		if !errors.Is(err, ErrCheckpointConflict) || attempt > 1000 {
+			return nil, err
+		}
+		if cp, rev, err = c.ckpt.getMain(ctx, k); err != nil {
+			return nil, err
+		}
+		if cp == nil || cp.UploadID != uploadID {
+			return nil, ErrStalePart
+		}
+	}
+	// A crash between the count and this mark counts the part twice when
+	// its job comes again: harmless, since completion checks the parts
+	// themselves.
+	return cp, c.ckpt.markCounted(ctx, cp, n)
 }

@@ -9,31 +9,38 @@ import (
 	"time"
 )
 
-// Job asks a worker to converge one key of one task to the source's current
-// state. Whatever the job says about the object (ETag, size) is a hint for
-// logs and deduplication only: the worker always asks the source.
+// Job is one message of the job queue: the envelope every kind of job
+// shares (which task, which kind, where it came from, its attempts and its
+// line), and the payload of its kind, one type each:
+//   - ObjectArgs: converge and remove jobs (and the object of a part job);
+//   - PartArgs: part jobs, one part of a giant object's upload;
+//   - ShardArgs: reconcile jobs, one shard of a run.
+//
+// The worker of a kind reads its own payload (see NewWorkers and
+// WorkerConfig.Kinds); the others are zero. The payloads are embedded, so
+// the JSON on the wire is flat, as it has always been: jobs already queued
+// decode unchanged (TestJobWireFormat pins it).
 type Job struct {
 	Task      string    `json:"task"`
-	Bucket    string    `json:"bucket"`
-	Key       string    `json:"key"`
-	ETag      string    `json:"etag,omitempty"`
-	Size      int64     `json:"size,omitempty"`
-	Event     string    `json:"event,omitempty"`  // the OSS event name, e.g. ObjectCreated:PutObject
-	Kind      string    `json:"kind"`             // "converge" or "remove"
+	Kind      string    `json:"kind"`             // KindConverge, KindRemove, KindPart or KindReconcile
 	Origin    string    `json:"origin,omitempty"` // how it arrived, e.g. oss_webhook
 	EventTime time.Time `json:"event_time,omitzero"`
 	QueuedAt  time.Time `json:"queued_at,omitzero"`
 
-	// Part jobs (Kind "part") copy one part of a giant object's upload.
-	UploadID string `json:"upload_id,omitempty"`
-	Part     int32  `json:"part,omitempty"`
+	ObjectArgs
+	PartArgs
+	ShardArgs
 
-	// NotBefore delays a job (an archive restore in progress); Waits counts
-	// how often it was put back that way; Redo counts fresh starts after a
-	// giant upload had to be abandoned.
+	// NotBefore delays a job (a retry after its backoff).
+	// Waits counted the archive waits of releases that queued a job for
+	// each; it is kept so that such jobs still decode, and reset by a
+	// redrive.
 	NotBefore time.Time `json:"not_before,omitzero"`
 	Waits     int       `json:"waits,omitempty"`
-	Redo      int       `json:"redo,omitempty"`
+	// Attempts counts the attempts that failed before this one (a job
+	// that failed is queued again with one more, see Workers.fail).
+	// Waiting, hand-backs at shutdown and crashes do not count.
+	Attempts int `json:"attempts,omitempty"`
 	// Nonce makes a job re-queued on purpose (a redrive, a wait) distinct
 	// from the one it replaces, for deduplication.
 	Nonce string `json:"nonce,omitempty"`
@@ -42,11 +49,38 @@ type Job struct {
 	// whoever counts the jobs it queued (a reconcile run) counts this
 	// one's end as theirs. Not part of MsgID.
 	Parent string `json:"parent,omitempty"`
+}
+
+// ObjectArgs are the payload of the jobs about one object: converge the
+// key to the source's current state. Whatever they say of the object
+// (ETag, size) is a hint for logs and deduplication only: the worker
+// always asks the source. Reconcile jobs use Bucket and Key to name their
+// shard (for MsgID and the logs).
+type ObjectArgs struct {
+	Bucket string `json:"bucket"`
+	Key    string `json:"key"`
+	ETag   string `json:"etag,omitempty"`
+	Size   int64  `json:"size,omitempty"`
+	Event  string `json:"event,omitempty"` // the OSS event name, e.g. ObjectCreated:PutObject
 	// Force copies even when the destination already holds the source
 	// version (a reconcile run in copy_all mode).
 	Force bool `json:"force,omitempty"`
-	// Shard is a reconcile shard's description (Kind "reconcile"), JSON
-	// read by the ShardRunner (a string: a Job stays comparable).
+}
+
+// PartArgs are the payload of a part job: one part of a giant object's
+// upload (the object is in ObjectArgs).
+type PartArgs struct {
+	UploadID string `json:"upload_id,omitempty"`
+	Part     int32  `json:"part,omitempty"`
+	// Redo counts fresh starts of the giant object after one of its
+	// parts failed.
+	Redo int `json:"redo,omitempty"`
+}
+
+// ShardArgs are the payload of a reconcile job: the shard's description,
+// JSON read by the reconciler's worker (a string, so that a Job stays
+// comparable).
+type ShardArgs struct {
 	Shard string `json:"shard,omitempty"`
 }
 
@@ -87,6 +121,23 @@ func (j Job) MsgID() string {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
+}
+
+// Retry is the job that makes attempt number attempts+1 of j after j's
+// attempt failed, not before notBefore. seq, the stream sequence of the
+// failed delivery, names it: the same delivery failing twice (its ack lost)
+// queues one retry, not two.
+func (j Job) Retry(seq uint64, notBefore time.Time) Job {
+	next := j
+	next.Attempts++
+	next.NotBefore = notBefore
+	next.Parent = j.Lineage()
+	next.Nonce = "retry-" + strconv.FormatUint(seq, 10)
+	if seq == 0 { // no sequence known: a nonce of its own, never another job's
+		next.Nonce = "retry-" + newNonce()
+	}
+	next.QueuedAt = time.Time{}
+	return next
 }
 
 // Lineage is the nonce of the job that started this one's line: Parent if

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/oss2s3/oss2s3/transfer"
 )
@@ -21,8 +22,14 @@ type memSource struct {
 	objects map[string][]byte
 	info    map[string]transfer.ObjectInfo
 	// corrupt, if set, changes the bytes Get returns (CRC stays the original's).
-	corrupt  func(key string, b []byte) []byte
-	getErr   func(key string) error
+	corrupt func(key string, b []byte) []byte
+	getErr  func(key string) error
+	// cut, if it returns true for a read at offset, sends half the range
+	// and ends the body, as a connection cut mid-body does.
+	cut func(key string, offset int64) bool
+	// getWait, if set, is called by Get with its context first: a test
+	// holds a copy in its GET with it.
+	getWait  func(ctx context.Context, key string) error
 	gets     atomic.Int32
 	heads    atomic.Int32
 	restores atomic.Int32
@@ -42,6 +49,13 @@ func (s *memSource) put(key string, data []byte, meta map[string]string) {
 		CRC64: crc64.Checksum(data, crc64.MakeTable(crc64.ECMA)), HasCRC64: true,
 		ContentType: "text/plain", Meta: meta,
 	}
+}
+
+func (s *memSource) object(key string) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.objects[key]
+	return b, ok
 }
 
 // edit changes what Head reports for key (storage class, type, ...).
@@ -97,8 +111,13 @@ func (s *memSource) Head(_ context.Context, key string) (*transfer.ObjectInfo, e
 	return &info, nil
 }
 
-func (s *memSource) Get(_ context.Context, key, etag string, offset, length int64) (io.ReadCloser, error) {
+func (s *memSource) Get(ctx context.Context, key, etag string, offset, length int64) (io.ReadCloser, error) {
 	s.gets.Add(1)
+	if s.getWait != nil {
+		if err := s.getWait(ctx, key); err != nil {
+			return nil, err
+		}
+	}
 	if s.getErr != nil {
 		if err := s.getErr(key); err != nil {
 			return nil, err
@@ -123,24 +142,35 @@ func (s *memSource) Get(_ context.Context, key, etag string, offset, length int6
 	if length >= 0 {
 		end = min(end, offset+length)
 	}
+	if s.cut != nil && s.cut(key, offset) {
+		end = offset + (end-offset)/2
+	}
 	return io.NopCloser(bytes.NewReader(data[offset:end])), nil
 }
 
 // memDest is an in-memory Destination that records what it was sent.
 type memDest struct {
-	mu        sync.Mutex
-	objects   map[string][]byte
-	info      map[string]transfer.ObjectInfo
-	uploads   map[string]*memUpload
-	crcs      map[string]uint64
-	nextID    int
-	aborted   int
-	putErr    func(key string) error
-	partErr   func(key string, n int32) error
-	inFlight  atomic.Int64 // part bytes being uploaded now
-	peakBytes atomic.Int64
-	parts     atomic.Int32
-	heads     atomic.Int32
+	mu      sync.Mutex
+	objects map[string][]byte
+	info    map[string]transfer.ObjectInfo
+	uploads map[string]*memUpload
+	crcs    map[string]uint64
+	nextID  int
+	aborted int
+	putErr  func(key string) error
+	partErr func(key string, n int32) error
+	// lostCreate, if it returns true, makes CreateUpload create the
+	// upload and answer an error, as an answer lost on the way does.
+	lostCreate func(key string) bool
+	// onAbort, if set, is called after an upload is aborted.
+	onAbort func(key, id string)
+	// beforeAbort, if set, is called by AbortUpload first.
+	beforeAbort func(key, id string)
+	completed   []string     // the uploads completed, in order
+	inFlight    atomic.Int64 // part bytes being uploaded now
+	peakBytes   atomic.Int64
+	parts       atomic.Int32
+	heads       atomic.Int32
 }
 
 func newMemDest() *memDest {
@@ -148,9 +178,10 @@ func newMemDest() *memDest {
 }
 
 type memUpload struct {
-	key   string
-	info  transfer.ObjectInfo
-	parts map[int32][]byte
+	key       string
+	info      transfer.ObjectInfo
+	parts     map[int32][]byte
+	initiated time.Time
 }
 
 func stored(w *transfer.WriteInfo, size int) transfer.ObjectInfo {
@@ -216,8 +247,72 @@ func (d *memDest) CreateUpload(_ context.Context, key string, w *transfer.WriteI
 	defer d.mu.Unlock()
 	d.nextID++
 	id := fmt.Sprintf("upload-%d", d.nextID)
-	d.uploads[id] = &memUpload{key: key, info: stored(w, 0), parts: map[int32][]byte{}}
+	d.uploads[id] = &memUpload{key: key, info: stored(w, 0), parts: map[int32][]byte{}, initiated: time.Now()}
+	if d.lostCreate != nil && d.lostCreate(key) {
+		return "", fmt.Errorf("create multipart upload %q: connection reset by peer", key)
+	}
 	return id, nil
+}
+
+// ListUploads implements transfer.UploadLister.
+func (d *memDest) ListUploads(_ context.Context, prefix string, fn func(transfer.Upload) bool) error {
+	d.mu.Lock()
+	var all []transfer.Upload
+	for id, u := range d.uploads {
+		if strings.HasPrefix(u.key, prefix) {
+			all = append(all, transfer.Upload{Key: u.key, UploadID: id, Initiated: u.initiated})
+		}
+	}
+	d.mu.Unlock()
+	for _, u := range all {
+		if !fn(u) {
+			break
+		}
+	}
+	return nil
+}
+
+// bringBack plays a part upload that the destination finishes after the
+// upload was aborted, as S3 warns may happen: once the upload of key is
+// aborted, it exists again, holding that part.
+func (d *memDest) bringBack(key string) {
+	d.mu.Lock()
+	var id string
+	var u *memUpload
+	for i, x := range d.uploads {
+		if x.key == key {
+			id, u = i, x
+		}
+	}
+	d.mu.Unlock()
+	go func() {
+		for {
+			d.mu.Lock()
+			_, open := d.uploads[id]
+			if !open {
+				d.uploads[id] = &memUpload{key: key, info: u.info, parts: map[int32][]byte{2: []byte("late")}, initiated: time.Now()}
+				d.mu.Unlock()
+				return
+			}
+			d.mu.Unlock()
+			time.Sleep(time.Millisecond)
+		}
+	}()
+}
+
+// backdate makes upload id look started at t.
+func (d *memDest) backdate(id string, t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.uploads[id].initiated = t
+}
+
+// hasUpload reports whether upload id is still open.
+func (d *memDest) hasUpload(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.uploads[id]
+	return ok
 }
 
 func (d *memDest) UploadPart(_ context.Context, key, id string, n int32, part []byte) (transfer.Part, error) {
@@ -265,17 +360,25 @@ func (d *memDest) CompleteUpload(_ context.Context, key, id string, parts []tran
 	info.Size = int64(len(all))
 	d.objects[key], d.info[key] = all, info
 	delete(d.uploads, id)
+	d.completed = append(d.completed, id)
 	return nil
 }
 
 func (d *memDest) AbortUpload(_ context.Context, key, id string) error {
+	if d.beforeAbort != nil {
+		d.beforeAbort(key, id)
+	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if _, ok := d.uploads[id]; !ok {
+		d.mu.Unlock()
 		return transfer.ErrNoSuchUpload
 	}
 	delete(d.uploads, id)
 	d.aborted++
+	d.mu.Unlock()
+	if d.onAbort != nil {
+		d.onAbort(key, id)
+	}
 	return nil
 }
 

@@ -123,6 +123,19 @@ type Multipart interface {
 	AbortUpload(ctx context.Context, key, uploadID string) error
 }
 
+// UploadLister is a Destination that can list the multipart uploads in
+// progress under a key prefix, for the orphan sweeper.
+type UploadLister interface {
+	ListUploads(ctx context.Context, prefix string, fn func(Upload) bool) error
+}
+
+// Upload is a multipart upload in progress at the destination.
+type Upload struct {
+	Key       string
+	UploadID  string
+	Initiated time.Time
+}
+
 // WriteInfo is what a copy writes besides the bytes: the source's headers
 // and the destination settings of the task.
 type WriteInfo struct {

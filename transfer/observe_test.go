@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/oss2s3/oss2s3/internal/testkit"
 	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer"
 )
@@ -106,13 +107,13 @@ func TestQueueStats(t *testing.T) {
 
 	t.Run("DeadLettersAreCountedByTask", func(t *testing.T) {
 		t.Parallel()
-		b := startWorkers(t, transfer.QueueConfig{MaxDeliver: 2})
+		b := startWorkers(t, transfer.QueueConfig{MaxAttempts: 2})
 		b.src.put("k", []byte("hello"), nil)
 		b.dst.putErr = func(string) error { return errors.New("connection reset by peer") }
 		if _, err := b.q.Publish(ctx, []transfer.Job{job("t", "k", ""), job("gone", "k", "")}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "two dead letters", func() bool { dl, _ := b.q.DeadLetters(ctx, transfer.DeadLetterFilter{}, 10); return len(dl) == 2 })
+		testkit.WaitFor(t, waitLimit, "two dead letters", func() bool { dl, _ := b.q.DeadLetters(ctx, transfer.DeadLetterFilter{}, 10); return len(dl) == 2 })
 		st, err := b.q.QueueStats(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -141,7 +142,7 @@ func TestWorkerMetrics(t *testing.T) {
 		if _, err := b.q.Publish(ctx, []transfer.Job{j, job("t", "no-event", "")}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "both copies", func() bool { return b.count(metrics.CopyCopied) == 2 })
+		testkit.WaitFor(t, waitLimit, "both copies", func() bool { return b.count(metrics.CopyCopied) == 2 })
 		mfs, err := b.reg.Gather()
 		if err != nil {
 			t.Fatal(err)
@@ -181,10 +182,10 @@ func TestWorkerMetrics(t *testing.T) {
 		cfg := transfer.CopyConfig{PartSize: 5 * transfer.MiB, MultipartThreshold: 6 * transfer.MiB, PartsInFlight: 3}
 		done := make(chan error, 1)
 		go func() { _, err := copyKey(c, src, dst, "big", "big", cfg); done <- err }()
-		waitFor(t, "three parts uploading", func() bool { return waiting.Load() == 3 })
+		testkit.WaitFor(t, waitLimit, "three parts uploading", func() bool { return waiting.Load() == 3 })
 		// The fourth part takes its buffer from the budget, then waits for
 		// one of the three transfers to end.
-		waitFor(t, "four 5 MiB buffers taken", func() bool {
+		testkit.WaitFor(t, waitLimit, "four 5 MiB buffers taken", func() bool {
 			return value(t, reg, "oss2s3_memory_budget_used_bytes", nil) == 4*5<<20
 		})
 		if v := value(t, reg, "oss2s3_multipart_parts_in_flight", nil); v != 3 {

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
 )
@@ -15,6 +17,24 @@ import (
 // OSSSource reads a task's source bucket with the Aliyun OSS SDK.
 type OSSSource struct {
 	bucket *oss.Bucket
+	payer  bool // requester pays: every request says so
+	keys   KeySource
+	bw     *bandwidth // the task's cap on the bytes read; nil: none
+	limit  int64      // the cap, bytes a second
+}
+
+// Bandwidth is the cap SetBandwidth set, in bytes a second; 0: none.
+func (s *OSSSource) Bandwidth() int64 { return s.limit }
+
+// SetBandwidth caps the bytes per second this process reads from the
+// source for its copies (0: no cap); waited, if set, hears every pause
+// the cap makes. Call it before the source is used.
+func (s *OSSSource) SetBandwidth(bytesPerSec int64, waited func(time.Duration)) {
+	s.limit = bytesPerSec
+	s.bw = nil
+	if bytesPerSec > 0 {
+		s.bw = newBandwidth(bytesPerSec, waited)
+	}
 }
 
 var (
@@ -24,16 +44,33 @@ var (
 	_ Opener   = (*OSSSource)(nil)
 )
 
-// NewOSSSource builds the OSS client for cfg.
+// NewOSSSource builds the OSS client for cfg, signing with the keys written
+// in cfg.
 func NewOSSSource(cfg SourceConfig, httpClient *http.Client) (*OSSSource, error) {
+	return NewOSSSourceKeys(cfg, StaticKeys{AccessKeyID: cfg.AccessKeyID, AccessKeySecret: cfg.AccessKeySecret, SecurityToken: cfg.SecurityToken}, httpClient)
+}
+
+// OpenOSSSource builds the OSS client for cfg with the keys its credentials
+// name (SourceKeys): a secret that cannot be read fails here, at start. log
+// (nil: discarded) hears when the keys are read again, never the keys.
+func OpenOSSSource(ctx context.Context, cfg SourceConfig, httpClient *http.Client, log *slog.Logger) (*OSSSource, error) {
+	keys, err := SourceKeys(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return NewOSSSourceKeys(cfg, keys, httpClient)
+}
+
+// NewOSSSourceKeys builds the OSS client for cfg, signing every request
+// with what keys hands out at that moment; a request whose keys OSS refuses
+// is sent once more after keys are read again.
+func NewOSSSourceKeys(cfg SourceConfig, keys KeySource, httpClient *http.Client) (*OSSSource, error) {
 	// Enough idle connections for every worker and part in flight to
 	// reuse one (the SDK keeps 100); 0 connections per host: no limit.
 	// The SDK's own CRC of a GET is off: the copier computes the CRC-64 of
 	// every byte it reads and compares it itself (one pass, not two).
-	opts := []oss.ClientOption{oss.Timeout(10, 120), oss.MaxConns(1024, 1024, 0), oss.EnableCRC(false)}
-	if cfg.SecurityToken != "" {
-		opts = append(opts, oss.SecurityToken(cfg.SecurityToken))
-	}
+	opts := []oss.ClientOption{oss.Timeout(10, 120), oss.MaxConns(1024, 1024, 0), oss.EnableCRC(false),
+		oss.SetCredentialsProvider(ossProvider{keys})}
 	if cfg.Region != "" {
 		opts = append(opts, oss.Region(cfg.Region))
 	}
@@ -43,7 +80,7 @@ func NewOSSSource(cfg SourceConfig, httpClient *http.Client) (*OSSSource, error)
 	if httpClient != nil {
 		opts = append(opts, oss.HTTPClient(httpClient))
 	}
-	client, err := oss.New(cfg.Endpoint, cfg.AccessKeyID, cfg.AccessKeySecret, opts...)
+	client, err := oss.New(cfg.Endpoint, "", "", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("oss client for %s: %w", cfg.Endpoint, err)
 	}
@@ -51,12 +88,28 @@ func NewOSSSource(cfg SourceConfig, httpClient *http.Client) (*OSSSource, error)
 	if err != nil {
 		return nil, fmt.Errorf("oss bucket %s: %w", cfg.Bucket, err)
 	}
-	return &OSSSource{bucket: b}, nil
+	return &OSSSource{bucket: b, keys: keys, payer: cfg.RequesterPays}, nil
+}
+
+// WithKeys runs one request; if OSS refuses its keys, it reads the keys
+// again (once, whatever the number of requests refused alike) and runs
+// the request once more. Requests sent on Bucket() go through it too.
+func (s *OSSSource) WithKeys(ctx context.Context, request func() error) error {
+	_, gen, _ := s.keys.Keys()
+	err := request()
+	if !refusedKeys(err) || s.keys.Refresh(ctx, gen) != nil {
+		return err
+	}
+	return request()
 }
 
 // Head implements Source.
 func (s *OSSSource) Head(ctx context.Context, key string) (*ObjectInfo, error) {
-	h, err := s.bucket.GetObjectDetailedMeta(key, oss.WithContext(ctx))
+	var h http.Header
+	err := s.WithKeys(ctx, func() (err error) {
+		h, err = s.bucket.GetObjectDetailedMeta(key, s.with(ctx)...)
+		return err
+	})
 	if err != nil {
 		return nil, classifyOSS("head", key, err)
 	}
@@ -69,7 +122,7 @@ func (s *OSSSource) Head(ctx context.Context, key string) (*ObjectInfo, error) {
 func (s *OSSSource) Get(ctx context.Context, key, etag string, offset, length int64) (io.ReadCloser, error) {
 	// With range behaviour "standard" OSS answers a range past the end
 	// with an error instead of silently sending the whole object.
-	opts := []oss.Option{oss.WithContext(ctx), oss.AcceptEncoding("identity"), oss.RangeBehavior("standard")}
+	opts := append(s.with(ctx), oss.AcceptEncoding("identity"), oss.RangeBehavior("standard"))
 	if etag != "" {
 		opts = append(opts, oss.IfMatch(`"`+etag+`"`))
 	}
@@ -79,9 +132,16 @@ func (s *OSSSource) Get(ctx context.Context, key, etag string, offset, length in
 	case offset > 0:
 		opts = append(opts, oss.NormalizedRange(strconv.FormatInt(offset, 10)+"-"))
 	}
-	body, err := s.bucket.GetObject(key, opts...)
+	var body io.ReadCloser
+	err := s.WithKeys(ctx, func() (err error) {
+		body, err = s.bucket.GetObject(key, opts...)
+		return err
+	})
 	if err != nil {
 		return nil, classifyOSS("get", key, err)
+	}
+	if s.bw != nil {
+		return s.bw.wrap(ctx, body), nil
 	}
 	return body, nil
 }
@@ -89,8 +149,12 @@ func (s *OSSSource) Get(ctx context.Context, key, etag string, offset, length in
 // Open implements Opener: one GET that returns the object's headers with
 // its body, so a small object costs one request, not a HEAD and a GET.
 func (s *OSSSource) Open(ctx context.Context, key string) (*ObjectInfo, io.ReadCloser, error) {
-	res, err := s.bucket.DoGetObject(&oss.GetObjectRequest{ObjectKey: key},
-		[]oss.Option{oss.WithContext(ctx), oss.AcceptEncoding("identity")})
+	var res *oss.GetObjectResult
+	err := s.WithKeys(ctx, func() (err error) {
+		res, err = s.bucket.DoGetObject(&oss.GetObjectRequest{ObjectKey: key},
+			append(s.with(ctx), oss.AcceptEncoding("identity")))
+		return err
+	})
 	if err != nil {
 		return nil, nil, classifyOSS("get", key, err)
 	}
@@ -99,13 +163,16 @@ func (s *OSSSource) Open(ctx context.Context, key string) (*ObjectInfo, io.ReadC
 		res.Response.Close()
 		return nil, nil, err
 	}
+	if s.bw != nil {
+		return info, s.bw.wrap(ctx, res.Response.Body), nil
+	}
 	return info, res.Response.Body, nil
 }
 
 // Restore implements Restorer: it asks OSS to restore an archived object.
 // Asking again while a restore is under way is not an error.
 func (s *OSSSource) Restore(ctx context.Context, key string) error {
-	err := s.bucket.RestoreObject(key, oss.WithContext(ctx))
+	err := s.WithKeys(ctx, func() error { return s.bucket.RestoreObject(key, s.with(ctx)...) })
 	var se oss.ServiceError
 	if errors.As(err, &se) && se.Code == "RestoreAlreadyInProgress" {
 		return nil
@@ -118,7 +185,11 @@ func (s *OSSSource) Restore(ctx context.Context, key string) error {
 
 // Tags implements Tagger.
 func (s *OSSSource) Tags(ctx context.Context, key string) (map[string]string, error) {
-	res, err := s.bucket.GetObjectTagging(key, oss.WithContext(ctx))
+	var res oss.GetObjectTaggingResult
+	err := s.WithKeys(ctx, func() (err error) {
+		res, err = s.bucket.GetObjectTagging(key, s.with(ctx)...)
+		return err
+	})
 	if err != nil {
 		return nil, classifyOSS("get tagging", key, err)
 	}
@@ -194,11 +265,11 @@ func classifyOSS(op, key string, err error) error {
 		case se.StatusCode == http.StatusForbidden && se.Code == "":
 			return Permanent(fmt.Errorf("oss %s %q: HTTP 403", op, key))
 		}
-		return fmt.Errorf("oss %s %q: %s (HTTP %d): %s", op, key, se.Code, se.StatusCode, se.Message)
+		return throttled(se.StatusCode, se.Code, fmt.Errorf("oss %s %q: %s (HTTP %d): %s", op, key, se.Code, se.StatusCode, se.Message))
 	}
 	var ue oss.UnexpectedStatusCodeError
 	if errors.As(err, &ue) {
-		return fmt.Errorf("oss %s %q: %w", op, key, err)
+		return throttled(ue.Got(), "", fmt.Errorf("oss %s %q: %w", op, key, err))
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("oss %s %q: timed out: %w", op, key, err)
@@ -208,3 +279,15 @@ func classifyOSS(op, key string, err error) error {
 
 // Bucket exposes the SDK's bucket handle (for listings).
 func (s *OSSSource) Bucket() *oss.Bucket { return s.bucket }
+
+// RequesterPays reports whether every request must say the requester pays.
+func (s *OSSSource) RequesterPays() bool { return s.payer }
+
+// with is the options every request carries: its context, and the
+// requester-pays header when the task asks for it.
+func (s *OSSSource) with(ctx context.Context) []oss.Option {
+	if s.payer {
+		return []oss.Option{oss.WithContext(ctx), oss.RequestPayer(oss.Requester)}
+	}
+	return []oss.Option{oss.WithContext(ctx)}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,6 +39,18 @@ const (
 // stream: the caller should answer "try again later", never drop the event.
 var ErrQueueUnavailable = errors.New("work queue unavailable")
 
+// The defaults of QueueConfig. MaxMsgs and MaxBytes have none: zero is no
+// limit.
+const (
+	DefaultReplicas        = 1
+	DefaultDuplicateWindow = 2 * time.Minute
+	DefaultAckWait         = 20 * time.Second
+	DefaultMaxAttempts     = 5
+	DefaultMaxAckPending   = 10_000
+	DefaultDeadLetterAge   = 14 * 24 * time.Hour
+	DefaultStuckSweep      = time.Minute
+)
+
 // QueueConfig says where JetStream is and how the streams are shaped.
 type QueueConfig struct {
 	URL             string        // external NATS server or cluster; empty starts an embedded server
@@ -49,17 +62,31 @@ type QueueConfig struct {
 	MaxMsgs         int64         // stream limit; a full stream refuses new jobs (back-pressure)
 	MaxBytes        int64
 	AckWait         time.Duration // a worker that goes silent this long loses its job to another
-	MaxDeliver      int           // deliveries before a job is dead-lettered
-	MaxAckPending   int
-	DeadLetterAge   time.Duration // how long dead letters are kept
+	// MaxAttempts is how many attempts a job gets before it is
+	// dead-lettered. Only real failures count: waiting (for a busy
+	// object, an archive restore, a later start), hand-backs at shutdown
+	// and deliveries cut short by a crash do not. JetStream itself
+	// redelivers without limit (MaxDeliver -1): a limit there ends a job
+	// silently, leaving it in the stream and in no dead-letter queue.
+	MaxAttempts   int
+	MaxAckPending int
+	DeadLetterAge time.Duration // how long dead letters are kept
+	// StuckSweep is how often the job stream is searched for jobs the
+	// consumer will never deliver again (left by a consumer that had a
+	// MaxDeliver limit); they are queued afresh.
+	StuckSweep time.Duration
+	// ReplyTimeout bounds the wait for one JetStream answer (a publish
+	// acknowledgement, a checkpoint read or write); NATSReplyTimeout by
+	// default. Tests shorten it.
+	ReplyTimeout time.Duration
 }
 
 func (c *QueueConfig) defaults() {
 	if c.Replicas <= 0 {
-		c.Replicas = 1
+		c.Replicas = DefaultReplicas
 	}
 	if c.DuplicateWindow <= 0 {
-		c.DuplicateWindow = 2 * time.Minute
+		c.DuplicateWindow = DefaultDuplicateWindow
 	}
 	if c.MaxMsgs == 0 {
 		c.MaxMsgs = -1
@@ -68,16 +95,22 @@ func (c *QueueConfig) defaults() {
 		c.MaxBytes = -1
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = time.Minute
+		c.AckWait = DefaultAckWait
 	}
-	if c.MaxDeliver <= 0 {
-		c.MaxDeliver = 5
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.StuckSweep <= 0 {
+		c.StuckSweep = DefaultStuckSweep
 	}
 	if c.MaxAckPending <= 0 {
-		c.MaxAckPending = 10_000
+		c.MaxAckPending = DefaultMaxAckPending
 	}
 	if c.DeadLetterAge <= 0 {
-		c.DeadLetterAge = 14 * 24 * time.Hour
+		c.DeadLetterAge = DefaultDeadLetterAge
+	}
+	if c.ReplyTimeout <= 0 {
+		c.ReplyTimeout = NATSReplyTimeout
 	}
 }
 
@@ -93,8 +126,10 @@ type Queue struct {
 	log      *slog.Logger
 }
 
-// JetStream is the queue's JetStream context, for the reconciler's state.
-func (q *Queue) JetStream() jetstream.JetStream { return q.js }
+// Conn is the queue's connection to NATS: whether it is up, and for the
+// other parts of the process that keep state in JetStream, each through a
+// JetStream handle of its own (jetstream.New) on it.
+func (q *Queue) Conn() *nats.Conn { return q.nc }
 
 // Replicas is how many replicas the queue's streams have.
 func (q *Queue) Replicas() int { return q.cfg.Replicas }
@@ -121,6 +156,15 @@ func OpenQueue(ctx context.Context, cfg QueueConfig, log *slog.Logger) (*Queue, 
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrl()) }),
+		// nats.go's default prints these on stderr, outside the JSON log
+		// (consumers that vanish during an outage, slow consumers).
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil {
+				log.Warn("nats asynchronous error", "subject", sub.Subject, "err", err)
+				return
+			}
+			log.Warn("nats asynchronous error", "err", err)
+		}),
 	}
 	url := cfg.URL
 	if url == "" {
@@ -148,7 +192,10 @@ func OpenQueue(ctx context.Context, cfg QueueConfig, log *slog.Logger) (*Queue, 
 		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
 	}
 	q.nc = nc
-	if q.js, err = jetstream.New(nc); err != nil {
+	// A publish acknowledgement lost with a connection or a stream
+	// leader never comes: without a timeout Publish would wait as long
+	// as its caller's context (a job's: hours).
+	if q.js, err = jetstream.New(nc, jetstream.WithPublishAsyncTimeout(q.cfg.ReplyTimeout)); err != nil {
 		q.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -254,7 +301,7 @@ func (q *Queue) ensure(ctx context.Context) error {
 		Description:   "oss2s3 copy workers, shared by every replica",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       c.AckWait,
-		MaxDeliver:    c.MaxDeliver,
+		MaxDeliver:    -1, // attempts are counted by the workers: see MaxAttempts
 		MaxAckPending: c.MaxAckPending,
 		FilterSubject: JobSubjectPrefix + ">",
 		Replicas:      c.Replicas,
@@ -264,7 +311,7 @@ func (q *Queue) ensure(ctx context.Context) error {
 	}
 	// Checkpoints outlive a crash by days, not forever: S3 uploads left
 	// behind longer than that are for a lifecycle rule to abort.
-	q.ckpt, err = openCheckpoints(ctx, q.js, c.Replicas, 7*24*time.Hour)
+	q.ckpt, err = openCheckpoints(ctx, q.js, c.Replicas, 7*24*time.Hour, c.ReplyTimeout)
 	return err
 }
 
@@ -365,10 +412,10 @@ func (q *Queue) Ready(ctx context.Context) error {
 }
 
 // deadLetter records job with its final error in the dead-letter stream.
-func (q *Queue) deadLetter(ctx context.Context, raw []byte, task string, attempts uint64, cause error) error {
+func (q *Queue) deadLetter(ctx context.Context, raw []byte, task string, attempts int, cause error) error {
 	msg := &nats.Msg{Subject: DeadSubjectPref + safeSubjectToken(task), Data: raw, Header: nats.Header{}}
 	msg.Header.Set(HeaderError, oneLine(cause.Error()))
-	msg.Header.Set(HeaderAttempts, fmt.Sprint(attempts))
+	msg.Header.Set(HeaderAttempts, strconv.Itoa(attempts))
 	msg.Header.Set(HeaderTask, task)
 	if _, err := q.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("publish dead letter: %w", err)
@@ -425,7 +472,7 @@ func (q *Queue) Redrive(ctx context.Context, f DeadLetterFilter) (int, error) {
 		if j.Kind == KindPart {
 			j.Kind = KindConverge
 		}
-		j.UploadID, j.Part, j.Redo, j.Waits, j.NotBefore, j.QueuedAt = "", 0, 0, 0, time.Time{}, time.Time{}
+		j.UploadID, j.Part, j.Redo, j.Waits, j.Attempts, j.NotBefore, j.QueuedAt = "", 0, 0, 0, 0, time.Time{}, time.Time{}
 		j.Nonce = fmt.Sprintf("redrive-%d", dl.Seq)
 		if _, ierr = q.Publish(ctx, []Job{j}); ierr != nil {
 			return false

@@ -31,7 +31,7 @@ func (q *Queue) QueueStats(ctx context.Context) (metrics.QueueStats, error) {
 	if err != nil {
 		return st, fmt.Errorf("consumer %s: %w", WorkerConsumer, err)
 	}
-	st.Unacked, st.Redelivered = uint64(ci.NumAckPending), uint64(ci.NumRedelivered)
+	st.Unacked, st.Redelivered = uint64(ci.NumAckPending), uint64(ci.NumRedelivered) //nolint:gosec // G115: counts from the server, >= 0
 	dead, err := q.js.Stream(ctx, DeadStream)
 	if err != nil {
 		return st, fmt.Errorf("stream %s: %w", DeadStream, err)

@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -21,8 +22,10 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 )
 
@@ -58,6 +61,9 @@ func NewS3Destination(ctx context.Context, cfg DestinationConfig) (*S3Destinatio
 	if err != nil {
 		return nil, fmt.Errorf("aws config: %w", err)
 	}
+	if cfg.RoleARN != "" {
+		awsCfg.Credentials = assumeRole(awsCfg, cfg)
+	}
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
@@ -80,7 +86,7 @@ func NewS3Destination(ctx context.Context, cfg DestinationConfig) (*S3Destinatio
 		// connection per request would cost more than a small object.
 		awsCfg.HTTPClient = bc.WithTransportOptions(func(t *http.Transport) {
 			t.MaxIdleConns, t.MaxIdleConnsPerHost = 1024, 1024
-		})
+		}).WithReadTimeout(cmp.Or(cfg.ReadTimeout, DefaultReadTimeout))
 	}
 	d.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if cfg.Endpoint != "" {
@@ -110,6 +116,33 @@ func NewS3Destination(ctx context.Context, cfg DestinationConfig) (*S3Destinatio
 		d.lean = newLeanS3(awsCfg, cfg)
 	}
 	return d, nil
+}
+
+// RoleRenewal is how long before they expire the credentials of an assumed
+// role are renewed: a request never starts with keys about to lapse, and a
+// multipart upload's parts are signed with keys that outlast them.
+const RoleRenewal = 5 * time.Minute
+
+// DefaultRoleSessionName names oss2s3's sessions in the destination's
+// CloudTrail when role_session_name is not set.
+const DefaultRoleSessionName = "oss2s3"
+
+// assumeRole returns the credentials of cfg.RoleARN, assumed with awsCfg's
+// credentials (the keys in cfg, or the default chain) and cached until
+// RoleRenewal before they expire.
+func assumeRole(awsCfg aws.Config, cfg DestinationConfig) aws.CredentialsProvider {
+	client := sts.NewFromConfig(awsCfg, func(o *sts.Options) {
+		if cfg.STSEndpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.STSEndpoint)
+		}
+	})
+	provider := stscreds.NewAssumeRoleProvider(client, cfg.RoleARN, func(o *stscreds.AssumeRoleOptions) {
+		o.RoleSessionName = cmp.Or(cfg.RoleSessionName, DefaultRoleSessionName)
+		if cfg.ExternalID != "" {
+			o.ExternalID = aws.String(cfg.ExternalID)
+		}
+	})
+	return aws.NewCredentialsCache(provider, func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = RoleRenewal })
 }
 
 // Client exposes the S3 client (for the demo's and tests' checks).
@@ -224,6 +257,14 @@ func (d *S3Destination) CreateUpload(ctx context.Context, key string, w *WriteIn
 		StorageClass: h.storageClass, ACL: types.ObjectCannedACL(d.cfg.ACL), Tagging: h.tagging,
 		ServerSideEncryption: types.ServerSideEncryption(d.cfg.SSE), SSEKMSKeyId: h.kmsKey,
 		ChecksumAlgorithm: d.checksum,
+	}, func(o *s3.Options) {
+		// Not retried here: an answer lost on the way back (a reset
+		// connection) after S3 created the upload would make the retry
+		// create a second one, and the first would be left open with
+		// nothing naming it. The job is retried instead, and the note
+		// the copier made before this call names the lost upload for the
+		// orphan sweeper.
+		o.RetryMaxAttempts = 1
 	})
 	if err != nil {
 		return "", classifyS3("create multipart upload", key, err)
@@ -282,6 +323,28 @@ func (d *S3Destination) AbortUpload(ctx context.Context, key, uploadID string) e
 	return nil
 }
 
+// ListUploads implements UploadLister: fn is called with each upload in
+// progress under prefix until it returns false.
+func (d *S3Destination) ListUploads(ctx context.Context, prefix string, fn func(Upload) bool) error {
+	p := s3.NewListMultipartUploadsPaginator(d.client, &s3.ListMultipartUploadsInput{
+		Bucket: aws.String(d.cfg.Bucket), Prefix: aws.String(prefix),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return classifyS3("list multipart uploads under", prefix, err)
+		}
+		for _, u := range page.Uploads {
+			if !fn(Upload{Key: aws.ToString(u.Key), UploadID: aws.ToString(u.UploadId), Initiated: aws.ToTime(u.Initiated)}) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+var _ UploadLister = (*S3Destination)(nil)
+
 type s3Headers struct {
 	contentType, contentEncoding, contentLanguage, contentDisposition, cacheControl, kmsKey, tagging *string
 	expires                                                                                          *time.Time
@@ -298,20 +361,23 @@ func (d *S3Destination) headers(w *WriteInfo) s3Headers {
 		return aws.String(s)
 	}
 	h := s3Headers{
-		contentType: str(info.ContentType), contentEncoding: str(info.ContentEncoding),
-		contentLanguage: str(info.ContentLanguage), contentDisposition: str(info.ContentDisposition),
-		cacheControl: str(info.CacheControl), kmsKey: str(d.cfg.SSEKMSKeyID),
+		kmsKey:       str(d.cfg.SSEKMSKeyID),
 		storageClass: types.StorageClass(d.cfg.StorageClass),
 		meta:         make(map[string]string, len(info.Meta)+3),
 	}
 	if w.StorageClass != "" {
 		h.storageClass = types.StorageClass(w.StorageClass)
 	}
-	if t, err := http.ParseTime(info.Expires); err == nil {
-		h.expires = &t
-	}
-	for k, v := range info.Meta {
-		h.meta[k] = v
+	if d.cfg.CopiesMetadata() {
+		h.contentType, h.contentEncoding = str(info.ContentType), str(info.ContentEncoding)
+		h.contentLanguage, h.contentDisposition = str(info.ContentLanguage), str(info.ContentDisposition)
+		h.cacheControl = str(info.CacheControl)
+		if t, err := http.ParseTime(info.Expires); err == nil {
+			h.expires = &t
+		}
+		for k, v := range info.Meta {
+			h.meta[k] = v
+		}
 	}
 	for k, v := range SourceIdentity(info) {
 		h.meta[k] = v
@@ -337,23 +403,6 @@ func SourceIdentity(info *ObjectInfo) map[string]string {
 		m[MetaSourceMTime] = info.LastModified.UTC().Format(time.RFC3339)
 	}
 	return m
-}
-
-// HoldsVersion reports whether dst (a destination object's state) is a copy
-// oss2s3 made of exactly the source version src.
-func HoldsVersion(dst, src *ObjectInfo) bool {
-	if dst == nil || dst.Meta[MetaSourceETag] == "" || dst.Meta[MetaSourceETag] != src.ETag || dst.Size != src.Size {
-		return false
-	}
-	if c := dst.Meta[MetaSourceCRC64]; c != "" && src.HasCRC64 && c != strconv.FormatUint(src.CRC64, 10) {
-		return false
-	}
-	return true
-}
-
-// WrittenByUs reports whether dst carries oss2s3's source identity.
-func WrittenByUs(dst *ObjectInfo) bool {
-	return dst != nil && dst.Meta[MetaSourceETag] != ""
 }
 
 // permanentS3Codes are S3 error codes that no retry fixes.
@@ -384,8 +433,22 @@ func classifyS3(op, key string, err error) error {
 	if errors.As(err, &ae) && permanentS3Codes[ae.ErrorCode()] {
 		return Permanent(fmt.Errorf("s3 %s %q: %w", op, key, err))
 	}
+	if errors.As(err, &re) {
+		code := ""
+		if ae != nil {
+			code = ae.ErrorCode()
+		}
+		err = throttled(re.HTTPStatusCode(), code, err)
+	}
 	return fmt.Errorf("s3 %s %q: %w", op, key, err)
 }
+
+// DefaultReadTimeout (DestinationConfig.ReadTimeout unless set) ends a request whose
+// connection delivers nothing for this long (it is reset by every byte received): a connection that went silent
+// (a middlebox that drops it, a stalled server) otherwise holds a job, and
+// the worker that keeps it alive, for ever. S3 keeps a slow
+// CompleteMultipartUpload talking with whitespace.
+const DefaultReadTimeout = 90 * time.Second
 
 // BucketName is the destination bucket's name.
 func (d *S3Destination) BucketName() string { return d.cfg.Bucket }

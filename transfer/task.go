@@ -26,16 +26,28 @@ type ReconcileConfig struct {
 
 // SourceConfig is where a task reads from.
 type SourceConfig struct {
-	Endpoint         string   `yaml:"endpoint"`
-	Region           string   `yaml:"region"`
-	Bucket           string   `yaml:"bucket"`
-	Prefixes         []string `yaml:"prefixes"`
-	PrefixFile       string   `yaml:"prefix_file"` // a file with one prefix a line, added to Prefixes
-	Suffixes         []string `yaml:"suffixes"`    // e.g. [".jpg", ".png"]; empty: every key
-	AccessKeyID      string   `yaml:"access_key_id"`
-	AccessKeySecret  string   `yaml:"access_key_secret"`
-	SecurityToken    string   `yaml:"security_token"`
-	SignatureVersion string   `yaml:"signature_version"` // "v1" (default) or "v4"
+	Endpoint   string   `yaml:"endpoint"`
+	Region     string   `yaml:"region"`
+	Bucket     string   `yaml:"bucket"`
+	Prefixes   []string `yaml:"prefixes"`
+	PrefixFile string   `yaml:"prefix_file"` // a file with one prefix a line, added to Prefixes
+	// PrefixList is a list of prefixes kept as data (DTH's
+	// srcPrefixsListFile): oss://bucket/key, s3://bucket/key or a file,
+	// read at the start of each reconcile run instead of Prefixes. Events
+	// are not filtered by it.
+	PrefixList      string   `yaml:"prefix_list"`
+	Suffixes        []string `yaml:"suffixes"` // e.g. [".jpg", ".png"]; empty: every key
+	AccessKeyID     string   `yaml:"access_key_id"`
+	AccessKeySecret string   `yaml:"access_key_secret"`
+	SecurityToken   string   `yaml:"security_token"`
+	// Credentials, instead of the three keys above: where to read them.
+	Credentials      SourceCredentials `yaml:"credentials"`
+	SignatureVersion string            `yaml:"signature_version"` // "v1" (default) or "v4"
+	// RequesterPays sends x-oss-request-payer: requester with every
+	// request, as a requester-pays bucket of another account needs (DTH's
+	// isPayerRequest): the reads and listings are billed to these
+	// credentials' account.
+	RequesterPays bool `yaml:"requester_pays"`
 }
 
 // DestinationConfig is where a task writes to.
@@ -49,15 +61,37 @@ type DestinationConfig struct {
 	AccessKeyID     string `yaml:"access_key_id"`
 	SecretAccessKey string `yaml:"secret_access_key"`
 	SessionToken    string `yaml:"session_token"`
+	// RoleARN, if set, is assumed (STS AssumeRole) with the keys above or
+	// the AWS default chain, e.g. a role of the destination's account; its
+	// credentials are renewed before they expire.
+	RoleARN         string `yaml:"role_arn"`
+	ExternalID      string `yaml:"external_id"`       // with role_arn, if the role's trust policy asks for one
+	RoleSessionName string `yaml:"role_session_name"` // default "oss2s3"
+	STSEndpoint     string `yaml:"sts_endpoint"`      // a VPC endpoint or a test bed; empty: AWS's
 	StorageClass    string `yaml:"storage_class"`
 	ACL             string `yaml:"acl"`
 	SSE             string `yaml:"sse"` // "", "AES256" or "aws:kms"
 	SSEKMSKeyID     string `yaml:"sse_kms_key_id"`
 	Checksum        string `yaml:"checksum"` // per-part checksum S3 verifies: CRC32C (default), CRC64NVME or none
+	// ReadTimeout ends a request whose connection delivers nothing for
+	// this long (default 90s); the job is tried again.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// StorageClassMap maps OSS storage classes (Standard, IA, Archive,
 	// ColdArchive, DeepColdArchive) to S3 ones; unmapped classes get
 	// StorageClass.
 	StorageClassMap map[string]string `yaml:"storage_class_map"`
+	// IncludeMetadata copies the source's HTTP headers (Content-Type,
+	// Content-Encoding, Cache-Control, ...) and user metadata (DTH's
+	// includeMetadata); default true. oss2s3's own source identity
+	// (x-amz-meta-oss2s3-*) is written either way: the copy decision
+	// reads it.
+	IncludeMetadata *bool `yaml:"include_metadata"`
+}
+
+// CopiesMetadata reports whether the source's headers and user metadata
+// are copied (IncludeMetadata, default true).
+func (c DestinationConfig) CopiesMetadata() bool {
+	return c.IncludeMetadata == nil || *c.IncludeMetadata
 }
 
 // TaskOptions tune one task; zero values take the workers' defaults.
@@ -67,6 +101,9 @@ type TaskOptions struct {
 	PartsInFlight      int           `yaml:"parts_in_flight"`
 	GiantThreshold     ByteSize      `yaml:"giant_threshold"`
 	Timeout            time.Duration `yaml:"timeout"` // for one copy attempt
+	// Bandwidth caps the bytes a second each replica reads from the
+	// source for this task (rclone's --bwlimit); 0: no cap.
+	Bandwidth ByteSize `yaml:"bandwidth"`
 
 	Deletes       string        `yaml:"deletes"`        // "ignore" (default) or "propagate"
 	DeleteForeign bool          `yaml:"delete_foreign"` // with propagate: also delete objects oss2s3 did not write

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/oss2s3/oss2s3/internal/jstest"
+	"github.com/oss2s3/oss2s3/internal/testkit"
 	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer"
 )
@@ -45,19 +47,11 @@ func openQueue(t *testing.T, cfg transfer.QueueConfig) *transfer.Queue {
 }
 
 func job(task, key, etag string) transfer.Job {
-	return transfer.Job{Task: task, Bucket: "src", Key: key, ETag: etag, Kind: "converge", Event: "ObjectCreated:PutObject"}
+	return transfer.Job{Task: task, Kind: "converge", ObjectArgs: transfer.ObjectArgs{Bucket: "src", Key: key, ETag: etag, Event: "ObjectCreated:PutObject"}}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// waitLimit is how long a test waits for what it expects to happen.
+const waitLimit = 20 * time.Second
 
 func depth(t *testing.T, q *transfer.Queue) uint64 {
 	t.Helper()
@@ -140,10 +134,15 @@ func TestQueue(t *testing.T) {
 }
 
 type workerBed struct {
-	q   *transfer.Queue
-	src *memSource
-	dst *memDest
-	reg *prometheus.Registry
+	q     *transfer.Queue
+	src   *memSource
+	dst   *memDest
+	reg   *prometheus.Registry
+	m     *metrics.Metrics
+	tasks map[string]*transfer.TaskRuntime
+	opts  bedOptions
+	t     *testing.T
+	stops []func() // of each replica, in the order they were added
 }
 
 type bedOptions struct {
@@ -151,6 +150,15 @@ type bedOptions struct {
 	copy     transfer.CopyConfig
 	replicas int
 	whole    bool // the destination takes small objects whole (a BytesPutter, as S3Destination)
+	// queue, if set, is the queue the workers read (else one is opened
+	// with the bed's QueueConfig).
+	queue *transfer.Queue
+	// shards, if set, runs the reconcile shard jobs.
+	shards *shardStub
+	// sweep, if set, runs a sweeper beside every replica.
+	sweep *transfer.SweeperConfig
+	// grace is the workers' shutdown grace (default 5s).
+	grace time.Duration
 }
 
 func startWorkers(t *testing.T, qcfg transfer.QueueConfig, opts ...bedOptions) *workerBed {
@@ -159,28 +167,71 @@ func startWorkers(t *testing.T, qcfg transfer.QueueConfig, opts ...bedOptions) *
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	b := &workerBed{q: openQueue(t, qcfg), src: newMemSource(), dst: newMemDest(), reg: prometheus.NewRegistry()}
-	m := metrics.New(b.reg, []string{"t"})
+	q := o.queue
+	if q == nil {
+		q = openQueue(t, qcfg)
+	}
+	b := &workerBed{q: q, src: newMemSource(), dst: newMemDest(), reg: prometheus.NewRegistry(), opts: o, t: t}
+	b.m = metrics.New(b.reg, []string{"t"})
 	var dst transfer.Destination = b.dst
 	if o.whole {
 		dst = &memBytesDest{memDest: b.dst}
 	}
-	tasks := map[string]*transfer.TaskRuntime{"t": {
-		Task:   &transfer.Task{Name: "t", Destination: transfer.DestinationConfig{Prefix: "copy/"}, Options: o.task},
+	b.tasks = map[string]*transfer.TaskRuntime{"t": {
+		Task:   &transfer.Task{Name: "t", Source: transfer.SourceConfig{Bucket: "src"}, Destination: transfer.DestinationConfig{Prefix: "copy/"}, Options: o.task},
 		Source: b.src, Destination: dst,
 	}}
 	for i := range max(o.replicas, 1) {
-		// Replicas share the queue and the checkpoints, as processes on
-		// one NATS cluster do.
-		w := transfer.NewWorkers(b.q, transfer.NewCopier(0, b.q.Checkpoints(), fmt.Sprintf("w%d", i)), tasks, transfer.WorkerConfig{
-			Concurrency: 2, RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, Copy: o.copy,
-		}, m, testLogger(t))
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); _ = w.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
+		b.stops = append(b.stops, b.addReplica(fmt.Sprintf("w%d", i)))
 	}
 	return b
+}
+
+// addReplica starts the workers of one more replica, sharing the queue and
+// the checkpoints as processes on one NATS cluster do, and returns what
+// stops it as SIGTERM would (its copies in flight get the grace, then are
+// handed back).
+func (b *workerBed) addReplica(owner string) (stop func()) {
+	t := b.t
+	t.Helper()
+	copier := transfer.NewCopier(0, b.q.Checkpoints(), owner)
+	cfg := transfer.WorkerConfig{
+		Concurrency: 2, RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, Copy: b.opts.copy,
+		ShutdownGrace: b.opts.grace,
+	}
+	if b.opts.shards != nil {
+		cfg.Kinds = map[string]transfer.JobWorker{transfer.KindReconcile: transfer.JobWorkerFunc(b.opts.shards.RunShard)}
+	}
+	w := transfer.NewWorkers(b.q, copier, b.tasks, cfg, b.m, testLogger(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	var running sync.WaitGroup
+	running.Go(func() { _ = w.Run(ctx) })
+	if b.opts.sweep != nil {
+		s := transfer.NewSweeper(b.q, copier, b.tasks, *b.opts.sweep, b.m, testLogger(t))
+		running.Go(func() { _ = s.Run(ctx) })
+	}
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); running.Wait() }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+// value sums the series of the metric named name (all labels).
+func (b *workerBed) value(name string) float64 {
+	mfs, err := b.reg.Gather()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
 }
 
 func (b *workerBed) count(result string) float64 {
@@ -226,8 +277,8 @@ func TestWorkers(t *testing.T) {
 		if _, err := b.q.Publish(ctx, []transfer.Job{job("t", "dir/x y.bin", "")}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the copy", func() bool { got, ok := b.dst.object("copy/dir/x y.bin"); return ok && bytes.Equal(got, data) })
-		waitFor(t, "an empty queue", func() bool { return depth(t, b.q) == 0 })
+		testkit.WaitFor(t, waitLimit, "the copy", func() bool { got, ok := b.dst.object("copy/dir/x y.bin"); return ok && bytes.Equal(got, data) })
+		testkit.WaitFor(t, waitLimit, "an empty queue", func() bool { return depth(t, b.q) == 0 })
 		if n := b.count(metrics.CopyCopied); n != 1 {
 			t.Fatalf("copied counter %v, want 1", n)
 		}
@@ -239,13 +290,13 @@ func TestWorkers(t *testing.T) {
 		if _, err := b.q.Publish(ctx, []transfer.Job{job("t", "gone", "E")}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "source_gone", func() bool { return b.count(metrics.CopySourceGone) == 1 })
-		waitFor(t, "an empty queue", func() bool { return depth(t, b.q) == 0 })
+		testkit.WaitFor(t, waitLimit, "source_gone", func() bool { return b.count(metrics.CopySourceGone) == 1 })
+		testkit.WaitFor(t, waitLimit, "an empty queue", func() bool { return depth(t, b.q) == 0 })
 	})
 
 	t.Run("TransientErrorIsRetriedUntilItSucceeds", func(t *testing.T) {
 		t.Parallel()
-		b := startWorkers(t, transfer.QueueConfig{MaxDeliver: 5})
+		b := startWorkers(t, transfer.QueueConfig{MaxAttempts: 5})
 		b.src.put("k", []byte("hello"), nil)
 		var fails atomic.Int32
 		b.dst.putErr = func(string) error {
@@ -257,22 +308,22 @@ func TestWorkers(t *testing.T) {
 		if _, err := b.q.Publish(ctx, []transfer.Job{job("t", "k", "")}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the copy", func() bool { _, ok := b.dst.object("copy/k"); return ok })
+		testkit.WaitFor(t, waitLimit, "the copy", func() bool { _, ok := b.dst.object("copy/k"); return ok })
 		if n := b.count(metrics.CopyRetried); n != 2 {
 			t.Fatalf("retried %v times, want 2", n)
 		}
-		waitFor(t, "an empty queue", func() bool { return depth(t, b.q) == 0 })
+		testkit.WaitFor(t, waitLimit, "an empty queue", func() bool { return depth(t, b.q) == 0 })
 	})
 
 	t.Run("JobThatKeepsFailingIsDeadLetteredWithItsCause", func(t *testing.T) {
 		t.Parallel()
-		b := startWorkers(t, transfer.QueueConfig{MaxDeliver: 3})
+		b := startWorkers(t, transfer.QueueConfig{MaxAttempts: 3})
 		b.src.put("k", []byte("hello"), nil)
 		b.dst.putErr = func(string) error { return errors.New("connection reset by peer") }
 		if _, err := b.q.Publish(ctx, []transfer.Job{job("t", "k", "")}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "a dead letter", func() bool { return b.count(metrics.CopyFailed) == 1 })
+		testkit.WaitFor(t, waitLimit, "a dead letter", func() bool { return b.count(metrics.CopyFailed) == 1 })
 		dl, err := b.q.DeadLetters(ctx, transfer.DeadLetterFilter{}, 10)
 		if err != nil || len(dl) != 1 {
 			t.Fatalf("dead letters %+v, %v", dl, err)
@@ -283,18 +334,18 @@ func TestWorkers(t *testing.T) {
 		if b.count(metrics.CopyRetried) != 2 {
 			t.Fatalf("retried %v, want 2", b.count(metrics.CopyRetried))
 		}
-		waitFor(t, "the job to leave the work queue", func() bool { return depth(t, b.q) == 0 })
+		testkit.WaitFor(t, waitLimit, "the job to leave the work queue", func() bool { return depth(t, b.q) == 0 })
 	})
 
 	t.Run("PermanentErrorIsDeadLetteredAtOnce", func(t *testing.T) {
 		t.Parallel()
-		b := startWorkers(t, transfer.QueueConfig{MaxDeliver: 5})
+		b := startWorkers(t, transfer.QueueConfig{MaxAttempts: 5})
 		b.src.getErr = func(string) error { return transfer.Permanent(errors.New("AccessDenied")) }
 		b.src.put("k", []byte("hello"), nil)
 		if _, err := b.q.Publish(ctx, []transfer.Job{job("t", "k", "")}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "a dead letter", func() bool { return b.count(metrics.CopyFailed) == 1 })
+		testkit.WaitFor(t, waitLimit, "a dead letter", func() bool { return b.count(metrics.CopyFailed) == 1 })
 		if n := b.count(metrics.CopyRetried); n != 0 {
 			t.Fatalf("retried %v times, want none", n)
 		}
@@ -310,12 +361,12 @@ func TestWorkers(t *testing.T) {
 		if _, err := b.q.Publish(ctx, []transfer.Job{job("other", "k", "")}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "a dead letter", func() bool { dl, _ := b.q.DeadLetters(ctx, transfer.DeadLetterFilter{}, 10); return len(dl) == 1 })
+		testkit.WaitFor(t, waitLimit, "a dead letter", func() bool { dl, _ := b.q.DeadLetters(ctx, transfer.DeadLetterFilter{}, 10); return len(dl) == 1 })
 		dl, _ := b.q.DeadLetters(ctx, transfer.DeadLetterFilter{}, 10)
 		if !strings.Contains(dl[0].Error, `no task named "other"`) {
 			t.Fatalf("dead letter %+v", dl[0])
 		}
-		waitFor(t, "an empty queue", func() bool { return depth(t, b.q) == 0 })
+		testkit.WaitFor(t, waitLimit, "an empty queue", func() bool { return depth(t, b.q) == 0 })
 	})
 }
 

@@ -1,7 +1,8 @@
 // Package faultset owns the bookkeeping the emulators' fault injection
 // shares: a list of injected faults, each used up request by request after
-// skipping its first matches, and the latency they add. What a fault is
-// and what it does to a request stay with each emulator.
+// skipping its first matches, and what every emulator's faults do alike to
+// a request (add latency, answer an error status). What else a fault is
+// and does stays with each emulator.
 package faultset
 
 import (
@@ -67,6 +68,30 @@ func (s *Set[F]) Take(affects func(*F) bool, apply func(*F)) {
 	clear(s.list[len(kept):])
 	s.list = kept
 }
+
+// Outcome is what the faults applied to one request do alike in every
+// emulator: their latencies add up, and the first status (in injection
+// order) is answered, with its error code or "InternalError".
+type Outcome struct {
+	Status  int
+	Code    string
+	Latency time.Duration
+}
+
+// Add counts one applied fault's status, error code and latency.
+func (o *Outcome) Add(status int, code string, latency time.Duration) {
+	o.Latency += latency
+	if status != 0 && o.Status == 0 {
+		o.Status, o.Code = status, code
+		if o.Code == "" {
+			o.Code = "InternalError"
+		}
+	}
+}
+
+// Wait sleeps the latency, or returns ctx's error if the client leaves
+// first.
+func (o Outcome) Wait(ctx context.Context) error { return Sleep(ctx, o.Latency) }
 
 // Sleep waits d, or returns ctx's error if the client leaves first.
 func Sleep(ctx context.Context, d time.Duration) error {

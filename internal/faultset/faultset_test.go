@@ -50,3 +50,27 @@ func TestSleepEndsWhenTheClientLeaves(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOutcomeAddsLatenciesAndKeepsTheFirstStatus: the faults applied to one
+// request add their latencies; the first with a status decides the answer,
+// "InternalError" when it names no code.
+func TestOutcomeAddsLatenciesAndKeepsTheFirstStatus(t *testing.T) {
+	t.Parallel()
+	var o Outcome
+	o.Add(0, "", time.Second)
+	o.Add(503, "", 2*time.Second)
+	o.Add(403, "AccessDenied", 0)
+	if want := (Outcome{Status: 503, Code: "InternalError", Latency: 3 * time.Second}); o != want {
+		t.Fatalf("%+v, want %+v", o, want)
+	}
+	var coded Outcome
+	coded.Add(403, "AccessDenied", 0)
+	if coded.Code != "AccessDenied" {
+		t.Fatalf("code %q, want the fault's own", coded.Code)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := o.Wait(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait = %v, want context.Canceled", err)
+	}
+}

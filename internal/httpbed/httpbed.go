@@ -4,6 +4,7 @@ package httpbed
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +26,16 @@ type Server struct {
 // It returns the endpoint, e.g. "http://127.0.0.1:34567". name prefixes
 // its errors; log receives net/http's own error lines at debug level.
 func (s *Server) Start(name, addr string, h http.Handler, log *slog.Logger) (string, error) {
+	return s.start(name, addr, h, log, nil)
+}
+
+// StartTLS is Start over TLS with cfg (its certificates), for test beds of
+// services whose clients speak only https; the endpoint is https://.
+func (s *Server) StartTLS(name, addr string, h http.Handler, log *slog.Logger, cfg *tls.Config) (string, error) {
+	return s.start(name, addr, h, log, cfg)
+}
+
+func (s *Server) start(name, addr string, h http.Handler, log *slog.Logger, tlsCfg *tls.Config) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -37,10 +48,14 @@ func (s *Server) Start(name, addr string, h http.Handler, log *slog.Logger) (str
 	if err != nil {
 		return "", fmt.Errorf("%s: listen %s: %w", name, addr, err)
 	}
+	scheme := "http://"
+	if tlsCfg != nil {
+		ln, scheme = tls.NewListener(ln, tlsCfg), "https://"
+	}
 	s.srv = &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	s.serveErr = make(chan error, 1)
 	go func() { s.serveErr <- s.srv.Serve(ln) }()
-	return "http://" + ln.Addr().String(), nil
+	return scheme + ln.Addr().String(), nil
 }
 
 // Close runs before (if not nil), stops the listener if Start was called,

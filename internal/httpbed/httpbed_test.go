@@ -11,7 +11,7 @@ func TestServeThenCloseOnce(t *testing.T) {
 	t.Parallel()
 	var s Server
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	url, err := s.Start("bed", "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }), log)
+	url, err := s.Start("bed", "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }), log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,6 +62,11 @@ type Node struct {
 	ClusterPort int    `json:"cluster_port"` // route port
 	Routes      []int  `json:"routes"`       // route ports of the other nodes
 	StoreDir    string `json:"store_dir"`
+	// NoAdvertise keeps the node from telling clients the client URLs of
+	// the other nodes, so that clients reconnect only to the URLs they
+	// were given: a test that puts proxies between clients and nodes
+	// keeps every connection going through them.
+	NoAdvertise bool `json:"no_advertise,omitempty"`
 }
 
 // StartNode starts n and waits until it accepts clients; the caller shuts
@@ -76,7 +81,7 @@ func StartNode(n Node) (*server.Server, error) {
 		StoreDir:   n.StoreDir,
 		NoLog:      true,
 		NoSigs:     true,
-		Cluster:    server.ClusterOpts{Name: "oss2s3-test", Host: "127.0.0.1", Port: n.ClusterPort},
+		Cluster:    server.ClusterOpts{Name: "oss2s3-test", Host: "127.0.0.1", Port: n.ClusterPort, NoAdvertise: n.NoAdvertise},
 	}
 	for _, p := range n.Routes {
 		opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)})

@@ -69,7 +69,7 @@ const (
 // authenticate checks the request's signature against Options.Credentials.
 // With no credentials configured every request passes.
 func (s *Server) authenticate(q *request) *ossError {
-	if len(s.opts.Credentials) == 0 {
+	if !s.checksSignatures() {
 		return nil
 	}
 	auth := q.r.Header.Get("Authorization")
@@ -109,7 +109,10 @@ func errSignature(ak, provided, stringToSign, canonical string) *ossError {
 }
 
 func (s *Server) secret(ak string) (string, *ossError) {
-	secret, ok := s.opts.Credentials[ak]
+	if s.keyExpired(ak) {
+		return "", &ossError{status: 403, code: "SecurityTokenExpired", message: "The security token you provided has expired.", extra: errorExtra{OSSAccessKeyID: ak}}
+	}
+	secret, ok := s.keySecret(ak)
 	if !ok || ak == "" {
 		return "", errInvalidAccessKeyID(ak)
 	}

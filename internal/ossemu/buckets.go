@@ -19,6 +19,9 @@ type bucket struct {
 	index   keyIndex
 	// gen, if set, replaces the objects in listings (see SetGenerated).
 	gen *generated
+	// requesterPays: requests must carry x-oss-request-payer: requester
+	// (see SetRequesterPays).
+	requesterPays bool
 }
 
 func newBucket(name string, now time.Time) *bucket {

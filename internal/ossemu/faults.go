@@ -91,8 +91,7 @@ func (f *Fault) matches(t faultTarget) bool {
 
 // faultEffect is what the faults matching one request add up to.
 type faultEffect struct {
-	status       int
-	code         string
+	faultset.Outcome
 	cutBodyAfter int64
 	outOfOrder   bool
 }
@@ -102,7 +101,6 @@ type faultEffect struct {
 // and returns the rest.
 func takeFaults(ctx context.Context, fs *faultset.Set[Fault], t faultTarget) (faultEffect, error) {
 	var eff faultEffect
-	var latency time.Duration
 	var before []func()
 	cuts := func(f *Fault) bool { return f.CutBodyAfter > 0 && t.op == "GetObject" }
 	fs.Take(func(f *Fault) bool {
@@ -111,13 +109,7 @@ func takeFaults(ctx context.Context, fs *faultset.Set[Fault], t faultTarget) (fa
 		if f.Before != nil {
 			before = append(before, f.Before)
 		}
-		latency += f.Latency
-		if f.Status != 0 && eff.status == 0 {
-			eff.status, eff.code = f.Status, f.Code
-			if eff.code == "" {
-				eff.code = "InternalError"
-			}
-		}
+		eff.Add(f.Status, f.Code, f.Latency)
 		eff.outOfOrder = eff.outOfOrder || f.OutOfOrder
 		if cuts(f) && eff.cutBodyAfter == 0 {
 			eff.cutBodyAfter = f.CutBodyAfter
@@ -126,5 +118,5 @@ func takeFaults(ctx context.Context, fs *faultset.Set[Fault], t faultTarget) (fa
 	for _, fn := range before {
 		fn()
 	}
-	return eff, faultset.Sleep(ctx, latency)
+	return eff, eff.Wait(ctx)
 }

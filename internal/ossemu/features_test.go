@@ -19,8 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/oss2s3/oss2s3/handlers/ossevent"
 	"github.com/oss2s3/oss2s3/internal/ossemu"
+	"github.com/oss2s3/oss2s3/transfer/ingest/ossevent"
 )
 
 func TestSymlinks(t *testing.T) {

@@ -633,53 +633,70 @@ func etagListMatches(list, etag string) bool {
 // x-oss-range-behavior: standard an end past the object is clamped and a
 // start past it answers 416 InvalidRange.
 func parseRange(v string, size int64, standard bool) (start, end int64, partial bool, e *ossError) {
-	whole := func() (int64, int64, bool, *ossError) { return 0, size - 1, false, nil }
-	unsatisfiable := func() (int64, int64, bool, *ossError) {
-		return 0, 0, false, &ossError{status: 416, code: "InvalidRange", message: "The requested range cannot be satisfied.",
-			header: map[string]string{"Content-Range": fmt.Sprintf("bytes */%d", size)}}
-	}
 	spec, ok := strings.CutPrefix(v, "bytes=")
-	if v == "" || !ok || strings.Contains(spec, ",") {
-		return whole()
+	if !ok || strings.Contains(spec, ",") {
+		return wholeRange(size)
 	}
 	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
-	if !ok {
-		return whole()
+	switch {
+	case !ok:
+		return wholeRange(size)
+	case first == "":
+		return suffixRange(last, size, standard)
+	default:
+		return spanRange(first, last, size, standard)
 	}
-	if first == "" { // suffix: the last n bytes
-		n, err := strconv.ParseInt(last, 10, 64)
-		switch {
-		case err != nil || n <= 0:
-			return whole()
-		case n > size && !standard:
-			return whole()
-		case n > size:
-			n = size
-		}
-		if size == 0 {
-			return unsatisfiable()
-		}
-		return size - n, size - 1, true, nil
+}
+
+// wholeRange is parseRange's answer for the whole object, with 200.
+func wholeRange(size int64) (start, end int64, partial bool, e *ossError) {
+	return 0, size - 1, false, nil
+}
+
+// unsatisfiableRange is parseRange's 416 InvalidRange.
+func unsatisfiableRange(size int64) (start, end int64, partial bool, e *ossError) {
+	return 0, 0, false, &ossError{status: 416, code: "InvalidRange", message: "The requested range cannot be satisfied.",
+		header: map[string]string{"Content-Range": fmt.Sprintf("bytes */%d", size)}}
+}
+
+// suffixRange is parseRange for "bytes=-n": the last n bytes.
+func suffixRange(last string, size int64, standard bool) (start, end int64, partial bool, e *ossError) {
+	n, err := strconv.ParseInt(last, 10, 64)
+	switch {
+	case err != nil || n <= 0:
+		return wholeRange(size)
+	case n > size && !standard:
+		return wholeRange(size)
+	case n > size:
+		n = size
 	}
+	if size == 0 {
+		return unsatisfiableRange(size)
+	}
+	return size - n, size - 1, true, nil
+}
+
+// spanRange is parseRange for "bytes=a-b" and "bytes=a-".
+func spanRange(first, last string, size int64, standard bool) (start, end int64, partial bool, e *ossError) {
 	a, err := strconv.ParseInt(first, 10, 64)
 	if err != nil || a < 0 {
-		return whole()
+		return wholeRange(size)
 	}
 	b := size - 1
 	if last != "" {
 		if b, err = strconv.ParseInt(last, 10, 64); err != nil || b < a {
-			return whole()
+			return wholeRange(size)
 		}
 	}
 	if a >= size {
 		if standard {
-			return unsatisfiable()
+			return unsatisfiableRange(size)
 		}
-		return whole()
+		return wholeRange(size)
 	}
 	if b >= size {
 		if !standard {
-			return whole()
+			return wholeRange(size)
 		}
 		b = size - 1
 	}

@@ -23,9 +23,9 @@ import (
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
 
-	"github.com/oss2s3/oss2s3/handlers/ossevent"
-	"github.com/oss2s3/oss2s3/handlers/signature"
 	"github.com/oss2s3/oss2s3/internal/ossemu"
+	"github.com/oss2s3/oss2s3/transfer/ingest/ossevent"
+	"github.com/oss2s3/oss2s3/transfer/ingest/signature"
 )
 
 const (
@@ -110,7 +110,14 @@ func v4() []oss.ClientOption {
 	return []oss.ClientOption{oss.AuthVersion(oss.AuthV4), oss.Region(testRegion)}
 }
 
-func requireServiceError(t *testing.T, err error, status int, code string) oss.ServiceError {
+func requireServiceError(t *testing.T, err error, status int, code string) {
+	t.Helper()
+	_ = wantServiceError(t, err, status, code)
+}
+
+// wantServiceError is requireServiceError for the callers that look further
+// into the error.
+func wantServiceError(t *testing.T, err error, status int, code string) oss.ServiceError {
 	t.Helper()
 	var se oss.ServiceError
 	if !errors.As(err, &se) {
@@ -749,7 +756,7 @@ func TestSignatures(t *testing.T) {
 			t.Parallel()
 			b := tb.bucketAs(t, testAK, "wrong-secret", opts...)
 			_, err := b.GetObject("signed/key with space+plus")
-			se := requireServiceError(t, err, 403, "SignatureDoesNotMatch")
+			se := wantServiceError(t, err, 403, "SignatureDoesNotMatch")
 			if !strings.Contains(se.RawMessage, "<StringToSign>") {
 				t.Errorf("error document lacks StringToSign: %s", se.RawMessage)
 			}
@@ -828,7 +835,7 @@ func TestSignatures(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = b.GetObjectWithURL(u)
-			se := requireServiceError(t, err, 403, "AccessDenied")
+			se := wantServiceError(t, err, 403, "AccessDenied")
 			if !strings.Contains(se.Message, "expired") {
 				t.Fatalf("message %q", se.Message)
 			}
@@ -867,7 +874,9 @@ func TestGzipObjectComesBackAsStored(t *testing.T) {
 	plain := bytes.Repeat([]byte("compressible text "), 200)
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	zw.Write(plain)
+	if _, err := zw.Write(plain); err != nil {
+		t.Fatal(err)
+	}
 	zw.Close()
 	stored := gz.Bytes()
 	if err := b.PutObject("logs/app.log.gz", bytes.NewReader(stored), oss.ContentEncoding("gzip"), oss.ContentType("text/plain")); err != nil {
@@ -1038,7 +1047,7 @@ func TestAppendObject(t *testing.T) {
 		t.Fatalf("second append: %+v, %v", res, err)
 	}
 	_, err = b.AppendObject("log", strings.NewReader("!"), 3)
-	se := requireServiceError(t, err, 409, "PositionNotEqualToLength")
+	se := wantServiceError(t, err, 409, "PositionNotEqualToLength")
 	if !strings.Contains(se.RawMessage, "PositionNotEqualToLength") {
 		t.Fatalf("raw %s", se.RawMessage)
 	}

@@ -45,7 +45,7 @@ type sigV4 struct {
 }
 
 func (s *Server) authenticateS3(q *request) *ossError {
-	if len(s.opts.Credentials) == 0 {
+	if !s.checksSignatures() {
 		return nil
 	}
 	auth := q.r.Header.Get("Authorization")
@@ -96,7 +96,7 @@ func (s *Server) checkSigV4Header(q *request, rest string) *ossError {
 	if e != nil {
 		return e
 	}
-	secret, ok := s.opts.Credentials[ak]
+	secret, ok := s.keySecret(ak)
 	if !ok || ak == "" {
 		return errS3InvalidAccessKeyID(ak)
 	}
@@ -142,7 +142,7 @@ func (s *Server) checkSigV4Query(q *request) *ossError {
 		e.code = "AuthorizationQueryParametersError"
 		return e
 	}
-	secret, ok := s.opts.Credentials[ak]
+	secret, ok := s.keySecret(ak)
 	if !ok || ak == "" {
 		return errS3InvalidAccessKeyID(ak)
 	}

@@ -89,6 +89,7 @@ type Server struct {
 
 	faults faultset.Set[Fault]
 	hooks  *webhooks
+	keys   keyring
 
 	http httpbed.Server
 }
@@ -115,6 +116,7 @@ func New(opts Options) *Server {
 		requests:   make(map[string]int),
 		s3Requests: make(map[string]int),
 		synthCRC:   make(map[[2]uint64]uint64),
+		keys:       keyring{m: opts.Credentials, check: len(opts.Credentials) > 0},
 	}
 	s.hooks = newWebhooks(log, opts.WebhookRetries)
 	return s
@@ -153,6 +155,35 @@ func (s *Server) createBucketLocked(name string) *bucket {
 	b := newBucket(name, s.now())
 	s.buckets[name] = b
 	return b
+}
+
+// SetRequesterPays makes bucket a requester-pays bucket of another
+// account, as the credentials the emulator knows see it: an OSS request
+// without x-oss-request-payer: requester (header or query parameter,
+// signed like any x-oss- header) is refused 403 AccessDenied.
+func (s *Server) SetRequesterPays(bucket string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.createBucketLocked(bucket).requesterPays = on
+}
+
+// refusesPayer reports whether req is to a requester-pays bucket and does
+// not say the requester pays.
+func (s *Server) refusesPayer(req *request) bool {
+	if req.api != apiOSS || req.bucket == "" {
+		return false
+	}
+	s.mu.Lock()
+	b := s.buckets[req.bucket]
+	s.mu.Unlock()
+	if b == nil || !b.requesterPays {
+		return false
+	}
+	payer := req.r.Header.Get("x-oss-request-payer")
+	if payer == "" {
+		payer = req.r.URL.Query().Get("x-oss-request-payer")
+	}
+	return !strings.EqualFold(payer, "requester")
 }
 
 // Requests returns how many requests each operation received (e.g.
@@ -269,13 +300,17 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		s.writeError(w, req, authErr)
 		return
 	}
+	if s.refusesPayer(req) {
+		s.writeError(w, req, errAccessDenied("Access denied for requester pay bucket."))
+		return
+	}
 	f, err := takeFaults(r.Context(), &s.faults, faultTarget{api: req.api, op: req.op, bucket: req.bucket, key: req.key, rangeHeader: r.Header.Get("Range")})
 	if err != nil {
 		// The client went away during an injected latency.
 		return
 	}
-	if f.status != 0 {
-		s.writeError(w, req, &ossError{status: f.status, code: f.code, message: "Injected fault."})
+	if f.Status != 0 {
+		s.writeError(w, req, &ossError{status: f.Status, code: f.Code, message: "Injected fault."})
 		return
 	}
 	req.cutBodyAfter = f.cutBodyAfter

@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/oss2s3/oss2s3/handlers/ossevent"
-	"github.com/oss2s3/oss2s3/handlers/signature"
+	"github.com/oss2s3/oss2s3/transfer/ingest/ossevent"
+	"github.com/oss2s3/oss2s3/transfer/ingest/signature"
 )
 
 // Webhook delivery mimics an OSS trigger: after each successful write the

@@ -35,7 +35,7 @@ func StartFake() (*Server, func(), error) {
 	stop := func() {
 		once.Do(func() {
 			_ = srv.Close()
-			<-served
+			<-served //nolint:errcheck // http.ErrServerClosed after Close: nothing to report
 		})
 	}
 
@@ -46,7 +46,7 @@ func StartFake() (*Server, func(), error) {
 		SecretKey: "FAKESECRETKEY",
 	}
 	hc := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	s.Client, err = newClient(context.Background(), s.Endpoint, s.AccessKey, s.SecretKey, hc,
+	s.Client, err = NewClient(context.Background(), s.Endpoint, s.AccessKey, s.SecretKey, hc,
 		aws.RequestChecksumCalculationWhenRequired, aws.ResponseChecksumValidationWhenRequired)
 	if err != nil {
 		stop()

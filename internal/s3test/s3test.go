@@ -6,6 +6,8 @@ package s3test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 
@@ -39,15 +41,16 @@ func (s *Server) CreateBucket(ctx context.Context, name string) error {
 	return nil
 }
 
-// newClient builds the client the way production code does
-// (config.LoadDefaultConfig + s3.NewFromConfig), so that the SDK's defaults,
-// checksums included, are the ones under test. The shared config files are
-// not read, so a developer's ~/.aws cannot change what a test sees, and the
-// checksum settings are always explicit, so AWS_* variables cannot either.
-// The HTTP client is set after loading: LoadDefaultConfig would otherwise
-// apply AWS_CA_BUNDLE to it (or fail on a plain *http.Client), and a test
-// server's client must trust exactly that server's CA.
-func newClient(ctx context.Context, endpoint, accessKey, secretKey string, hc *http.Client,
+// NewClient builds a path-style client of endpoint (in Region) the way
+// production code does (config.LoadDefaultConfig + s3.NewFromConfig), so
+// that the SDK's defaults, checksums included, are the ones under test. The
+// shared config files are not read, so a developer's ~/.aws cannot change
+// what a test sees, and the checksum settings are always explicit, so AWS_*
+// variables cannot either. The HTTP client is set after loading:
+// LoadDefaultConfig would otherwise apply AWS_CA_BUNDLE to it (or fail on a
+// plain *http.Client), and a test server's client must trust exactly that
+// server's CA (see TrustingTransport).
+func NewClient(ctx context.Context, endpoint, accessKey, secretKey string, hc *http.Client,
 	reqChecksum aws.RequestChecksumCalculation, respChecksum aws.ResponseChecksumValidation) (*s3.Client, error) {
 	cfg, err := config.LoadDefaultConfig(ctx,
 		config.WithSharedConfigFiles([]string{}),
@@ -68,4 +71,14 @@ func newClient(ctx context.Context, endpoint, accessKey, secretKey string, hc *h
 		// GET; the SDK would print a warning on stdout for each one.
 		o.DisableLogOutputChecksumValidationSkipped = true
 	}), nil
+}
+
+// TrustingTransport is a copy of http.DefaultTransport that trusts only
+// the CA in caPEM, for a server NewCerts made.
+func TrustingTransport(caPEM []byte) *http.Transport {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return tr
 }

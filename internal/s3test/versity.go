@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -70,10 +69,7 @@ func StartVersity(t testing.TB) *Server {
 			t.Fatalf("s3test: %v", err)
 		}
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	tr := TrustingTransport(caPEM)
 	hc := &http.Client{Transport: tr}
 	t.Cleanup(tr.CloseIdleConnections)
 
@@ -92,7 +88,7 @@ func StartVersity(t testing.TB) *Server {
 			t.Fatalf("s3test: %v", err)
 		}
 		s.Endpoint = "https://" + addr
-		s.Client, err = newClient(t.Context(), s.Endpoint, s.AccessKey, s.SecretKey, hc,
+		s.Client, err = NewClient(t.Context(), s.Endpoint, s.AccessKey, s.SecretKey, hc,
 			aws.RequestChecksumCalculationWhenSupported, aws.ResponseChecksumValidationWhenSupported)
 		if err != nil {
 			t.Fatalf("s3test: %v", err)

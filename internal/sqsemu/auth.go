@@ -41,16 +41,45 @@ func (s *Server) authenticate(r *http.Request, body []byte) (string, *apiError) 
 	if len(s.opts.Credentials) == 0 {
 		return accessKeyOf(r.Header.Get("Authorization")), nil
 	}
+	fields, e := parseAuthorization(r)
+	if e != nil {
+		return "", e
+	}
+	sc, e := s.credentialScope(fields["Credential"])
+	if e != nil {
+		return "", e
+	}
+	amzDate, e := requestTime(r, sc.day)
+	if e != nil {
+		return "", e
+	}
+	signed := strings.Split(fields["SignedHeaders"], ";")
+	if !containsString(signed, "host") {
+		return "", errSignature("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+	}
+	payload, e := payloadHash(r, body)
+	if e != nil {
+		return "", e
+	}
+	if sc.verify(r, signed, fields["SignedHeaders"], fields["Signature"], amzDate, payload) {
+		return sc.accessKey, nil
+	}
+	return "", errSignature("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
+}
+
+// parseAuthorization returns the fields of r's SigV4 Authorization header
+// (Credential, SignedHeaders, Signature), each of them present.
+func parseAuthorization(r *http.Request) (map[string]string, *apiError) {
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
 		if r.URL.Query().Has("X-Amz-Signature") {
-			return "", errSignature("The emulator accepts only signatures in the Authorization header.")
+			return nil, errSignature("The emulator accepts only signatures in the Authorization header.")
 		}
-		return "", errMissingAuthentication()
+		return nil, errMissingAuthentication()
 	}
 	rest, ok := strings.CutPrefix(auth, sigV4Algorithm+" ")
 	if !ok {
-		return "", errIncompleteSignature("Authorization header requires the " + sigV4Algorithm + " algorithm.")
+		return nil, errIncompleteSignature("Authorization header requires the " + sigV4Algorithm + " algorithm.")
 	}
 	fields := map[string]string{}
 	for _, part := range strings.Split(rest, ",") {
@@ -59,24 +88,44 @@ func (s *Server) authenticate(r *http.Request, body []byte) (string, *apiError) 
 	}
 	for _, k := range []string{"Credential", "SignedHeaders", "Signature"} {
 		if fields[k] == "" {
-			return "", errIncompleteSignature("Authorization header requires '" + k + "' parameter.")
+			return nil, errIncompleteSignature("Authorization header requires '" + k + "' parameter.")
 		}
 	}
-	scope := strings.Split(fields["Credential"], "/")
+	return fields, nil
+}
+
+// sigScope is a checked credential scope, with the secret of its key.
+type sigScope struct {
+	accessKey, secret    string
+	day, region, service string
+}
+
+// credentialScope checks the Credential field,
+// <access key>/<day>/<region>/sqs/aws4_request: a known key, SQS and the
+// emulator's region.
+func (s *Server) credentialScope(credential string) (sigScope, *apiError) {
+	scope := strings.Split(credential, "/")
 	if len(scope) != 5 || scope[4] != "aws4_request" {
-		return "", errIncompleteSignature("Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term.")
+		return sigScope{}, errIncompleteSignature("Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term.")
 	}
-	ak, day, region, service := scope[0], scope[1], scope[2], scope[3]
-	secret, ok := s.opts.Credentials[ak]
-	if !ok || ak == "" {
-		return "", errInvalidClientTokenID()
+	sc := sigScope{accessKey: scope[0], day: scope[1], region: scope[2], service: scope[3]}
+	secret, ok := s.opts.Credentials[sc.accessKey]
+	if !ok || sc.accessKey == "" {
+		return sigScope{}, errInvalidClientTokenID()
 	}
-	if service != "sqs" {
-		return "", errSignature("Credential should be scoped to correct service: 'sqs'.")
+	sc.secret = secret
+	if sc.service != "sqs" {
+		return sigScope{}, errSignature("Credential should be scoped to correct service: 'sqs'.")
 	}
-	if s.opts.Region != "" && region != s.opts.Region {
-		return "", errSignature("Credential should be scoped to a valid region, not '" + region + "'.")
+	if s.opts.Region != "" && sc.region != s.opts.Region {
+		return sigScope{}, errSignature("Credential should be scoped to a valid region, not '" + sc.region + "'.")
 	}
+	return sc, nil
+}
+
+// requestTime returns the signing time of r (X-Amz-Date, else Date) in the
+// SigV4 format, once checked against the wall clock and the scope's day.
+func requestTime(r *http.Request, day string) (string, *apiError) {
 	amzDate := r.Header.Get("X-Amz-Date")
 	if amzDate == "" {
 		if t, err := http.ParseTime(r.Header.Get("Date")); err == nil {
@@ -95,10 +144,13 @@ func (s *Server) authenticate(r *http.Request, body []byte) (string, *apiError) 
 	if t.Format(v4DayFormat) != day {
 		return "", errSignature("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '" + day + "' != '" + t.Format(v4DayFormat) + "'.")
 	}
-	signed := strings.Split(fields["SignedHeaders"], ";")
-	if !containsString(signed, "host") {
-		return "", errSignature("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
-	}
+	return amzDate, nil
+}
+
+// payloadHash is the payload hash the signature covers: the SHA-256 of the
+// body, or UNSIGNED-PAYLOAD when x-amz-content-sha256 says so. A
+// x-amz-content-sha256 that is another hash must be the body's.
+func payloadHash(r *http.Request, body []byte) (string, *apiError) {
 	bodySum := sha256.Sum256(body)
 	payload := hex.EncodeToString(bodySum[:])
 	if h := r.Header.Get("X-Amz-Content-Sha256"); h == "UNSIGNED-PAYLOAD" {
@@ -106,23 +158,29 @@ func (s *Server) authenticate(r *http.Request, body []byte) (string, *apiError) 
 	} else if h != "" && h != payload {
 		return "", errSignature("The provided 'x-amz-content-sha256' header does not match what was computed.")
 	}
+	return payload, nil
+}
+
+// verify reports whether signature is the SigV4 signature of r under sc,
+// with any of the canonical URIs a client may have signed.
+func (sc sigScope) verify(r *http.Request, signed []string, signedHeaders, signature, amzDate, payload string) bool {
 	headers := sigv4.CanonicalHeaders(r, signed)
 	query := sigv4.CanonicalQuery(r.URL.Query())
-	credScope := day + "/" + region + "/" + service + "/aws4_request"
-	key := hmacSHA256([]byte("AWS4"+secret), day)
-	key = hmacSHA256(key, region)
-	key = hmacSHA256(key, service)
+	credScope := sc.day + "/" + sc.region + "/" + sc.service + "/aws4_request"
+	key := hmacSHA256([]byte("AWS4"+sc.secret), sc.day)
+	key = hmacSHA256(key, sc.region)
+	key = hmacSHA256(key, sc.service)
 	key = hmacSHA256(key, "aws4_request")
 	for _, uri := range canonicalURIs(r) {
-		canonical := r.Method + "\n" + uri + "\n" + query + "\n" + headers + "\n" + fields["SignedHeaders"] + "\n" + payload
+		canonical := r.Method + "\n" + uri + "\n" + query + "\n" + headers + "\n" + signedHeaders + "\n" + payload
 		sum := sha256.Sum256([]byte(canonical))
 		sts := sigV4Algorithm + "\n" + amzDate + "\n" + credScope + "\n" + hex.EncodeToString(sum[:])
 		want := hex.EncodeToString(hmacSHA256(key, sts))
-		if hmac.Equal([]byte(want), []byte(fields["Signature"])) {
-			return ak, nil
+		if hmac.Equal([]byte(want), []byte(signature)) {
+			return true
 		}
 	}
-	return "", errSignature("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
+	return false
 }
 
 // accessKeyOf extracts the access key of an unchecked Authorization header,

@@ -62,8 +62,7 @@ func isBatchOp(op string) bool { return strings.HasSuffix(op, "Batch") }
 
 // faultEffect is what the faults matching one request add up to.
 type faultEffect struct {
-	status      int
-	code        string
+	faultset.Outcome
 	failEntries int
 }
 
@@ -71,24 +70,17 @@ type faultEffect struct {
 // latency (returning ctx's error if the client leaves) and returns the rest.
 func takeFaults(ctx context.Context, fs *faultset.Set[Fault], op, queue string) (faultEffect, error) {
 	var eff faultEffect
-	var latency time.Duration
 	failsEntries := func(f *Fault) bool { return f.FailEntries > 0 && f.Status == 0 && isBatchOp(op) }
 	fs.Take(func(f *Fault) bool {
 		return (f.Op == "" || f.Op == op) && (f.Queue == "" || f.Queue == queue) &&
 			(f.Status != 0 || f.Latency > 0 || failsEntries(f))
 	}, func(f *Fault) {
-		latency += f.Latency
-		if f.Status != 0 && eff.status == 0 {
-			eff.status, eff.code = f.Status, f.Code
-			if eff.code == "" {
-				eff.code = "InternalError"
-			}
-		}
+		eff.Add(f.Status, f.Code, f.Latency)
 		if failsEntries(f) && eff.failEntries == 0 {
 			eff.failEntries = f.FailEntries
 		}
 	})
-	return eff, faultset.Sleep(ctx, latency)
+	return eff, eff.Wait(ctx)
 }
 
 // injectedEntryError is the per-entry failure of FailEntries.

@@ -446,94 +446,140 @@ type receivedMessage struct {
 
 const maxWait = 20 * time.Second
 
-func (s *Server) receiveMessage(c *call) (any, *apiError) {
-	var in struct {
-		QueueURL                    string   `json:"QueueUrl"`
-		AttributeNames              []string `json:"AttributeNames"`
-		MessageSystemAttributeNames []string `json:"MessageSystemAttributeNames"`
-		MessageAttributeNames       []string `json:"MessageAttributeNames"`
-		MaxNumberOfMessages         *int64   `json:"MaxNumberOfMessages"`
-		VisibilityTimeout           *int64   `json:"VisibilityTimeout"`
-		WaitTimeSeconds             *int64   `json:"WaitTimeSeconds"`
-	}
-	if e := c.decode(&in); e != nil {
-		return nil, e
-	}
+// receiveIn is ReceiveMessage's input.
+type receiveIn struct {
+	QueueURL                    string   `json:"QueueUrl"`
+	AttributeNames              []string `json:"AttributeNames"`
+	MessageSystemAttributeNames []string `json:"MessageSystemAttributeNames"`
+	MessageAttributeNames       []string `json:"MessageAttributeNames"`
+	MaxNumberOfMessages         *int64   `json:"MaxNumberOfMessages"`
+	VisibilityTimeout           *int64   `json:"VisibilityTimeout"`
+	WaitTimeSeconds             *int64   `json:"WaitTimeSeconds"`
+}
+
+// check checks the parameters' ranges; it returns the number of messages
+// asked for (1 by default).
+func (in *receiveIn) check() (int64, *apiError) {
 	maxMsgs := int64(1)
 	if in.MaxNumberOfMessages != nil {
 		maxMsgs = *in.MaxNumberOfMessages
 		if maxMsgs < 1 || maxMsgs > 10 {
-			return nil, errInvalidParameterValue("Value %d for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided.", maxMsgs)
+			return 0, errInvalidParameterValue("Value %d for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided.", maxMsgs)
 		}
 	}
 	if in.WaitTimeSeconds != nil && (*in.WaitTimeSeconds < 0 || *in.WaitTimeSeconds > 20) {
-		return nil, errInvalidParameterValue("Value %d for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided.", *in.WaitTimeSeconds)
+		return 0, errInvalidParameterValue("Value %d for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided.", *in.WaitTimeSeconds)
 	}
 	if in.VisibilityTimeout != nil && (*in.VisibilityTimeout < 0 || *in.VisibilityTimeout > 43200) {
-		return nil, errInvalidParameterValue("Value %d for parameter VisibilityTimeout is invalid. Reason: Must be >= 0 and <= 43200, if provided.", *in.VisibilityTimeout)
+		return 0, errInvalidParameterValue("Value %d for parameter VisibilityTimeout is invalid. Reason: Must be >= 0 and <= 43200, if provided.", *in.VisibilityTimeout)
 	}
+	return maxMsgs, nil
+}
+
+// systemNames are the system attributes asked for, under either parameter.
+func (in *receiveIn) systemNames() map[string]bool {
 	sysNames := map[string]bool{}
 	for _, n := range append(in.AttributeNames, in.MessageSystemAttributeNames...) {
 		sysNames[n] = true
 	}
+	return sysNames
+}
 
+// receiveTry is the outcome of one look at the queue: the messages
+// received, else what to wait on before the next look.
+type receiveTry struct {
+	msgs    []receivedMessage
+	changed chan struct{} // closed when the queue changes
+	next    time.Time     // when a message becomes visible, or zero
+	now     time.Time     // the emulator's time of the look
+}
+
+// receiveMessage receives up to MaxNumberOfMessages messages, long-polling
+// until some are visible or the wait time ends.
+func (s *Server) receiveMessage(c *call) (any, *apiError) {
+	var in receiveIn
+	if e := c.decode(&in); e != nil {
+		return nil, e
+	}
+	maxMsgs, e := in.check()
+	if e != nil {
+		return nil, e
+	}
+	sysNames := in.systemNames()
 	var deadline time.Time
 	for {
-		s.mu.Lock()
-		q, e := s.lookupLocked(in.QueueURL)
+		r, e := s.tryReceive(&in, int(maxMsgs), sysNames, &deadline)
 		if e != nil {
-			s.mu.Unlock()
 			return nil, e
 		}
-		now := s.now()
-		s.refresh(q, now)
-		if deadline.IsZero() {
-			wait := q.attrs.wait
-			if in.WaitTimeSeconds != nil {
-				wait = time.Duration(*in.WaitTimeSeconds) * time.Second
-			}
-			deadline = time.Now().Add(min(wait, maxWait))
-		}
-		visibility := q.attrs.visibility
-		if in.VisibilityTimeout != nil {
-			visibility = time.Duration(*in.VisibilityTimeout) * time.Second
-		}
-		if msgs := s.receive(q, int(maxMsgs), visibility, now); len(msgs) > 0 {
-			out := make([]receivedMessage, len(msgs))
-			for i, m := range msgs {
-				out[i] = receivedOf(q, m, sysNames, in.MessageAttributeNames)
-			}
-			s.mu.Unlock()
+		if len(r.msgs) > 0 {
 			return struct {
 				Messages []receivedMessage `json:"Messages"`
-			}{out}, nil
+			}{r.msgs}, nil
 		}
-		changed, next := q.changed, q.nextVisible()
-		s.mu.Unlock()
-
-		d := time.Until(deadline)
-		if d <= 0 {
-			return empty{}, nil
-		}
-		if !next.IsZero() {
-			d = min(d, max(next.Sub(now), time.Millisecond))
-		}
-		if s.opts.Now != nil {
-			// A test clock may jump at any time: look again often.
-			d = min(d, 20*time.Millisecond)
-		}
-		t := time.NewTimer(d)
-		select {
-		case <-changed:
-		case <-t.C:
-		case <-c.ctx.Done():
-		case <-s.done:
-		}
-		t.Stop()
-		if c.ctx.Err() != nil || s.isClosed() {
+		if !s.awaitMessages(c, r, deadline) {
 			return empty{}, nil
 		}
 	}
+}
+
+// tryReceive looks at the queue once and receives up to maxMsgs messages.
+// On the first look (deadline zero) it sets the deadline of the long poll:
+// WaitTimeSeconds, else the queue's ReceiveMessageWaitTimeSeconds.
+func (s *Server) tryReceive(in *receiveIn, maxMsgs int, sysNames map[string]bool, deadline *time.Time) (receiveTry, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookupLocked(in.QueueURL)
+	if e != nil {
+		return receiveTry{}, e
+	}
+	now := s.now()
+	s.refresh(q, now)
+	if deadline.IsZero() {
+		wait := q.attrs.wait
+		if in.WaitTimeSeconds != nil {
+			wait = time.Duration(*in.WaitTimeSeconds) * time.Second
+		}
+		*deadline = time.Now().Add(min(wait, maxWait))
+	}
+	visibility := q.attrs.visibility
+	if in.VisibilityTimeout != nil {
+		visibility = time.Duration(*in.VisibilityTimeout) * time.Second
+	}
+	if msgs := s.receive(q, maxMsgs, visibility, now); len(msgs) > 0 {
+		out := make([]receivedMessage, len(msgs))
+		for i, m := range msgs {
+			out[i] = receivedOf(q, m, sysNames, in.MessageAttributeNames)
+		}
+		return receiveTry{msgs: out}, nil
+	}
+	return receiveTry{changed: q.changed, next: q.nextVisible(), now: now}, nil
+}
+
+// awaitMessages waits until the queue changes, its next message becomes
+// visible or the deadline passes. It reports false when the long poll is
+// over: the deadline passed, the call ended or the server closed.
+func (s *Server) awaitMessages(c *call, r receiveTry, deadline time.Time) bool {
+	d := time.Until(deadline)
+	if d <= 0 {
+		return false
+	}
+	if !r.next.IsZero() {
+		d = min(d, max(r.next.Sub(r.now), time.Millisecond))
+	}
+	if s.opts.Now != nil {
+		// A test clock may jump at any time: look again often.
+		d = min(d, 20*time.Millisecond)
+	}
+	t := time.NewTimer(d)
+	select {
+	case <-r.changed:
+	case <-t.C:
+	case <-c.ctx.Done():
+	case <-s.done:
+	}
+	t.Stop()
+	return c.ctx.Err() == nil && !s.isClosed()
 }
 
 func (s *Server) isClosed() bool {

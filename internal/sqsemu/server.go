@@ -532,8 +532,8 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		// The client went away during an injected latency.
 		return
 	}
-	if eff.status != 0 {
-		fail(errorForCode(eff.status, eff.code, "Injected fault."))
+	if eff.Status != 0 {
+		fail(errorForCode(eff.Status, eff.Code, "Injected fault."))
 		return
 	}
 

@@ -538,7 +538,7 @@ func TestLongPolling(t *testing.T) {
 			t.Fatal(err)
 		}
 		select {
-		case <-done:
+		case <-done: //nolint:errcheck // only that it ended matters here
 		case <-time.After(10 * time.Second):
 			t.Fatal("long poll still running 10 s after Close")
 		}

@@ -17,7 +17,7 @@ var table = crc64.MakeTable(crc64.ECMA)
 func Update(crc uint64, p []byte) uint64 {
 	if hasCLMUL && len(p) >= 256 {
 		// The folding code reads aligned 16-byte blocks, 128 bytes a round.
-		if off := (16 - uintptr(unsafe.Pointer(&p[0]))&15) & 15; off > 0 {
+		if off := (16 - uintptr(unsafe.Pointer(&p[0]))&15) & 15; off > 0 { //nolint:gosec // G103: only the address's alignment is read
 			crc = crc64.Update(crc, table, p[:off])
 			p = p[off:]
 		}
@@ -45,5 +45,6 @@ func (d *digest) Size() int                   { return crc64.Size }
 func (d *digest) BlockSize() int              { return 1 }
 func (d *digest) Sum(in []byte) []byte {
 	s := d.crc
-	return append(in, byte(s>>56), byte(s>>48), byte(s>>40), byte(s>>32), byte(s>>24), byte(s>>16), byte(s>>8), byte(s))
+	// Big-endian bytes of the sum: the truncations are the point.
+	return append(in, byte(s>>56), byte(s>>48), byte(s>>40), byte(s>>32), byte(s>>24), byte(s>>16), byte(s>>8), byte(s)) //nolint:gosec // G115
 }

@@ -108,7 +108,7 @@ func TestLastSuccessIsTheNewestSuccessRecorded(t *testing.T) {
 
 	// An older success, recorded by another replica, does not move the
 	// gauge back; once the newer one is purged, it takes its place.
-	kv, err := first.q.JetStream().KeyValue(ctx, reconcile.RunsBucket)
+	kv, err := first.js.KeyValue(ctx, reconcile.RunsBucket)
 	if err != nil {
 		t.Fatal(err)
 	}

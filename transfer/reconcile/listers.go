@@ -1,5 +1,8 @@
 package reconcile
 
+// Listers: the OSS and S3 listings, each request signed by its SDK and
+// each page parsed here.
+
 import (
 	"bytes"
 	"context"
@@ -29,6 +32,12 @@ func size(n int) int {
 type OSSLister struct {
 	Bucket   *oss.Bucket
 	PageSize int // keys per request, at most (and by default) 1000
+	// RequesterPays sends x-oss-request-payer: requester (the source
+	// task's requester_pays).
+	RequesterPays bool
+	// Send, if set, sends each request (transfer.OSSSource.WithKeys: sent
+	// again once with keys read anew when OSS refuses them).
+	Send func(ctx context.Context, request func() error) error
 }
 
 // List implements Lister. The SDK signs and sends each request (and turns
@@ -49,6 +58,10 @@ func (l *OSSLister) List(ctx context.Context, q Query, fn func([]Entry) error) e
 	if q.Delimiter != "" {
 		opts = append(opts, oss.Delimiter(q.Delimiter))
 	}
+	var headers map[string]string
+	if l.RequesterPays {
+		headers = map[string]string{oss.HTTPHeaderOssRequester: "requester"}
+	}
 	var es []Entry
 	var buf bytes.Buffer
 	token := ""
@@ -61,7 +74,16 @@ func (l *OSSLister) List(ctx context.Context, q Query, fn func([]Entry) error) e
 		if err != nil {
 			return err
 		}
-		res, err := l.Bucket.Client.Conn.DoWithContext(ctx, "GET", l.Bucket.BucketName, "", params, nil, nil, 0, nil)
+		var res *oss.Response
+		send := func() (err error) {
+			res, err = l.Bucket.Client.Conn.DoWithContext(ctx, "GET", l.Bucket.BucketName, "", params, headers, nil, 0, nil)
+			return err
+		}
+		if l.Send != nil {
+			err = l.Send(ctx, send)
+		} else {
+			err = send()
+		}
 		if err != nil {
 			return fmt.Errorf("oss list objects: %w", err)
 		}
@@ -154,7 +176,7 @@ func (l *S3Lister) List(ctx context.Context, q Query, fn func([]Entry) error) er
 	if q.Max > 0 {
 		n = q.Max
 	}
-	in := &s3.ListObjectsV2Input{Bucket: aws.String(l.Bucket), MaxKeys: aws.Int32(int32(size(n))),
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(l.Bucket), MaxKeys: aws.Int32(int32(size(n))), //nolint:gosec // G115: size caps n at pageSize
 		EncodingType: types.EncodingTypeUrl}
 	if q.Prefix != "" {
 		in.Prefix = aws.String(q.Prefix)

@@ -1,5 +1,8 @@
 package reconcile
 
+// March: two sorted listings walked in lock step behind three callbacks,
+// and the ranges of keys a march covers.
+
 import (
 	"context"
 	"errors"
@@ -80,23 +83,20 @@ func (r Range) contains(key string) bool {
 }
 
 // Ranges turns a task's prefixes into disjoint listing ranges in byte
-// order: a prefix that starts with another prefix of the list is covered by
-// it and dropped (listing it too would report its objects twice); no
-// prefixes is the whole bucket.
+// order (see Disjoint); no prefixes is the whole bucket.
 func Ranges(prefixes []string) []Range {
-	if len(prefixes) == 0 {
+	return rangesOf(Disjoint(slices.Clone(prefixes)))
+}
+
+// rangesOf makes each of the disjoint prefixes ps a range; none is the
+// whole bucket.
+func rangesOf(ps []string) []Range {
+	if len(ps) == 0 {
 		return []Range{{}}
 	}
-	ps := slices.Clone(prefixes)
-	slices.Sort(ps)
-	ps = slices.Compact(ps)
-	var out []Range
-	for _, p := range ps {
-		// Sorted: a covering prefix sorts just before the prefixes it covers.
-		if len(out) > 0 && strings.HasPrefix(p, out[len(out)-1].Prefix) {
-			continue
-		}
-		out = append(out, Range{Prefix: p})
+	out := make([]Range, len(ps))
+	for i, p := range ps {
+		out[i] = Range{Prefix: p}
 	}
 	return out
 }
@@ -183,7 +183,6 @@ type stream struct {
 	seen    bool
 	strip   string
 	rng     Range
-	ended   bool
 	pastEnd bool
 }
 

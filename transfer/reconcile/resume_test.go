@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/oss2s3/oss2s3/internal/jstest"
 	"github.com/oss2s3/oss2s3/internal/ossemu"
@@ -163,105 +164,13 @@ func testResume(t *testing.T, sse, verify string, wantMissing, wantDiff, wantExt
 		t.Fatalf("shards = %d, want 1", st.Shards)
 	}
 
-	// Replica A: at its 27th source page (the third range's seventh), once
-	// the march has reported g00000002502x (on page 26), it is told to stop,
-	// and that listing hangs until the shutdown grace is over and the
-	// shard's context ends, as a replica going away mid-shard. Range 2's
-	// keys take 101 handler calls a hundred (one extra destination key): its
-	// checkpoints fall at calls 250 (g00000002246) and 500 (g00000002494);
-	// the march can reach g00000002599 (call 606) at most, so the last
-	// checkpoint is g00000002494, and the lines of g00000002500 to
-	// g00000002502x are in the report stream after it.
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	reported, err := nc.SubscribeSync(reconcile.ReportSubject + st.ID + ".0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var a *replica
-	var aSrc *tapLister
-	var aErr error
-	aStarted := make(chan struct{})
-	a = startReplicaWith(t, e, ns.ClientURL(), true, replicaOpts{cfg: cfg, pub: pub,
-		tap: func(side string, l reconcile.Lister) reconcile.Lister {
-			tl := &tapLister{Lister: l}
-			if side == "source" {
-				aSrc = tl
-				tl.onPage = func(ctx context.Context, n int) error {
-					if n < 27 {
-						return nil
-					}
-					<-aStarted
-					for {
-						m, err := reported.NextMsg(time.Minute)
-						if err != nil {
-							aErr = fmt.Errorf("waiting for the report line of g00000002502x: %w", err)
-							break
-						}
-						if strings.Contains(string(m.Data), `"key":"g00000002502x"`) {
-							break
-						}
-					}
-					a.cancel()
-					<-ctx.Done()
-					return ctx.Err()
-				}
-			}
-			return tl
-		}})
-	close(aStarted)
-	<-a.done
-	if aErr != nil {
-		t.Fatal(aErr)
-	}
-	kv, err := a.q.JetStream().KeyValue(ctx, reconcile.RunsBucket)
+	a, aSrc := interruptShard(t, e, ns.ClientURL(), st.ID, replicaOpts{cfg: cfg, pub: pub})
+	kv, err := a.js.KeyValue(ctx, reconcile.RunsBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	shardKey := "shard." + st.ID + ".0"
-	ent, err := kv.Get(ctx, shardKey)
-	if err != nil {
-		t.Fatalf("no shard state after the interruption: %v", err)
-	}
-	var saved struct {
-		Done       bool `json:"done"`
-		Listed     int64
-		Checkpoint *struct {
-			Range     int    `json:"range"`
-			After     string `json:"after"`
-			ReportSeq uint64 `json:"report_seq"`
-		} `json:"checkpoint"`
-		Resumed int `json:"resumed"`
-	}
-	if err := json.Unmarshal(ent.Value(), &saved); err != nil {
-		t.Fatal(err)
-	}
-	cp := saved.Checkpoint
-	if saved.Done || cp == nil || cp.After == "" {
-		t.Fatalf("state after the interruption: %s", ent.Value())
-	}
-	if _, aPages := aSrc.seen(); aPages != 27 {
-		t.Fatalf("replica A listed %d source pages, want 27", aPages)
-	}
-	// The listing fetches two pages ahead of the march: when it asked for
-	// page 27, the march had handled pages 21 to 24 (range 2's keys 2000 to
-	// 2399), so it had saved its checkpoints at 150 and 300 keys of range 2;
-	// it never saw page 27's keys.
-	if cp.Range != 2 || cp.After != ossemu.GeneratedKey(2494) {
-		t.Fatalf("checkpoint %+v: want range 2, after %s", *cp, ossemu.GeneratedKey(2494))
-	}
-	// The report lines A wrote past its checkpoint are in the stream.
-	rs, err := a.q.JetStream().Stream(ctx, reconcile.ReportStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m, err := rs.GetLastMsgForSubject(ctx, reconcile.ReportSubject+st.ID+".0"); err != nil || m.Sequence <= cp.ReportSeq {
-		t.Fatalf("no report line past the checkpoint (report_seq %d): %v", cp.ReportSeq, err)
-	}
-	t.Logf("checkpoint: range %d after %s", cp.Range, cp.After)
+	cp := assertInterruptedAtCheckpoint(t, a, aSrc, kv, st.ID)
 
 	// Replica B takes the redelivered shard.
 	e.emu.ResetRequests()
@@ -272,45 +181,13 @@ func testResume(t *testing.T, sse, verify string, wantMissing, wantDiff, wantExt
 			return bTaps[side]
 		}})
 	st = waitRun(t, coord.svc, st.ID)
-	srcQ, srcPages := bTaps["source"].seen()
-	dstQ, _ := bTaps["destination"].seen()
-	prefix := e.task.Source.Prefixes[cp.Range]
-	// (a) Both listings of the second attempt start at the checkpoint, and
-	// it lists only the ranges from the checkpoint's on.
-	if len(srcQ) != 5-cp.Range || srcQ[0].Prefix != prefix || srcQ[0].StartAfter != cp.After {
-		t.Fatalf("second attempt's source listings: %+v, want %d from prefix %s after %s", srcQ, 5-cp.Range, prefix, cp.After)
-	}
-	if len(dstQ) != 5-cp.Range || dstQ[0].Prefix != prefix || dstQ[0].StartAfter != cp.After {
-		t.Fatalf("second attempt's destination listings: %+v", dstQ)
-	}
-	for _, q := range srcQ[1:] {
-		if q.StartAfter != "" {
-			t.Fatalf("a later range started after %q", q.StartAfter)
-		}
-	}
-	// The emulator's count agrees: the source pages past the checkpoint,
-	// not the 50 of the whole shard.
-	after := 0
-	if _, err := fmt.Sscanf(cp.After, "g%d", &after); err != nil {
-		t.Fatal(err)
-	}
-	// The rest of range 2, ranges 3 and 4, and an empty last page each at most.
-	s3Lists := e.emu.S3Requests()["ListObjectsV2"]
-	ossLists := e.emu.Requests()["ListObjectsV2"] - s3Lists
-	if want := (2999-after+page-1)/page + 2*count/5/page + 3; srcPages > want || ossLists != srcPages || s3Lists > want+1 {
-		t.Fatalf("second attempt listed %d source pages (emulator: %d OSS, %d S3 requests), want at most %d",
-			srcPages, ossLists, s3Lists, want)
-	}
-	if ent, err = kv.Get(ctx, shardKey); err != nil || !strings.Contains(string(ent.Value()), `"resumed":1`) {
+	assertResumedAtCheckpoint(t, e, bTaps, cp, count, page)
+	if ent, err := kv.Get(ctx, shardKey); err != nil || !strings.Contains(string(ent.Value()), `"resumed":1`) {
 		t.Fatalf("final shard state (%v): %s", err, ent.Value())
 	}
 
 	// (b) The same data, not interrupted.
-	again, err := coord.svc.Start(ctx, "t1", reconcile.Options{Verify: verify}, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	again = waitRun(t, coord.svc, again.ID)
+	again := runWith(t, coord, reconcile.Options{Verify: verify})
 	if st.Error != "" || again.Error != "" {
 		t.Fatalf("errors: %q, %q", st.Error, again.Error)
 	}
@@ -344,68 +221,169 @@ func testResume(t *testing.T, sse, verify string, wantMissing, wantDiff, wantExt
 	eq(t, "jobs of the uninterrupted run", jobs.of(again.ID), wantJobs)
 
 	// The report has each line once, as the uninterrupted run's.
-	lines := func(id string) []string {
-		var buf bytes.Buffer
-		if err := coord.svc.WriteReport(ctx, id, &buf); err != nil {
-			t.Fatal(err)
-		}
-		return slices.Sorted(strings.SplitSeq(strings.TrimSuffix(buf.String(), "\n"), "\n"))
-	}
-	got, wantLines := lines(st.ID), lines(again.ID)
+	got, wantLines := reportLines(t, coord.svc, st.ID), reportLines(t, coord.svc, again.ID)
 	if len(wantLines) != int(want.Missing+want.Different+want.Extraneous) {
 		t.Fatalf("uninterrupted report has %d lines, want %d", len(wantLines), want.Missing+want.Different+want.Extraneous)
 	}
 	eq(t, "report lines", got, wantLines)
 }
 
-// At every checkpoint, every key through the checkpoint's is fully
-// handled: with SSE-KMS no listed ETag is comparable, so every pair goes
-// through the HEAD checkers (and, lacking oss2s3's identity, is found
-// different), and still its job is queued and its report line written
-// when the checkpoint passes it.
-func TestCheckpointWaitsForChecksAndJobs(t *testing.T) {
-	const count = 2000
-	e := newEnv(t, 100)
-	e.emu.SetGenerated("src", ossemu.Generated{Count: count})
-	e.emu.SetGenerated("dst", ossemu.Generated{Count: count, Missing: 1, Extra: 1})
-	e.task.Destination.Prefix = ""
-	e.task.Destination.SSE = "aws:kms"
-	d, rep := e.diff(reconcile.Options{Verify: reconcile.VerifyETag})
-	d.CheckpointKeys = 97
-	var cps []reconcile.Checkpoint
-	d.OnCheckpoint = func(_ context.Context, cp reconcile.Checkpoint) error {
-		cps = append(cps, cp)
-		var want []string
-		for i := range int64(count) {
-			if k := ossemu.GeneratedKey(i); k <= cp.Key {
-				want = append(want, k)
-			}
-		}
-		upTo := func(ks []string) []string {
-			var out []string
-			for _, k := range ks {
-				if k <= cp.Key {
-					out = append(out, k)
-				}
-			}
-			return out
-		}
-		eq(t, "jobs queued through "+cp.Key, upTo(e.pub.keys()), want)
-		got := upTo(append(rep.keys("missing"), rep.keys("different")...))
-		slices.Sort(got)
-		eq(t, "report lines through "+cp.Key, got, want)
-		if c := cp.Counts; c.Queued != int64(len(want)) || c.Missing+c.Different != int64(len(want)) {
-			t.Errorf("counts at %s: %+v, want %d queued", cp.Key, c, len(want))
-		}
-		return nil
-	}
-	if _, err := d.RunRange(context.Background(), reconcile.Range{}); err != nil {
+// interruptShard starts replica A, which takes run's shard and, at its 27th
+// source page (the third range's seventh), once the march has reported
+// g00000002502x (on page 26), is told to stop; that listing hangs until
+// the shutdown grace is over and the shard's context ends, as a replica
+// going away mid-shard. Range 2's keys take 101 handler calls a hundred
+// (one extra destination key): its checkpoints fall at calls 250
+// (g00000002246) and 500 (g00000002494); the march can reach g00000002599
+// (call 606) at most, so the last checkpoint is g00000002494, and the
+// lines of g00000002500 to g00000002502x are in the report stream after
+// it. It returns A, stopped, and A's source lister.
+func interruptShard(t *testing.T, e *env, url, run string, o replicaOpts) (*replica, *tapLister) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cps) < count/97-1 {
-		t.Fatalf("%d checkpoints, want about %d", len(cps), count/97)
+	defer nc.Close()
+	reported, err := nc.SubscribeSync(reconcile.ReportSubject + run + ".0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if c := d.Progress.Snapshot(); c.Heads != count-count/100 || c.Queued != count {
-		t.Fatalf("counts %+v", c)
+	var a *replica
+	var aSrc *tapLister
+	var aErr error
+	aStarted := make(chan struct{})
+	o.tap = func(side string, l reconcile.Lister) reconcile.Lister {
+		tl := &tapLister{Lister: l}
+		if side == "source" {
+			aSrc = tl
+			tl.onPage = func(ctx context.Context, n int) error {
+				if n < 27 {
+					return nil
+				}
+				<-aStarted
+				aErr = awaitReportLine(reported, `"key":"g00000002502x"`)
+				a.cancel()
+				<-ctx.Done()
+				return ctx.Err()
+			}
+		}
+		return tl
 	}
+	a = startReplicaWith(t, e, url, true, o)
+	close(aStarted)
+	<-a.done
+	if aErr != nil {
+		t.Fatal(aErr)
+	}
+	return a, aSrc
+}
+
+// awaitReportLine waits for a report message that holds want.
+func awaitReportLine(reported *nats.Subscription, want string) error {
+	for {
+		m, err := reported.NextMsg(time.Minute)
+		if err != nil {
+			return fmt.Errorf("waiting for the report line of g00000002502x: %w", err)
+		}
+		if strings.Contains(string(m.Data), want) {
+			return nil
+		}
+	}
+}
+
+// savedCheckpoint is a shard's checkpoint, as its state in KV holds it.
+type savedCheckpoint struct {
+	Range     int    `json:"range"`
+	After     string `json:"after"`
+	ReportSeq uint64 `json:"report_seq"`
+}
+
+// assertInterruptedAtCheckpoint checks the state replica A left run's shard
+// in (see interruptShard), and returns its checkpoint.
+func assertInterruptedAtCheckpoint(t *testing.T, a *replica, aSrc *tapLister, kv jetstream.KeyValue, run string) savedCheckpoint {
+	t.Helper()
+	ctx := context.Background()
+	ent, err := kv.Get(ctx, "shard."+run+".0")
+	if err != nil {
+		t.Fatalf("no shard state after the interruption: %v", err)
+	}
+	var saved struct {
+		Done       bool `json:"done"`
+		Listed     int64
+		Checkpoint *savedCheckpoint `json:"checkpoint"`
+		Resumed    int              `json:"resumed"`
+	}
+	if err := json.Unmarshal(ent.Value(), &saved); err != nil {
+		t.Fatal(err)
+	}
+	cp := saved.Checkpoint
+	if saved.Done || cp == nil || cp.After == "" {
+		t.Fatalf("state after the interruption: %s", ent.Value())
+	}
+	if _, aPages := aSrc.seen(); aPages != 27 {
+		t.Fatalf("replica A listed %d source pages, want 27", aPages)
+	}
+	// The listing fetches two pages ahead of the march: when it asked for
+	// page 27, the march had handled pages 21 to 24 (range 2's keys 2000 to
+	// 2399), so it had saved its checkpoints at 150 and 300 keys of range 2;
+	// it never saw page 27's keys.
+	if cp.Range != 2 || cp.After != ossemu.GeneratedKey(2494) {
+		t.Fatalf("checkpoint %+v: want range 2, after %s", *cp, ossemu.GeneratedKey(2494))
+	}
+	// The report lines A wrote past its checkpoint are in the stream.
+	rs, err := a.js.Stream(ctx, reconcile.ReportStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := rs.GetLastMsgForSubject(ctx, reconcile.ReportSubject+run+".0"); err != nil || m.Sequence <= cp.ReportSeq {
+		t.Fatalf("no report line past the checkpoint (report_seq %d): %v", cp.ReportSeq, err)
+	}
+	t.Logf("checkpoint: range %d after %s", cp.Range, cp.After)
+	return *cp
+}
+
+// assertResumedAtCheckpoint checks how replica B, through its listers
+// taps, listed the shard it took over from checkpoint cp.
+func assertResumedAtCheckpoint(t *testing.T, e *env, taps map[string]*tapLister, cp savedCheckpoint, count, page int) {
+	t.Helper()
+	srcQ, srcPages := taps["source"].seen()
+	dstQ, _ := taps["destination"].seen()
+	prefix := e.task.Source.Prefixes[cp.Range]
+	// (a) Both listings of the second attempt start at the checkpoint, and
+	// it lists only the ranges from the checkpoint's on.
+	if len(srcQ) != 5-cp.Range || srcQ[0].Prefix != prefix || srcQ[0].StartAfter != cp.After {
+		t.Fatalf("second attempt's source listings: %+v, want %d from prefix %s after %s", srcQ, 5-cp.Range, prefix, cp.After)
+	}
+	if len(dstQ) != 5-cp.Range || dstQ[0].Prefix != prefix || dstQ[0].StartAfter != cp.After {
+		t.Fatalf("second attempt's destination listings: %+v", dstQ)
+	}
+	for _, q := range srcQ[1:] {
+		if q.StartAfter != "" {
+			t.Fatalf("a later range started after %q", q.StartAfter)
+		}
+	}
+	// The emulator's count agrees: the source pages past the checkpoint,
+	// not the 50 of the whole shard.
+	after := 0
+	if _, err := fmt.Sscanf(cp.After, "g%d", &after); err != nil {
+		t.Fatal(err)
+	}
+	// The rest of range 2, ranges 3 and 4, and an empty last page each at most.
+	s3Lists := e.emu.S3Requests()["ListObjectsV2"]
+	ossLists := e.emu.Requests()["ListObjectsV2"] - s3Lists
+	if want := (2999-after+page-1)/page + 2*count/5/page + 3; srcPages > want || ossLists != srcPages || s3Lists > want+1 {
+		t.Fatalf("second attempt listed %d source pages (emulator: %d OSS, %d S3 requests), want at most %d",
+			srcPages, ossLists, s3Lists, want)
+	}
+}
+
+// reportLines is run id's report, its lines sorted.
+func reportLines(t *testing.T, svc *reconcile.Service, id string) []string {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := svc.WriteReport(context.Background(), id, &buf); err != nil {
+		t.Fatal(err)
+	}
+	return slices.Sorted(strings.SplitSeq(strings.TrimSuffix(buf.String(), "\n"), "\n"))
 }

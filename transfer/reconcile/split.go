@@ -1,5 +1,8 @@
 package reconcile
 
+// Split: cutting a range into pieces that list at once, where the
+// source's keys fan out.
+
 import (
 	"context"
 	"errors"
@@ -27,67 +30,98 @@ func Split(ctx context.Context, src Lister, r Range, want int) ([]Range, error) 
 	if want < 2 || r.Flat || r.After != "" || r.Through != "" {
 		return []Range{r}, nil
 	}
-	probes := 0
-	first := func(after string) (string, bool, error) {
-		probes++
-		var k string
-		found := false
-		err := src.List(ctx, Query{Prefix: r.Prefix, StartAfter: after, Max: 1}, func(es []Entry) error {
-			if len(es) > 0 {
-				k, found = es[0].Key, true
-			}
-			return errStopListing
-		})
-		if err != nil && !errors.Is(err, errStopListing) {
-			return "", false, err
-		}
-		return k, found, nil
-	}
-	k0, ok, err := first("")
+	pr := &prober{src: src, prefix: r.Prefix}
+	p, k0, ok, err := pr.fanOut(ctx)
 	if err != nil || !ok {
 		return []Range{r}, err
 	}
-	// Go down while every key shares the next byte: the last key is
-	// found from the end of the key space.
-	p := r.Prefix
-	for probes < maxProbes {
+	cuts, err := pr.children(ctx, p, k0)
+	if err != nil {
+		return []Range{r}, err
+	}
+	if len(cuts) < 2 {
+		return []Range{r}, nil
+	}
+	return group(r, cuts, want), nil
+}
+
+// prober asks a lister for one key at a time below prefix, counting its
+// requests.
+type prober struct {
+	src    Lister
+	prefix string
+	probes int
+}
+
+// first returns the first key after after.
+func (pr *prober) first(ctx context.Context, after string) (string, bool, error) {
+	pr.probes++
+	var k string
+	found := false
+	err := pr.src.List(ctx, Query{Prefix: pr.prefix, StartAfter: after, Max: 1}, func(es []Entry) error {
+		if len(es) > 0 {
+			k, found = es[0].Key, true
+		}
+		return errStopListing
+	})
+	if err != nil && !errors.Is(err, errStopListing) {
+		return "", false, err
+	}
+	return k, found, nil
+}
+
+// fanOut goes down from the prefix while every key shares the next byte
+// (the last key is found from the end of the key space), and returns
+// where the keys fan out, p, with the first key below it, k0; not ok if
+// there are no keys.
+func (pr *prober) fanOut(ctx context.Context) (p, k0 string, ok bool, err error) {
+	if k0, ok, err = pr.first(ctx, ""); err != nil || !ok {
+		return "", "", false, err
+	}
+	p = pr.prefix
+	for pr.probes < maxProbes {
 		if k0 == p {
 			// The key equal to the prefix goes to the first piece; the
 			// fan-out is in the keys after it.
-			if k0, ok, err = first(p); err != nil || !ok {
-				return []Range{r}, err
+			if k0, ok, err = pr.first(ctx, p); err != nil || !ok {
+				return "", "", false, err
 			}
 		}
 		next := p + k0[len(p):len(p)+1]
-		kn, ok, err := first(next + lastRune)
+		kn, found, err := pr.first(ctx, next+lastRune)
 		if err != nil {
-			return []Range{r}, err
+			return "", "", false, err
 		}
-		if ok && strings.HasPrefix(kn, p) && kn > next+lastRune {
+		if found && strings.HasPrefix(kn, p) && kn > next+lastRune {
 			break // another byte follows p: fan out here
 		}
 		p = next
 	}
-	// The distinct next bytes below p, in order.
+	return p, k0, true, nil
+}
+
+// children returns the distinct next bytes below p, in order, from the
+// key k on: the strings the pieces are cut at.
+func (pr *prober) children(ctx context.Context, p, k string) ([]string, error) {
 	var cuts []string
-	k := k0
-	for probes < maxProbes && len(k) > len(p) {
+	for pr.probes < maxProbes && len(k) > len(p) {
 		child := p + k[len(p):len(p)+1]
 		cuts = append(cuts, child)
-		kn, ok, err := first(child + lastRune)
+		kn, ok, err := pr.first(ctx, child+lastRune)
 		if err != nil {
-			return []Range{r}, err
+			return nil, err
 		}
 		if !ok || kn <= k {
 			break
 		}
 		k = kn
 	}
-	if len(cuts) < 2 {
-		return []Range{r}, nil
-	}
-	// Group the children into about want pieces; the first piece also
-	// takes the keys before the first child (e.g. p itself).
+	return cuts, nil
+}
+
+// group groups the children into about want pieces of r; the first piece
+// also takes the keys before the first child (e.g. p itself).
+func group(r Range, cuts []string, want int) []Range {
 	step := max(1, (len(cuts)+want-1)/want)
 	var out []Range
 	after := ""
@@ -96,6 +130,5 @@ func Split(ctx context.Context, src Lister, r Range, want int) ([]Range, error) 
 		out = append(out, Range{Prefix: r.Prefix, After: after, Through: through})
 		after = through
 	}
-	out = append(out, Range{Prefix: r.Prefix, After: after})
-	return out, nil
+	return append(out, Range{Prefix: r.Prefix, After: after})
 }

@@ -1,5 +1,7 @@
 package reconcile
 
+// Listing parser: a ListObjectsV2 page read straight from its bytes.
+
 import (
 	"bytes"
 	"fmt"
@@ -48,31 +50,9 @@ func parseListing(body []byte, decodeToken bool, es []Entry) (listPage, error) {
 		return url.QueryUnescape(s)
 	}
 	err := eachElement(body, tagContents, endContents, func(blk []byte) error {
-		var e Entry
-		k, ok := field(blk, "Key")
-		if !ok {
-			return fmt.Errorf("listing: <Contents> without a <Key>")
-		}
-		var err error
-		if e.Key, err = decode(k); err != nil {
-			return fmt.Errorf("listing: key %q: %w", k, err)
-		}
-		if v, ok := field(blk, "Size"); ok {
-			if e.Size, err = strconv.ParseInt(string(v), 10, 64); err != nil {
-				return fmt.Errorf("listing: size of %q: %w", e.Key, err)
-			}
-		}
-		if v, ok := field(blk, "ETag"); ok {
-			e.ETag = trimQuotes(unescape(v))
-		}
-		if v, ok := field(blk, "LastModified"); ok {
-			e.LastModified, _ = time.Parse(time.RFC3339Nano, string(v))
-		}
-		if v, ok := field(blk, "StorageClass"); ok {
-			e.StorageClass = string(v)
-		}
-		if v, ok := field(blk, "Type"); ok {
-			e.ObjectType = string(v)
+		e, err := parseContents(blk, decode)
+		if err != nil {
+			return err
 		}
 		p.entries = append(p.entries, e)
 		return nil
@@ -112,6 +92,37 @@ func parseListing(body []byte, decodeToken bool, es []Entry) (listPage, error) {
 		return p, fmt.Errorf("listing: truncated page without a continuation token")
 	}
 	return p, nil
+}
+
+// parseContents parses the content of one <Contents> element.
+func parseContents(blk []byte, decode func([]byte) (string, error)) (Entry, error) {
+	var e Entry
+	k, ok := field(blk, "Key")
+	if !ok {
+		return e, fmt.Errorf("listing: <Contents> without a <Key>")
+	}
+	var err error
+	if e.Key, err = decode(k); err != nil {
+		return e, fmt.Errorf("listing: key %q: %w", k, err)
+	}
+	if v, ok := field(blk, "Size"); ok {
+		if e.Size, err = strconv.ParseInt(string(v), 10, 64); err != nil {
+			return e, fmt.Errorf("listing: size of %q: %w", e.Key, err)
+		}
+	}
+	if v, ok := field(blk, "ETag"); ok {
+		e.ETag = trimQuotes(unescape(v))
+	}
+	if v, ok := field(blk, "LastModified"); ok {
+		e.LastModified, _ = time.Parse(time.RFC3339Nano, string(v))
+	}
+	if v, ok := field(blk, "StorageClass"); ok {
+		e.StorageClass = string(v)
+	}
+	if v, ok := field(blk, "Type"); ok {
+		e.ObjectType = string(v)
+	}
+	return e, nil
 }
 
 // eachElement calls fn with the content of each <tag>...</tag> element
