@@ -266,16 +266,7 @@ func (b *chaosBed) report(w io.Writer, in reportInput) {
 		fmt.Fprintf(w, "  %d changes never reached the destination\n", pending)
 	}
 	fmt.Fprintf(w, "drain: %.1fs; left: %s\n", in.drainTook.Seconds(), in.left)
-	for _, j := range in.stuckJobs {
-		fmt.Fprintf(w, "  stuck job: %s %q (origin %s, queued %s)\n", j.Kind, j.Key, j.Origin, j.QueuedAt.Format("15:04:05.000"))
-		b.printLogLines(w, j.Key)
-	}
-	if len(in.stuckJobs) > 0 && len(in.stacks) == 0 {
-		fmt.Fprintf(w, "  no worker of a live replica was in a job (the message is JetStream's to deliver)\n")
-	}
-	for _, s := range in.stacks {
-		fmt.Fprintf(w, "  worker in a job: %s\n", s)
-	}
+	b.reportStuck(w, in)
 	v := in.v
 	fmt.Fprintf(w, "check (source listed through the OSS API, destination listed and every object read in full from versitygw, CRC-64):\n")
 	fmt.Fprintf(w, "  %d source objects expected at the destination: missing %d, wrong bytes %d; deleted at the source but still at the destination %d; at the destination but never at the source %d\n",
@@ -323,6 +314,21 @@ func (b *chaosBed) report(w io.Writer, in reportInput) {
 			break
 		}
 		fmt.Fprintf(w, "  open: %s\n", u)
+	}
+}
+
+// reportStuck lists the jobs left after the drain, with their log lines
+// and the stacks of the workers that were in a job.
+func (b *chaosBed) reportStuck(w io.Writer, in reportInput) {
+	for _, j := range in.stuckJobs {
+		fmt.Fprintf(w, "  stuck job: %s %q (origin %s, queued %s)\n", j.Kind, j.Key, j.Origin, j.QueuedAt.Format("15:04:05.000"))
+		b.printLogLines(w, j.Key)
+	}
+	if len(in.stuckJobs) > 0 && len(in.stacks) == 0 {
+		fmt.Fprintf(w, "  no worker of a live replica was in a job (the message is JetStream's to deliver)\n")
+	}
+	for _, s := range in.stacks {
+		fmt.Fprintf(w, "  worker in a job: %s\n", s)
 	}
 }
 
