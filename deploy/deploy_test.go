@@ -400,8 +400,8 @@ func TestAlertRulesQueryExportedSeries(t *testing.T) {
 		if err := s.check(expr{"rule " + name, r.Expr}, jobs); err != nil {
 			t.Error(err)
 		}
-		if r.Alert != "" && (r.Annotations["summary"] == "" || r.Labels["severity"] == "") {
-			t.Errorf("alert %s needs a summary annotation and a severity label", name)
+		if r.Alert != "" && (r.Annotations["summary"] == "" || r.Annotations["runbook"] == "" || r.Labels["severity"] == "") {
+			t.Errorf("alert %s needs summary and runbook annotations (the notifications show both) and a severity label", name)
 		}
 	}
 }

@@ -6,9 +6,11 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -329,7 +331,22 @@ type QueueStats struct {
 	Unacked     uint64            // jobs delivered to a worker and not yet finished, over every replica
 	Redelivered uint64            // jobs delivered more than once and not yet finished
 	DeadLetters map[string]uint64 // jobs in the dead-letter stream, by task
+	// NewestDead is the newest dead letter of each task that has one: the
+	// key an alert names (see deploy/prometheus/rules).
+	NewestDead map[string]DeadLetterRef
 }
+
+// DeadLetterRef names one dead letter: its object key and when it was
+// parked.
+type DeadLetterRef struct {
+	Key string
+	At  time.Time
+}
+
+// MaxKeyLabel is the longest key label value (bytes) the newest dead
+// letter's series carries; longer keys are cut at a rune boundary and end
+// in "...".
+const MaxKeyLabel = 256
 
 // QueueInspector reports the queue's state; transfer.Queue is one.
 type QueueInspector interface {
@@ -364,7 +381,7 @@ type queueCollector struct {
 	last    QueueStats
 	lastErr error
 
-	up, jobs, oldest, unacked, redelivered, dead *prometheus.Desc
+	up, jobs, oldest, unacked, redelivered, dead, newestDead *prometheus.Desc
 }
 
 func newQueueCollector(tasks []string) *queueCollector {
@@ -384,6 +401,12 @@ func newQueueCollector(tasks []string) *queueCollector {
 			"Jobs in the work queue that were delivered more than once and are not finished yet.", nil, nil),
 		dead: prometheus.NewDesc(name("dead_letter_jobs"),
 			"Jobs in the dead-letter stream, by task: failed for good, waiting for a redrive.", []string{"task"}, nil),
+		// The one label value that comes from data rather than a closed
+		// set: at most one series per configured task (the newest dead
+		// letter only, replaced by the next), the key cut to MaxKeyLabel
+		// bytes. It lets an alert name the object.
+		newestDead: prometheus.NewDesc(name("dead_letter_newest_timestamp_seconds"),
+			"When the newest dead letter of each configured task was parked, labelled with its object key (one series per task).", []string{"task", "key"}, nil),
 	}
 }
 
@@ -405,7 +428,7 @@ func (c *queueCollector) byTask(counts map[string]uint64) []float64 {
 }
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.jobs, c.oldest, c.unacked, c.redelivered, c.dead} {
+	for _, d := range []*prometheus.Desc{c.up, c.jobs, c.oldest, c.unacked, c.redelivered, c.dead, c.newestDead} {
 		ch <- d
 	}
 }
@@ -425,6 +448,11 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	for i, t := range append(c.tasks[:len(c.tasks):len(c.tasks)], OtherTask) {
 		ch <- prometheus.MustNewConstMetric(c.jobs, prometheus.GaugeValue, jobs[i], t)
 		ch <- prometheus.MustNewConstMetric(c.dead, prometheus.GaugeValue, dead[i], t)
+	}
+	for i, t := range c.tasks {
+		if d, ok := st.NewestDead[t]; ok && dead[i] > 0 {
+			ch <- prometheus.MustNewConstMetric(c.newestDead, prometheus.GaugeValue, float64(d.At.UnixMilli())/1000, t, keyLabel(d.Key))
+		}
 	}
 	age := 0.0
 	if !st.OldestJob.IsZero() {
@@ -555,4 +583,18 @@ func (m *Metrics) httpSeriesOf(k httpKey) *httpSeries {
 		m.httpSeries.Add(1)
 	}
 	return s.(*httpSeries)
+}
+
+// keyLabel is key as valid UTF-8 (a label must be), cut to MaxKeyLabel
+// bytes at a rune boundary.
+func keyLabel(key string) string {
+	key = strings.ToValidUTF8(key, "\uFFFD")
+	if len(key) <= MaxKeyLabel {
+		return key
+	}
+	cut := MaxKeyLabel - len("...")
+	for cut > 0 && !utf8.RuneStart(key[cut]) {
+		cut--
+	}
+	return key[:cut] + "..."
 }

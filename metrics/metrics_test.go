@@ -116,6 +116,32 @@ oss2s3_queue_up 1
 		}
 	})
 
+	t.Run("TheNewestDeadLetterOfEachConfiguredTaskIsNamed", func(t *testing.T) {
+		t.Parallel()
+		reg := prometheus.NewRegistry()
+		m := metrics.New(reg, []string{"t1", "t2", "t3"})
+		long := strings.Repeat("é", 200) // 400 bytes: cut at a rune boundary
+		at := time.Date(2026, 12, 5, 10, 0, 0, 500e6, time.UTC)
+		m.WatchQueue(fakeQueue{st: metrics.QueueStats{
+			DeadLetters: map[string]uint64{"t1": 2, "t2": 1, "removed": 1},
+			NewestDead: map[string]metrics.DeadLetterRef{
+				"t1": {Key: "photos/<b>IMG_1.jpg", At: at}, "t2": {Key: long, At: at},
+				"removed": {Key: "x", At: at},    // not a configured task: no series
+				"t3":      {Key: "gone", At: at}, // no dead letters left: no series
+			},
+		}})
+		cut := strings.Repeat("é", (metrics.MaxKeyLabel-3)/2) + "..."
+		want := `
+# HELP oss2s3_dead_letter_newest_timestamp_seconds When the newest dead letter of each configured task was parked, labelled with its object key (one series per task).
+# TYPE oss2s3_dead_letter_newest_timestamp_seconds gauge
+oss2s3_dead_letter_newest_timestamp_seconds{key="photos/<b>IMG_1.jpg",task="t1"} 1.7964648005e+09
+oss2s3_dead_letter_newest_timestamp_seconds{key="` + cut + `",task="t2"} 1.7964648005e+09
+`
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "oss2s3_dead_letter_newest_timestamp_seconds"); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("AnUnreachableQueueIsReportedAsDown", func(t *testing.T) {
 		t.Parallel()
 		reg := prometheus.NewRegistry()

@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -39,7 +40,37 @@ func (q *Queue) QueueStats(ctx context.Context) (metrics.QueueStats, error) {
 	if st.DeadLetters, err = countsByTask(ctx, dead, DeadSubjectPref); err != nil {
 		return st, fmt.Errorf("stream %s: %w", DeadStream, err)
 	}
+	st.NewestDead = newestByTask(ctx, dead, st.DeadLetters)
 	return st, nil
+}
+
+// maxNewestLookups bounds the requests one reading spends on the newest
+// dead letter of each task.
+const maxNewestLookups = 64
+
+// newestByTask reads the newest dead letter of each task that has some
+// (one direct get of the last message on the task's subject each). A task
+// whose read fails is left out: the series is a courtesy to the alert,
+// the counts are what matter.
+func newestByTask(ctx context.Context, dead jetstream.Stream, counts map[string]uint64) map[string]metrics.DeadLetterRef {
+	out := map[string]metrics.DeadLetterRef{}
+	for task, n := range counts {
+		if n == 0 || len(out) == maxNewestLookups {
+			continue
+		}
+		m, err := dead.GetLastMsgForSubject(ctx, DeadSubjectPref+task)
+		if err != nil {
+			continue
+		}
+		var j struct {
+			Key string `json:"key"`
+		}
+		if json.Unmarshal(m.Data, &j) != nil {
+			continue
+		}
+		out[task] = metrics.DeadLetterRef{Key: j.Key, At: m.Time}
+	}
+	return out
 }
 
 // countsByTask returns how many messages the stream holds per task, from
