@@ -46,7 +46,9 @@ func ask(t *testing.T, req *http.Request) answer {
 // waitHealthy waits until the gateway at base answers /healthz with 200.
 func waitHealthy(t *testing.T, base string) {
 	t.Helper()
-	testkit.WaitFor(t, 10*time.Second, "/healthz to answer", func() bool {
+	// Generous: on a loaded CI machine opening the task's clients has
+	// taken more than 10 s.
+	testkit.WaitFor(t, 45*time.Second, "/healthz to answer", func() bool {
 		resp, err := http.Get(base + "/healthz")
 		if err != nil {
 			return false

@@ -55,7 +55,10 @@ func TestLeases(t *testing.T) {
 	t.Run("ExpiredLeaseIsResumedFromItsLastPartWithoutItsJob", func(t *testing.T) {
 		t.Parallel()
 		cfg := multipartCopy
-		cfg.Lease = time.Second
+		// The dead worker's heartbeat is a minute old; the resuming
+		// worker's lease must outlast a slow, loaded machine, or its own
+		// lease runs out too and is counted.
+		cfg.Lease = 5 * time.Second
 		b := startWorkers(t, transfer.QueueConfig{}, bedOptions{copy: cfg, sweep: &transfer.SweeperConfig{Lease: cfg.Lease}})
 		data := randomBytes(16<<20, 32) // 4 parts
 		b.src.put("big", data, nil)
