@@ -90,6 +90,8 @@ type Metrics struct {
 	ReconcileLastSuccess *prometheus.GaugeVec
 	ReconcileRunning     *prometheus.GaugeVec
 	ReconcileInterval    *prometheus.GaugeVec
+	ReconcileProgress    *prometheus.GaugeVec
+	ReconcileETA         *prometheus.GaugeVec
 
 	Redeliveries     *prometheus.CounterVec
 	EndToEndLag      *prometheus.HistogramVec
@@ -192,6 +194,14 @@ func New(reg prometheus.Registerer, tasks []string) *Metrics {
 			Namespace: namespace, Name: "reconcile_running",
 			Help: "1 while a reconcile run of the task is in progress on this replica.",
 		}, []string{"task"}),
+		ReconcileProgress: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "reconcile_progress_ratio",
+			Help: "How far the task's newest reconcile run in progress is, 0 to 1: the phase behind of its listing and its copies (GET /v1/reconciles/{id} tells both). Every replica exports it for the runs it sees; absent when no run is in progress or its share is not known yet.",
+		}, []string{"task"}),
+		ReconcileETA: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "reconcile_eta_seconds",
+			Help: "Seconds left of the task's newest reconcile run in progress, at its rate over the last minute. Absent when not known.",
+		}, []string{"task"}),
 		ReconcileInterval: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "reconcile_interval_seconds",
 			Help: "The longest time between two scheduled reconcile runs of the task; not set for a task without a schedule. The overdue alert fires at twice this since the last success.",
@@ -242,6 +252,7 @@ func New(reg prometheus.Registerer, tasks []string) *Metrics {
 	reg.MustRegister(m.EventsReceived, m.JobsQueued, m.ObjectsCopied, m.BytesCopied,
 		m.CopyDuration, m.JobsInFlight, m.HTTPRequests, m.HTTPDuration,
 		m.ReconcileObjects, m.ReconcileRuns, m.ReconcileDuration, m.ReconcileLastSuccess, m.ReconcileRunning, m.ReconcileInterval,
+		m.ReconcileProgress, m.ReconcileETA,
 		m.Redeliveries, m.EndToEndLag, m.PartsInFlight, m.MemoryBudgetUsed, m.MemoryBudget,
 		m.LeasesExpired, m.StuckJobs, m.OrphansAborted, m.SourceBandwidth, m.SourceBandwidthWait, m.queue)
 	m.events = map[[2]string]prometheus.Counter{}

@@ -133,8 +133,9 @@ func runSync(ctx context.Context, args []string, getenv func(string) string, std
 		RunID: "sync-" + randomHex(6), Options: o, Progress: &reconcile.Progress{}, Src: sides.Src, Dst: sides.Dst}
 	start := time.Now()
 	var waiting atomic.Uint64
+	bar := localProgress(ctx, d, sides, log)
 	stop := progressBar(stderr, f.quiet, func() string {
-		return progressLine(d.Progress.Snapshot(), time.Since(start)) + fmt.Sprintf("  waiting %d", waiting.Load())
+		return bar() + progressLine(d.Progress.Snapshot(), time.Since(start)) + fmt.Sprintf("  waiting %d", waiting.Load())
 	})
 	ranges, err := sides.Ranges(ctx, o)
 	if err == nil {
@@ -261,7 +262,8 @@ func reconcileLocal(ctx context.Context, f *reconcileFlags, getenv func(string) 
 		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
-	stop := progressBar(stderr, f.quiet, func() string { return progressLine(d.Progress.Snapshot(), time.Since(start)) })
+	bar := localProgress(ctx, d, sides, log)
+	stop := progressBar(stderr, f.quiet, func() string { return bar() + progressLine(d.Progress.Snapshot(), time.Since(start)) })
 	ranges, err := sides.Ranges(ctx, o)
 	if err == nil {
 		err = d.Run(ctx, ranges)
@@ -281,6 +283,76 @@ func progressLine(c reconcile.Counts, elapsed time.Duration) string {
 	}
 	return fmt.Sprintf("listed %d (%.0f/s)  missing %d  different %d  extraneous %d  queued %d  deleted %d  errors %d  %s",
 		c.Listed, rate, c.Missing, c.Different, c.Extraneous, c.Queued, c.Deleted, c.Errors, elapsed.Round(time.Second))
+}
+
+// progressText is the head of a progress line: the run's percentage and
+// time left, then its listing (out of the source's count, when known) and
+// its copies in bytes, each with its rate; "--" where not known yet.
+func progressText(p *reconcile.RunProgress) string {
+	if p == nil {
+		return ""
+	}
+	var b strings.Builder
+	if p.Percent != nil {
+		fmt.Fprintf(&b, "%5.1f%%", *p.Percent)
+	} else {
+		b.WriteString("  --%")
+	}
+	if p.ETASeconds != nil {
+		fmt.Fprintf(&b, "  ETA %s", (time.Duration(*p.ETASeconds) * time.Second).Round(time.Second))
+	} else {
+		b.WriteString("  ETA --")
+	}
+	if l := p.Listing; l.ObjectsTotal > 0 {
+		fmt.Fprintf(&b, "  listing %d/%d", l.Objects, l.ObjectsTotal)
+	}
+	if c := p.Copies; c.ObjectsTotal > 0 {
+		fmt.Fprintf(&b, "  copies %d/%d, %s of %s", c.Objects, c.ObjectsTotal, humanBytes(c.Bytes), humanBytes(c.BytesTotal))
+		if c.BytesTotal > 0 && c.Rate > 0 {
+			fmt.Fprintf(&b, " (%s/s)", humanBytes(int64(c.Rate)))
+		}
+	}
+	b.WriteString("  ")
+	return b.String()
+}
+
+// humanBytes is n in binary units, e.g. 1.5 GiB.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// localProgress returns the progress text of a diff this process runs
+// (reconcile and sync --local): its listing out of the source bucket's
+// count, when the run covers the whole bucket and the stat is allowed,
+// at a moving rate. The copies of a local sync are the queue's
+// ("waiting"), not counted per run.
+func localProgress(ctx context.Context, d *reconcile.Diff, sides *reconcile.TaskSides, log *slog.Logger) func() string {
+	st := reconcile.RunState{ID: d.RunID, Mode: reconcile.ModeReport}
+	if ps, err := sides.Prefixes(ctx, d.Options); err == nil && len(ps) == 0 {
+		if s, ok := sides.Src.(reconcile.Statter); ok {
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			objects, bytes, err := s.Stat(sctx)
+			cancel()
+			if err != nil {
+				log.Info("the source bucket's stat is not available: no percentage", "err", err)
+			}
+			st.SourceObjects, st.SourceBytes = objects, bytes
+		}
+	}
+	m := reconcile.NewMeter()
+	return func() string {
+		st.Counts = d.Progress.Snapshot()
+		return progressText(m.Progress(&st, time.Now()))
+	}
 }
 
 // progressBar redraws line() on w every half second until stop is called.
@@ -367,7 +439,7 @@ func reconcileRemote(ctx context.Context, f *reconcileFlags, waitCopies bool, st
 	start := time.Now()
 	stop := progressBar(stderr, f.quiet, func() string {
 		cur := shown.Load()
-		line := progressLine(cur.Counts, time.Since(start)) + fmt.Sprintf("  shards %d/%d", cur.ShardsDone, cur.Shards)
+		line := progressText(cur.Progress) + progressLine(cur.Counts, time.Since(start)) + fmt.Sprintf("  shards %d/%d", cur.ShardsDone, cur.Shards)
 		if waitCopies {
 			// What the wait is for: every job the diff queued ended.
 			line += fmt.Sprintf("  copies %d/%d (copied %d, skipped %d, failed %d)",

@@ -91,6 +91,11 @@ func TestReconcileEndToEnd(t *testing.T) {
 	if st.Error != "" || st.Listed != 5 || st.Missing != 5 || st.Extraneous != 1 || st.Queued != 0 {
 		t.Fatalf("report run: %+v", st)
 	}
+	// Its progress: the whole bucket listed, out of the bucket's stat.
+	if p := st.Progress; p == nil || p.Phase != reconcile.PhaseDone || p.Listing.ObjectsTotal != 5 || p.Listing.Objects != 5 ||
+		p.Percent == nil || *p.Percent != 100 || st.SourceBytes != st.ListedBytes {
+		t.Fatalf("report run's progress: %+v (%+v)", st.Progress, st)
+	}
 	code, data := adminDo(t, b, http.MethodGet, "/v1/reconciles/"+id+"/report", e2eAdminToken, "")
 	if code != http.StatusOK || strings.Count(string(data), "\n") != 6 || !strings.Contains(string(data), `"key":"stray.txt","result":"extraneous"`) {
 		t.Fatalf("report: %d\n%s", code, data)
@@ -103,6 +108,9 @@ func TestReconcileEndToEnd(t *testing.T) {
 		env(nil), nil, &out, &errOut)
 	if err != nil || !strings.Contains(out.String(), "missing=5") || !strings.Contains(out.String(), "queued=5") {
 		t.Fatalf("oss2s3 reconcile: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "listing 5/5") || !strings.Contains(errOut.String(), "% ") {
+		t.Fatalf("oss2s3 reconcile's progress bar has no percentage or listing total:\n%s", errOut.String())
 	}
 	waitContents(t, b, want, 30*time.Second)
 

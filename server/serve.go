@@ -477,6 +477,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		}
 		g.Go(func() error { return a.recon.Schedule(gctx) })
 		g.Go(func() error { a.recon.SaveTallies(gctx); return nil })
+		g.Go(func() error { a.recon.ExportProgress(gctx); return nil })
 		if a.workers != nil {
 			g.Go(func() error { return a.workers.Run(gctx) })
 			g.Go(func() error { return a.sweeper.Run(gctx) })

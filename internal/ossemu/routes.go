@@ -71,6 +71,7 @@ var routes = routeTable{
 	{level: atBucket, method: http.MethodGet, need: []string{"uploads"}, op: "ListMultipartUploads"},
 	{level: atBucket, method: http.MethodGet, need: []string{"bucketInfo"}, ossOnly: true, op: "GetBucketInfo"},
 	{level: atBucket, method: http.MethodGet, need: []string{"location"}, op: "GetBucketLocation"},
+	{level: atBucket, method: http.MethodGet, need: []string{"stat"}, ossOnly: true, op: "GetBucketStat"},
 	{level: atBucket, method: http.MethodGet, listV2: true, also: []string{"continuation-token"}, op: "ListObjectsV2"},
 	{level: atBucket, method: http.MethodGet, op: "ListObjects"},
 	{level: atBucket, method: http.MethodPost, need: []string{"delete"}, op: "DeleteMultipleObjects"},

@@ -336,6 +336,7 @@ var ossHandlers = map[string]opHandler{
 	"DeleteBucket":            (*Server).deleteBucket,
 	"GetBucketInfo":           (*Server).getBucketInfo,
 	"GetBucketLocation":       (*Server).getBucketLocation,
+	"GetBucketStat":           (*Server).getBucketStat,
 	"ListObjects":             (*Server).listObjects,
 	"ListObjectsV2":           (*Server).listObjectsV2,
 	"ListMultipartUploads":    (*Server).listMultipartUploads,

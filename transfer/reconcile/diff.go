@@ -39,6 +39,10 @@ type Progress struct {
 	Deleted    atomic.Int64
 	Heads      atomic.Int64 // destination HEADs the listing could not spare
 	Errors     atomic.Int64
+	// ListedBytes and QueuedBytes are the sizes of the source objects
+	// listed and of those queued for a copy (a run's progress in bytes).
+	ListedBytes atomic.Int64
+	QueuedBytes atomic.Int64
 }
 
 // Counts is a snapshot of Progress.
@@ -52,6 +56,9 @@ type Counts struct {
 	Deleted    int64 `json:"deleted"`
 	Heads      int64 `json:"heads"`
 	Errors     int64 `json:"errors"`
+	// ListedBytes and QueuedBytes: see Progress.
+	ListedBytes int64 `json:"listed_bytes"`
+	QueuedBytes int64 `json:"queued_bytes"`
 }
 
 // Restore sets the counters to c (a shard resumed from its checkpoint).
@@ -65,19 +72,24 @@ func (p *Progress) Restore(c Counts) {
 	p.Deleted.Store(c.Deleted)
 	p.Heads.Store(c.Heads)
 	p.Errors.Store(c.Errors)
+	p.ListedBytes.Store(c.ListedBytes)
+	p.QueuedBytes.Store(c.QueuedBytes)
 }
 
 // Snapshot reads the counters.
 func (p *Progress) Snapshot() Counts {
 	return Counts{Listed: p.Listed.Load(), DstListed: p.DstListed.Load(), Missing: p.Missing.Load(),
 		Different: p.Different.Load(), Extraneous: p.Extraneous.Load(), Queued: p.Queued.Load(),
-		Deleted: p.Deleted.Load(), Heads: p.Heads.Load(), Errors: p.Errors.Load()}
+		Deleted: p.Deleted.Load(), Heads: p.Heads.Load(), Errors: p.Errors.Load(),
+		ListedBytes: p.ListedBytes.Load(), QueuedBytes: p.QueuedBytes.Load()}
 }
 
 // Add sums two snapshots.
 func (c Counts) Add(o Counts) Counts {
-	return Counts{c.Listed + o.Listed, c.DstListed + o.DstListed, c.Missing + o.Missing, c.Different + o.Different,
-		c.Extraneous + o.Extraneous, c.Queued + o.Queued, c.Deleted + o.Deleted, c.Heads + o.Heads, c.Errors + o.Errors}
+	return Counts{Listed: c.Listed + o.Listed, DstListed: c.DstListed + o.DstListed, Missing: c.Missing + o.Missing,
+		Different: c.Different + o.Different, Extraneous: c.Extraneous + o.Extraneous, Queued: c.Queued + o.Queued,
+		Deleted: c.Deleted + o.Deleted, Heads: c.Heads + o.Heads, Errors: c.Errors + o.Errors,
+		ListedBytes: c.ListedBytes + o.ListedBytes, QueuedBytes: c.QueuedBytes + o.QueuedBytes}
 }
 
 // ReportLine is one line of a run's report (JSON lines): an object that

@@ -99,6 +99,9 @@ func (s *Service) observeRun(e jetstream.KeyValueEntry) {
 	}
 	st.ID = id
 	s.noteRun(st)
+	if s.tasks[st.Task] != nil {
+		s.active.note(st, time.Now())
+	}
 }
 
 // noteRun counts st in the last-success gauge if it is a successful run of

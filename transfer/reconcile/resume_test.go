@@ -200,6 +200,12 @@ func testResume(t *testing.T, sse, verify string, wantMissing, wantDiff, wantExt
 	if sse != "" {
 		want.Heads = int64(count - count/100*wantMissing)
 	}
+	for i := range int64(count) {
+		want.ListedBytes += ossemu.GeneratedSize(i)
+		if r := int(i % 100); r < wantMissing || r < 2 && wantDiff > 0 {
+			want.QueuedBytes += ossemu.GeneratedSize(i)
+		}
+	}
 	if st.Counts != want {
 		t.Fatalf("totals %+v, want %+v", st.Counts, want)
 	}

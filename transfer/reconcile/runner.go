@@ -134,6 +134,7 @@ func (r *runner) fail(err error) {
 // SrcOnly implements Handler.
 func (r *runner) SrcOnly(ctx context.Context, src Entry) error {
 	r.prog.Listed.Add(1)
+	r.prog.ListedBytes.Add(src.Size)
 	r.count(metrics.ReconcileListed, 1)
 	r.prog.Missing.Add(1)
 	r.count(metrics.ReconcileMissing, 1)
@@ -173,6 +174,7 @@ func (r *runner) Match(ctx context.Context, src, dst Entry) error {
 
 func (r *runner) match(ctx context.Context, src, dst Entry) error {
 	r.prog.Listed.Add(1)
+	r.prog.ListedBytes.Add(src.Size)
 	r.prog.DstListed.Add(1)
 	r.count(metrics.ReconcileListed, 1)
 	if r.opts.Mode == ModeCopyAll {
@@ -269,6 +271,7 @@ func (r *runner) flushLocked(ctx context.Context) error {
 	res, err := r.Queue.Publish(ctx, r.batch)
 	n := int64(res.Queued + res.Duplicate)
 	r.prog.Queued.Add(n)
+	r.prog.QueuedBytes.Add(queuedBytes(r.batch, res, err))
 	r.count(metrics.ReconcileQueued, int64(res.Queued))
 	r.batch = r.batch[:0]
 	if err != nil {
@@ -283,4 +286,18 @@ func (r *runner) deletes(ctx context.Context) error {
 		return nil
 	}
 	return DeleteExtraneous(ctx, r.Diff, r.extraneous, r.opts.MaxDeletes)
+}
+
+// queuedBytes is the size of the jobs of batch that are queued, new or
+// already there, as Queued counts them: the whole batch when the publish
+// succeeded; after an error, those stored new (the duplicates are not told
+// apart from the jobs not stored then, and are left out).
+func queuedBytes(batch []transfer.Job, res transfer.PublishResult, err error) int64 {
+	var n int64
+	for i, j := range batch {
+		if err == nil || res.IsQueued(i) {
+			n += j.Size
+		}
+	}
+	return n
 }

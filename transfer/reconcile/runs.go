@@ -70,11 +70,23 @@ type RunState struct {
 	// CopiesDone says every copy job of a finished diff has ended:
 	// copied+failed+skipped reached jobs ("tally"), or, if results went
 	// uncounted, the work queue stayed empty for two polls ("idle_queue").
-	CopiesDone   bool    `json:"copies_done"`
-	CopiesDoneBy string  `json:"copies_done_by,omitempty"`
-	Elapsed      float64 `json:"elapsed_seconds"`
-	Done         bool    `json:"done"`
-	Error        string  `json:"error,omitempty"`
+	CopiesDone   bool   `json:"copies_done"`
+	CopiesDoneBy string `json:"copies_done_by,omitempty"`
+	// BytesDone is the size of the copy jobs that ended (the listing's
+	// sizes of Copied, Failed and Skipped).
+	BytesDone int64 `json:"bytes_done"`
+	// SourceObjects and SourceBytes are the source bucket's object count
+	// and size when the run started (OSS's GetBucketStat, which OSS
+	// refreshes about hourly: an estimate), for a run over the whole
+	// bucket; 0 when not known (a run of prefixes, or no stat allowed).
+	SourceObjects int64 `json:"source_objects,omitempty"`
+	SourceBytes   int64 `json:"source_bytes,omitempty"`
+	// Progress is computed when the run is read: percentages, rates and
+	// the time left (see progress.go).
+	Progress *RunProgress `json:"progress,omitempty"`
+	Elapsed  float64      `json:"elapsed_seconds"`
+	Done     bool         `json:"done"`
+	Error    string       `json:"error,omitempty"`
 }
 
 // Start begins a run of task: it takes the task's lock (or returns a
@@ -103,6 +115,9 @@ func (s *Service) Start(ctx context.Context, task string, o Options, trigger str
 	plan, err := s.plan(ctx, ts, o)
 	if err == nil {
 		st.Shards, st.PrefixCount = plan.n, plan.prefixes
+		if plan.prefixes == 0 {
+			st.SourceObjects, st.SourceBytes = s.sourceTotals(ctx, ts, task)
+		}
 		err = s.putRun(ctx, st)
 	}
 	if err == nil {
@@ -259,6 +274,7 @@ func (s *Service) Get(ctx context.Context, id string) (RunState, error) {
 		st.Elapsed = time.Since(st.Started).Seconds()
 	}
 	s.countCopies(ctx, &st)
+	st.Progress = s.meter.Progress(&st, time.Now())
 	return st, nil
 }
 

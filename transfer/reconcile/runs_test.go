@@ -49,11 +49,21 @@ func TestServiceRunsShardsOnTheQueue(t *testing.T) {
 		t.Fatalf("copy run: %+v", st)
 	}
 	copyID := st.ID
+	// A run over the whole bucket knows its total from the bucket's stat
+	// (here exact: the listing finds what the stat counted).
+	if st.SourceObjects != 10 || st.SourceBytes != st.ListedBytes || st.ListedBytes == 0 {
+		t.Fatalf("copy run's totals: %d objects, %d bytes; listed %d, %d bytes", st.SourceObjects, st.SourceBytes, st.Listed, st.ListedBytes)
+	}
+	// b, c, d and dir1/x: 7 + 11 + 10 + 14 bytes.
+	if st.QueuedBytes != 42 {
+		t.Fatalf("copy run queued %d bytes, want 42", st.QueuedBytes)
+	}
 	st = reportUntilClean(t, r)
 	if st.Extraneous != 3 {
 		t.Fatalf("after copies: %+v", st)
 	}
 	awaitCopied(t, r, copyID, 4)
+	assertCopyRunDone(t, r, copyID)
 
 	// Sync deletes the destination-only objects, and nothing else.
 	st, err = r.svc.Start(ctx, "t1", reconcile.Options{Mode: reconcile.ModeSync, MaxDeletes: 10}, "test")
@@ -244,5 +254,30 @@ func TestServiceListsRunsNewestFirst(t *testing.T) {
 	}
 	if none, err := r.svc.List(ctx, "other", 10); err != nil || len(none) != 0 {
 		t.Errorf("List(other): %v, %v", none, err)
+	}
+}
+
+// assertCopyRunDone checks the progress of the copy run id whose copies
+// all ended: both phases and the run at 100%, nothing left.
+func assertCopyRunDone(t *testing.T, r *replica, id string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := r.svc.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := st.Progress
+		if p.Phase == reconcile.PhaseDone {
+			if st.BytesDone != 42 || p.Copies.Bytes != 42 || p.Copies.BytesTotal != 42 || p.Listing.Objects != 10 ||
+				p.Listing.ObjectsTotal != 10 || *p.Percent != 100 || *p.ETASeconds != 0 || *p.Copies.Percent != 100 {
+				t.Fatalf("progress of a run done: %+v; copies %+v", p, p.Copies)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("copy run's progress not done: %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -109,6 +109,8 @@ type Service struct {
 	tallies *tallies
 	idle    *idleQueue
 	success *lastSuccess
+	meter   *Meter
+	active  activeRuns // the runs whose progress this replica exports
 }
 
 // NewService creates (or opens) the reconciler's JetStream assets through
@@ -123,7 +125,7 @@ func NewService(ctx context.Context, js jetstream.JetStream, queue Publisher, ta
 	}
 	s := &Service{cfg: cfg, js: js, runs: runs, locks: locks, queue: queue, tasks: tasks, m: m, log: log,
 		stop: ctx.Done(), tallies: newTallies(runs, cfg.Owner, log), idle: &idleQueue{poll: cfg.Poll},
-		success: newLastSuccess(cfg.ReportAge, m)}
+		success: newLastSuccess(cfg.ReportAge, m), meter: NewMeter()}
 	if dq, ok := queue.(Depther); ok {
 		s.idle.queue = dq
 	}

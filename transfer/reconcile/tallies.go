@@ -29,7 +29,10 @@ type jobTally struct {
 	Failed       int64    `json:"failed"`
 	Skipped      int64    `json:"skipped"`
 	FailedGiants []string `json:"failed_giants,omitempty"` // key and version
-	dirty        bool
+	// Bytes is the size of the jobs counted (their objects' sizes as
+	// listed; a giant object's once): the run's progress in bytes.
+	Bytes int64 `json:"bytes,omitempty"`
+	dirty bool
 }
 
 // tallies owns this replica's job tallies: the workers count into them,
@@ -90,6 +93,7 @@ func (ts *tallies) count(id string, job transfer.Job, result string) {
 	default:
 		return
 	}
+	t.Bytes += job.Size
 	t.dirty = true
 }
 
@@ -146,6 +150,7 @@ func (ts *tallies) sum(ctx context.Context, id string) (sum jobTally) {
 			sum.Copied += t.Copied
 			sum.Failed += t.Failed
 			sum.Skipped += t.Skipped
+			sum.Bytes += t.Bytes
 			for _, g := range t.FailedGiants {
 				giants[g] = true
 			}
@@ -159,7 +164,7 @@ func (ts *tallies) sum(ctx context.Context, id string) (sum jobTally) {
 // they all have (see RunState.CopiesDone).
 func (s *Service) countCopies(ctx context.Context, st *RunState) {
 	t := s.tallies.sum(ctx, st.ID)
-	st.Copied, st.Failed, st.Skipped = t.Copied, t.Failed, t.Skipped
+	st.Copied, st.Failed, st.Skipped, st.BytesDone = t.Copied, t.Failed, t.Skipped, t.Bytes
 	st.Jobs = st.Queued
 	if st.Done && st.Copied+st.Failed+st.Skipped < st.Jobs && s.idle.idle(ctx) {
 		// Before falling back on the idle queue, this replica's own
@@ -167,7 +172,7 @@ func (s *Service) countCopies(ctx context.Context, st *RunState) {
 		// loaded machine can delay past the idle wait), and summed again.
 		s.tallies.flush(ctx)
 		t = s.tallies.sum(ctx, st.ID)
-		st.Copied, st.Failed, st.Skipped = t.Copied, t.Failed, t.Skipped
+		st.Copied, st.Failed, st.Skipped, st.BytesDone = t.Copied, t.Failed, t.Skipped, t.Bytes
 		st.CopiesDone, st.CopiesDoneBy = true, "idle_queue"
 	}
 	if st.Done && st.Copied+st.Failed+st.Skipped >= st.Jobs {
