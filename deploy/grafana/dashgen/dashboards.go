@@ -111,6 +111,10 @@ func reconcile() *board {
 				q(`max by (task) (oss2s3_reconcile_running{task=~"$task"})`, "{{task}}")).height(5).span(6),
 			coloured(single("Failed runs (24h)", "Reconcile runs that failed in the last day.", "short",
 				q(`sum(increase(oss2s3_reconcile_runs_total{task=~"$task",result="failed"}[24h]))`, "")), "green", from(1, "red")).height(5).span(6)).
+		row("Progress",
+			rightAxis(graph("Running runs", "Per task, the part of its running reconcile run done (its listing, then its copies), and the time left at the run's recent rate (none while unknown). Several replicas may report a run: max.", "percentunit",
+				q(`max by (task) (oss2s3_reconcile_progress_ratio{task=~"$task"})`, "done {{task}}"),
+				q(`max by (task) (oss2s3_reconcile_eta_seconds{task=~"$task"})`, "left {{task}}")), "B", "s").span(24)).
 		row("Runs",
 			graph("Runs by result", "Reconcile runs finished.", "short",
 				q(`sum by (task, result) (increase(oss2s3_reconcile_runs_total{task=~"$task"}[1h]))`, "{{task}} {{result}}")),

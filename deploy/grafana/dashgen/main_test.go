@@ -206,6 +206,30 @@ func TestPanelsTileTheGrid(t *testing.T) {
 	}
 }
 
+// TestReconcileShowsProgress: the reconcile dashboard shows the running
+// runs' progress (a ratio) and time left (seconds, on its own axis), the
+// highest of the replicas that report them.
+func TestReconcileShowsProgress(t *testing.T) {
+	t.Parallel()
+	for _, p := range rendered(t)["oss2s3-reconcile.json"].Panels {
+		if p.Title != "Running runs" {
+			continue
+		}
+		if len(p.Targets) != 2 || p.FieldConfig.Defaults.Unit != "percentunit" ||
+			!strings.HasPrefix(p.Targets[0].Expr, "max by (task) (oss2s3_reconcile_progress_ratio{") ||
+			!strings.HasPrefix(p.Targets[1].Expr, "max by (task) (oss2s3_reconcile_eta_seconds{") {
+			t.Fatalf("the progress panel's queries or unit: %+v", p)
+		}
+		o := p.FieldConfig.Overrides
+		if len(o) != 1 || o[0].Matcher.Options != p.Targets[1].RefID || len(o[0].Properties) == 0 ||
+			o[0].Properties[0].ID != "unit" || o[0].Properties[0].Value != "s" {
+			t.Fatalf("the time left is not in seconds: %+v", o)
+		}
+		return
+	}
+	t.Fatal("the reconcile dashboard has no panel Running runs")
+}
+
 // TestClassicRefusesWhatItDoesNotConvert: what the classic conversion
 // does not know fails the generator rather than vanish from the file.
 func TestClassicRefusesWhatItDoesNotConvert(t *testing.T) {

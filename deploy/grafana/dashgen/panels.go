@@ -229,3 +229,13 @@ func stacked(t *tile) *tile {
 func stacking(mode common.StackingMode) *common.StackingConfigBuilder {
 	return common.NewStackingConfigBuilder().Mode(mode).Group("A")
 }
+
+// rightAxis gives the series of query refID its own unit, on an axis at
+// the right, for a graph that shows two kinds of value.
+func rightAxis(t *tile, refID, unit string) *tile {
+	t.series.OverrideByQuery(refID, []dashboardv2.DynamicConfigValue{
+		{Id: "unit", Value: unit},
+		{Id: "custom.axisPlacement", Value: string(common.AxisPlacementRight)},
+	})
+	return t
+}
