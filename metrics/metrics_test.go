@@ -25,6 +25,8 @@ func TestSeriesPassTheLinter(t *testing.T) {
 	m.ReconcileInterval.WithLabelValues("t1").Set(3600)
 	m.ReconcileLastSuccess.WithLabelValues("t1").SetToCurrentTime()
 	m.ReconcileDuration.WithLabelValues("t1").Observe(12)
+	m.ReconcileProgress.WithLabelValues("t1").Set(0.25)
+	m.ReconcileETA.WithLabelValues("t1").Set(90)
 	m.WatchQueue(fakeQueue{st: metrics.QueueStats{Jobs: map[string]uint64{"t1": 3}}})
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {

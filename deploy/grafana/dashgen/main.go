@@ -1,6 +1,7 @@
 // Command dashgen writes oss2s3's Grafana dashboards
 // (deploy/grafana/dashboards/*.json) from their definitions in Go, built
-// with grafana-foundation-sdk; -check fails when the files differ.
+// with grafana-foundation-sdk's dashboardv2 builders and written in the
+// classic JSON model; -check fails when the files differ.
 //
 //	go run ./deploy/grafana/dashgen          # rewrite the files
 //	go run ./deploy/grafana/dashgen -check   # exit 1 if they are stale
@@ -17,9 +18,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-
-	"github.com/grafana/grafana-foundation-sdk/go/cog"
-	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 )
 
 func main() {
@@ -61,69 +59,38 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// dashboards maps each file name to the builder of its dashboard.
-func dashboards() map[string]*dashboard.DashboardBuilder {
-	return map[string]*dashboard.DashboardBuilder{
+// dashboards maps each file name to its dashboard.
+func dashboards() map[string]*board {
+	return map[string]*board{
 		"oss2s3-overview.json":  overview(),
 		"oss2s3-task.json":      task(),
 		"oss2s3-reconcile.json": reconcile(),
 	}
 }
 
-// render builds every dashboard and returns its file's bytes.
+// render builds every dashboard and returns its file's bytes: the
+// classic JSON model of its v2 definition (classic.go says why).
 func render() (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for name, b := range dashboards() {
-		d, err := b.Build()
+		d, err := b.build()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		numberPanels(&d)
-		keepOldDefaults(&d)
+		c, err := classic(b.uid, d)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		enc.SetEscapeHTML(false) // keep PromQL's < > & readable in the file
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(d); err != nil {
+		if err := enc.Encode(c); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		out[name] = buf.Bytes()
 	}
 	return out, nil
-}
-
-// numberPanels gives every panel and row an id, in order, as Grafana's
-// editor would; the SDK leaves them unset.
-func numberPanels(d *dashboard.Dashboard) {
-	var id uint32
-	next := func() uint32 { id++; return id }
-	for _, p := range d.Panels {
-		switch {
-		case p.RowPanel != nil:
-			p.RowPanel.Id = next()
-			for i := range p.RowPanel.Panels {
-				p.RowPanel.Panels[i].Id = cog.ToPtr(next())
-			}
-		case p.Panel != nil:
-			p.Panel.Id = cog.ToPtr(next())
-		}
-	}
-}
-
-// keepOldDefaults undoes two defaults of grafana-foundation-sdk v0.0.22 that
-// its builders cannot set back: dashboard links go above the panels, not
-// into the controls menu of newer Grafanas, and the datasource variable is
-// refreshed when the dashboard loads (refresh 1), as in the hand-written
-// dashboards these replace.
-func keepOldDefaults(d *dashboard.Dashboard) {
-	for i := range d.Links {
-		d.Links[i].Placement = nil
-	}
-	for i, v := range d.Templating.List {
-		if v.Type == dashboard.VariableTypeDatasource && v.Refresh == nil {
-			d.Templating.List[i].Refresh = cog.ToPtr(dashboard.VariableRefreshOnDashboardLoad)
-		}
-	}
 }
 
 // compare returns the files of dir that are missing or differ from files,
