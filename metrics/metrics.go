@@ -206,14 +206,6 @@ func New(reg prometheus.Registerer, tasks []string) *Metrics {
 			Namespace: namespace, Name: "reconcile_interval_seconds",
 			Help: "The longest time between two scheduled reconcile runs of the task; not set for a task without a schedule. The overdue alert fires at twice this since the last success.",
 		}, []string{"task"}),
-		ReconcileProgress: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "reconcile_progress_ratio",
-			Help: "Fraction done, 0 to 1, of the task's running reconcile run: its listing, then its copies.",
-		}, []string{"task"}),
-		ReconcileETA: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "reconcile_eta_seconds",
-			Help: "Seconds left for the task's running reconcile run at its moving rate; absent while unknown.",
-		}, []string{"task"}),
 		Redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "job_redeliveries_total",
 			Help: "Jobs this process received again after an earlier attempt (a retry, an expired ack wait, a crashed worker), by task.",
