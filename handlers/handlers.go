@@ -38,6 +38,9 @@ type Config struct {
 	// TrustedProxies are the address ranges of the proxies in front of the
 	// gateway, whose X-Forwarded-For is believed; none: logs name the peer.
 	TrustedProxies []*net.IPNet
+	// GrafanaURL, if set, is where the status page links the dashboards
+	// (deploy/grafana, by their uids).
+	GrafanaURL string
 }
 
 // DefaultMaxBodyBytes is MaxBodyBytes when it is not set.

@@ -29,6 +29,7 @@ func addRoutes(e *echo.Echo, log *slog.Logger, m *metrics.Metrics, gatherer prom
 	admin.GET("/reconciles", handleReconcileList(cfg.Reconciler))
 	admin.GET("/reconciles/:id", handleReconcileGet(cfg.Reconciler))
 	admin.GET("/reconciles/:id/report", handleReconcileReport(cfg.Reconciler))
+	addStatusPage(e, dlq, cfg)
 }
 
 // addStartingRoutes lists the endpoints of the gateway while JetStream is
@@ -39,4 +40,5 @@ func addStartingRoutes(e *echo.Echo, gatherer prometheus.Gatherer, ready Checker
 	e.GET("/readyz", handleReadyz(ready))
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
 	e.Any("/v1/*", handleNotStarted(ready, cfg))
+	e.Any("/ui/*", handleNotStarted(ready, cfg))
 }

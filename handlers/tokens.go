@@ -32,3 +32,16 @@ func (s tokenSet) match(got string) bool {
 	}
 	return m == 1
 }
+
+// index is the position of got among the tokens, or -1. Every digest is
+// compared, whichever matches.
+func (s tokenSet) index(got string) int {
+	d := sha256.Sum256([]byte(got))
+	found := -1
+	for i := range s {
+		if subtle.ConstantTimeCompare(d[:], s[i][:]) == 1 {
+			found = i
+		}
+	}
+	return found
+}

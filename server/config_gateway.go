@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"time"
 
@@ -127,13 +128,21 @@ func (m MNSConfig) validate(bad complain) {
 
 // AdminConfig authenticates the admin API (/v1/dlq, ...).
 type AdminConfig struct {
-	Tokens []string `yaml:"tokens"` // bearer tokens; none: the admin API answers 403
+	Tokens []string `yaml:"tokens"` // bearer tokens (and the status page's sign-in); none: the admin API answers 403
+	// GrafanaURL, if set, is the Grafana the status page links the
+	// dashboards of deploy/grafana on (e.g. https://grafana.example.com).
+	GrafanaURL string `yaml:"grafana_url"`
 }
 
 func (a AdminConfig) validate(bad complain) {
 	for i, s := range a.Tokens {
 		if len(s) < 16 {
 			bad(fmt.Sprintf("admin.tokens[%d]", i), "is %d characters; use at least 16", len(s))
+		}
+	}
+	if a.GrafanaURL != "" {
+		if u, err := url.Parse(a.GrafanaURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("admin.grafana_url", "%q is not an http(s) URL", a.GrafanaURL)
 		}
 	}
 }

@@ -131,6 +131,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if *keep {
 		fmt.Fprintf(stdout, "\nEverything keeps running until Ctrl-C:\n"+
 			"  webhook   POST %s/v1/events/oss  (header X-Oss2s3-Signature, secret %s)\n"+
+			"  status    %s/ui/  (sign in with the admin token below)\n"+
 			"  metrics   %s/metrics\n  health    %s/healthz, %s/readyz\n"+
 			"  admin     token %s, e.g.\n"+
 			"            curl -H 'Authorization: Bearer %s' %s/v1/dlq\n"+
@@ -139,7 +140,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 			"  OSS       %s  bucket %s  (access key %s / %s)\n"+
 			"  S3        %s  bucket %s  (access key %s / %s)\n"+
 			"Upload to the OSS emulator (e.g. with ossutil or the OSS SDK) and watch the copy arrive in S3.\n",
-			gateway, secret, gateway, gateway, gateway, adminToken, adminToken, gateway, adminToken, gateway, adminToken, gateway, ossURL, demoSrc, demoAK, demoSK,
+			gateway, secret, gateway, gateway, gateway, gateway, adminToken, adminToken, gateway, adminToken, gateway, adminToken, gateway, ossURL, demoSrc, demoAK, demoSK,
 			s3srv.Endpoint, demoDst, s3srv.AccessKey, s3srv.SecretKey)
 		<-ctx.Done()
 	}

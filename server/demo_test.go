@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -73,6 +74,15 @@ func TestDemoKeepPrintsAWorkingAdminToken(t *testing.T) {
 	}
 	if code := get(""); code != http.StatusUnauthorized {
 		t.Errorf("GET /v1/dlq without a token: %d", code)
+	}
+	// The status page it prints takes that token.
+	if !strings.Contains(stdout.String(), "status    "+gateway+"/ui/") {
+		t.Errorf("demo --keep prints no status page URL:\n%s", stdout.String())
+	}
+	form := url.Values{"token": {token}}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if resp, err := noRedirect.PostForm(gateway+"/ui/login", form); err != nil || resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) != 1 {
+		t.Errorf("signing in to the status page with the printed token: %v %v", err, resp)
 	}
 	cancel()
 	select {

@@ -235,7 +235,7 @@ func (a *app) handlersConfig() handlers.Config {
 	proxies, _ := cfg.trustedProxies() // validated with the configuration
 	return handlers.Config{
 		MaxBodyBytes: int64(cfg.Webhook.MaxBodyBytes), AdminTokens: cfg.Admin.Tokens,
-		MNSPathTokens: cfg.MNS.PathTokens, TrustedProxies: proxies,
+		MNSPathTokens: cfg.MNS.PathTokens, TrustedProxies: proxies, GrafanaURL: cfg.Admin.GrafanaURL,
 	}
 }
 
