@@ -35,6 +35,8 @@ type Config struct {
 	MNSPathTokens []string      // if set, MNS must post to /v1/events/mns/<one of them>
 	Reconciler    Reconciler    // nil: the reconcile routes answer 503
 	Tasks         TaskLister    // nil: GET /v1/tasks answers 503
+	// ConfigStatus is GET /v1/tasks' "config" (nil: none).
+	ConfigStatus ConfigStatuser
 	// TrustedProxies are the address ranges of the proxies in front of the
 	// gateway, whose X-Forwarded-For is believed; none: logs name the peer.
 	TrustedProxies []*net.IPNet

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -236,4 +237,21 @@ func TestTaskListRoute(t *testing.T) {
 	if code, _ := get(newHandler(nil), adminToken); code != http.StatusServiceUnavailable {
 		t.Errorf("GET /v1/tasks with no lister = %d, want 503", code)
 	}
+
+	// With the configuration's status: a top-level "config" beside the
+	// tasks, which keep their place.
+	reg := prometheus.NewRegistry()
+	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	h := handlers.New(slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(reg, nil), reg, nil, noPublish{}, &fakeDLQ{},
+		handlers.Config{AdminTokens: []string{adminToken}, Tasks: fakeTasks{}, ConfigStatus: fakeConfigStatus{
+			LoadedAt: at, LastReload: &handlers.ReloadStatus{At: at.Add(time.Minute), Error: "listen: needs a restart"}}})
+	want := `{"tasks":[{"jobs":3,"name":"photos"}],"config":{"loaded_at":"2026-12-05T10:00:00Z",` +
+		`"last_reload":{"at":"2026-12-05T10:01:00Z","ok":false,"error":"listen: needs a restart"}}}`
+	if code, body := get(h, adminToken); code != http.StatusOK || body != want {
+		t.Errorf("GET /v1/tasks = %d %s\nwant %s", code, body, want)
+	}
 }
+
+type fakeConfigStatus handlers.ConfigStatus
+
+func (s fakeConfigStatus) ConfigStatus() handlers.ConfigStatus { return handlers.ConfigStatus(s) }

@@ -25,7 +25,7 @@ func addRoutes(e *echo.Echo, log *slog.Logger, m *metrics.Metrics, gatherer prom
 	admin.GET("/dlq", handleDLQList(dlq))
 	admin.POST("/dlq/redrive", handleDLQRedrive(dlq))
 	admin.POST("/tasks/:task/reconcile", handleReconcileStart(cfg.Reconciler))
-	admin.GET("/tasks", handleTasks(cfg.Tasks))
+	admin.GET("/tasks", handleTasks(cfg.Tasks, cfg.ConfigStatus))
 	admin.GET("/reconciles", handleReconcileList(cfg.Reconciler))
 	admin.GET("/reconciles/:id", handleReconcileGet(cfg.Reconciler))
 	admin.GET("/reconciles/:id/report", handleReconcileReport(cfg.Reconciler))

@@ -251,10 +251,12 @@ type statusView struct {
 
 type configView struct {
 	LoadedAt   string
-	LastReload *struct {
-		At, Error string
-		OK        bool
-	}
+	LastReload *reloadView
+}
+
+type reloadView struct {
+	At, Error string
+	OK        bool
 }
 
 type grafanaLinks struct{ Overview, Task, Reconcile string }
@@ -281,6 +283,13 @@ func buildStatus(ctx context.Context, dlq DeadLetterQueue, cfg Config) statusVie
 	if cfg.GrafanaURL != "" {
 		base := strings.TrimRight(cfg.GrafanaURL, "/")
 		v.Grafana = &grafanaLinks{Overview: base + "/d/oss2s3-overview", Task: base + "/d/oss2s3-task", Reconcile: base + "/d/oss2s3-reconcile"}
+	}
+	if cfg.ConfigStatus != nil {
+		cs := cfg.ConfigStatus.ConfigStatus()
+		v.Config = &configView{LoadedAt: cs.LoadedAt.UTC().Format(time.DateTime) + " UTC"}
+		if r := cs.LastReload; r != nil {
+			v.Config.LastReload = &reloadView{At: r.At.UTC().Format(time.DateTime) + " UTC", OK: r.OK, Error: r.Error}
+		}
 	}
 	if cfg.Tasks != nil {
 		tasks, err := cfg.Tasks.Tasks(ctx)

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -26,8 +27,16 @@ func statusPage(t *testing.T, tokens []string) (http.Handler, *fakeDLQ) {
 	}}
 	reg := prometheus.NewRegistry()
 	h := handlers.New(slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(reg, nil), reg, nil, noPublish{}, dlq,
-		handlers.Config{AdminTokens: tokens, Reconciler: &fakeReconciler{}, GrafanaURL: "https://grafana.example.com/"})
+		handlers.Config{AdminTokens: tokens, Reconciler: &fakeReconciler{}, GrafanaURL: "https://grafana.example.com/", ConfigStatus: refusedReload{}})
 	return h, dlq
+}
+
+// refusedReload: the last reload was refused, with a hostile reason.
+type refusedReload struct{}
+
+func (refusedReload) ConfigStatus() handlers.ConfigStatus {
+	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	return handlers.ConfigStatus{LoadedAt: at, LastReload: &handlers.ReloadStatus{At: at.Add(time.Hour), Error: "tasks[0].name: <i>bad</i>"}}
 }
 
 // form posts values to path as a browser does, with the cookies given.
@@ -100,6 +109,7 @@ func TestStatusPage(t *testing.T) {
 		"AccessDenied: &lt;b&gt;no&lt;/b&gt;",
 		`data-run="run-3"`, `data-run="run-1"`,
 		`href="https://grafana.example.com/d/oss2s3-overview"`,
+		"last reload 2026-12-05 11:00:00 UTC: <span class=\"bad\">refused</span> <span class=\"err\">tasks[0].name: &lt;i&gt;bad&lt;/i&gt;</span>",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page lacks %s", want)

@@ -67,6 +67,13 @@ const (
 // ReconcileObjectResults lists every value of ReconcileObjects' "result" label.
 var ReconcileObjectResults = []string{ReconcileListed, ReconcileMissing, ReconcileDifferent, ReconcileExtraneous, ReconcileQueued, ReconcileDeleted}
 
+// Configuration reload results, the values of the "result" label of
+// ConfigReloads.
+const (
+	ReloadSuccess = "success"
+	ReloadFailure = "failure"
+)
+
 // Reconcile run results, the values of the "result" label of ReconcileRuns.
 const (
 	RunSucceeded = "succeeded"
@@ -109,16 +116,23 @@ type Metrics struct {
 	SourceBandwidth     *prometheus.GaugeVec
 	SourceBandwidthWait *prometheus.CounterVec
 
+	// Configuration reloads (SIGHUP): how each went, and when the
+	// configuration in use was loaded (at start, or by the last reload
+	// that succeeded).
+	ConfigReloads           *prometheus.CounterVec
+	ConfigLastReloadSuccess prometheus.Gauge
+
 	queue *queueCollector
 
 	// The series the gateway touches on every request, looked up without
 	// hashing label values (the lookups were 1.6% of its CPU at full
-	// rate): events and queued are filled by New and only read after;
-	// http fills as routes answer.
+	// rate): events is filled by New and only read after; queued is
+	// replaced whole by SetTasks; http fills as routes answer.
 	events     map[[2]string]prometheus.Counter
-	queued     map[string]prometheus.Counter
+	queued     atomic.Pointer[map[string]prometheus.Counter]
 	http       sync.Map // httpKey -> *httpSeries
 	httpSeries atomic.Int64
+	tasksMu    sync.Mutex // serialises SetTasks
 }
 
 // LagBuckets are the end-to-end lag histogram's upper bounds: 60 s is one
@@ -247,23 +261,61 @@ func New(reg prometheus.Registerer, tasks []string) *Metrics {
 			Namespace: namespace, Name: "source_bandwidth_wait_seconds_total",
 			Help: "Time reads from the task's source were held back by its bandwidth cap; its rate near the number of busy workers means the cap is what limits the copy.",
 		}, []string{"task"}),
-		queue: newQueueCollector(tasks),
+		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "config_reloads_total",
+			Help: "Configuration reloads asked for (SIGHUP), by result: success (the file's configuration is in use) or failure (refused: the previous one is still in use; the log and GET /v1/tasks say why).",
+		}, []string{"result"}),
+		ConfigLastReloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "config_last_reload_success_timestamp_seconds",
+			Help: "Unix time the configuration in use was loaded: at start, or by the last reload that succeeded.",
+		}),
+		queue: newQueueCollector(),
 	}
 	reg.MustRegister(m.EventsReceived, m.JobsQueued, m.ObjectsCopied, m.BytesCopied,
 		m.CopyDuration, m.JobsInFlight, m.HTTPRequests, m.HTTPDuration,
 		m.ReconcileObjects, m.ReconcileRuns, m.ReconcileDuration, m.ReconcileLastSuccess, m.ReconcileRunning, m.ReconcileInterval,
 		m.ReconcileProgress, m.ReconcileETA,
 		m.Redeliveries, m.EndToEndLag, m.PartsInFlight, m.MemoryBudgetUsed, m.MemoryBudget,
-		m.LeasesExpired, m.StuckJobs, m.OrphansAborted, m.SourceBandwidth, m.SourceBandwidthWait, m.queue)
+		m.LeasesExpired, m.StuckJobs, m.OrphansAborted, m.SourceBandwidth, m.SourceBandwidthWait,
+		m.ConfigReloads, m.ConfigLastReloadSuccess, m.queue)
 	m.events = map[[2]string]prometheus.Counter{}
-	m.queued = map[string]prometheus.Counter{}
 	for _, src := range Sources {
 		for _, r := range []string{EventQueued, EventDuplicate, EventIgnored, EventUnrouted, EventRejected, EventFailed} {
 			m.events[[2]string{src, r}] = m.EventsReceived.WithLabelValues(src, r)
 		}
 	}
+	for _, r := range []string{ReloadSuccess, ReloadFailure} {
+		m.ConfigReloads.WithLabelValues(r)
+	}
+	m.SetTasks(tasks)
+	return m
+}
+
+// SetTasks makes tasks the configured ones, at start and after each
+// configuration reload: their series are created at zero (rate() starts
+// from a known value), the queue series name them (the jobs of any other
+// task count under OtherTask), and the gauges of a task no longer
+// configured are removed. Its counters stay, as a counter's history does.
+func (m *Metrics) SetTasks(tasks []string) {
+	if m == nil {
+		return
+	}
+	m.tasksMu.Lock()
+	defer m.tasksMu.Unlock()
+	queued := map[string]prometheus.Counter{}
 	for _, t := range tasks {
-		m.queued[t] = m.JobsQueued.WithLabelValues(t)
+		queued[t] = m.JobsQueued.WithLabelValues(t)
+	}
+	if old := m.queued.Load(); old != nil {
+		for t := range *old {
+			if _, ok := queued[t]; !ok {
+				m.SourceBandwidth.DeleteLabelValues(t)
+			}
+		}
+	}
+	m.queued.Store(&queued)
+	m.queue.setTasks(tasks)
+	for _, t := range tasks {
 		m.BytesCopied.WithLabelValues(t)
 		m.SourceBandwidth.WithLabelValues(t)
 		m.SourceBandwidthWait.WithLabelValues(t)
@@ -281,7 +333,25 @@ func New(reg prometheus.Registerer, tasks []string) *Metrics {
 		m.LeasesExpired.WithLabelValues(t)
 		m.OrphansAborted.WithLabelValues(t)
 	}
-	return m
+}
+
+// ConfigLoaded records the configuration loaded at start, or a reload:
+// ok says whether the file's configuration is now in use; at is when.
+// The first call (the start) counts no reload.
+func (m *Metrics) ConfigLoaded(reload, ok bool, at time.Time) {
+	if m == nil {
+		return
+	}
+	if reload {
+		result := ReloadFailure
+		if ok {
+			result = ReloadSuccess
+		}
+		m.ConfigReloads.WithLabelValues(result).Inc()
+	}
+	if ok {
+		m.ConfigLastReloadSuccess.Set(float64(at.UnixMilli()) / 1000)
+	}
 }
 
 // ObserveLag records the end-to-end lag of a job whose change the
@@ -383,7 +453,7 @@ const QueueScrapeTimeout = 2 * time.Second
 const QueueStatsMaxAge = time.Second
 
 type queueCollector struct {
-	tasks  []string
+	tasks  atomic.Pointer[[]string] // the configured tasks, in their order
 	source atomic.Pointer[QueueInspector]
 	now    func() time.Time
 
@@ -395,11 +465,10 @@ type queueCollector struct {
 	up, jobs, oldest, unacked, redelivered, dead, newestDead *prometheus.Desc
 }
 
-func newQueueCollector(tasks []string) *queueCollector {
+func newQueueCollector() *queueCollector {
 	name := func(n string) string { return prometheus.BuildFQName(namespace, "", n) }
-	return &queueCollector{
-		tasks: tasks,
-		now:   time.Now,
+	c := &queueCollector{
+		now: time.Now,
 		up: prometheus.NewDesc(name("queue_up"),
 			"1 if this replica could read the JetStream queue's state at this scrape, 0 if not (the other queue series are then missing).", nil, nil),
 		jobs: prometheus.NewDesc(name("queue_jobs"),
@@ -419,22 +488,29 @@ func newQueueCollector(tasks []string) *queueCollector {
 		newestDead: prometheus.NewDesc(name("dead_letter_newest_timestamp_seconds"),
 			"When the newest dead letter of each configured task was parked, labelled with its object key (one series per task).", []string{"task", "key"}, nil),
 	}
+	c.setTasks(nil)
+	return c
 }
 
-// byTask returns the counts of the configured tasks in their order, then
-// the sum of every other task's count.
-func (c *queueCollector) byTask(counts map[string]uint64) []float64 {
-	out := make([]float64, len(c.tasks)+1)
+func (c *queueCollector) setTasks(tasks []string) {
+	tasks = append([]string(nil), tasks...)
+	c.tasks.Store(&tasks)
+}
+
+// byTask returns the counts of tasks in their order, then the sum of
+// every other task's count.
+func byTask(tasks []string, counts map[string]uint64) []float64 {
+	out := make([]float64, len(tasks)+1)
 	known := 0.0
 	var total uint64
-	for i, t := range c.tasks {
+	for i, t := range tasks {
 		out[i] = float64(counts[t])
 		known += out[i]
 	}
 	for _, n := range counts {
 		total += n
 	}
-	out[len(c.tasks)] = float64(total) - known
+	out[len(tasks)] = float64(total) - known
 	return out
 }
 
@@ -455,12 +531,13 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
-	jobs, dead := c.byTask(st.Jobs), c.byTask(st.DeadLetters)
-	for i, t := range append(c.tasks[:len(c.tasks):len(c.tasks)], OtherTask) {
+	tasks := *c.tasks.Load()
+	jobs, dead := byTask(tasks, st.Jobs), byTask(tasks, st.DeadLetters)
+	for i, t := range append(tasks[:len(tasks):len(tasks)], OtherTask) {
 		ch <- prometheus.MustNewConstMetric(c.jobs, prometheus.GaugeValue, jobs[i], t)
 		ch <- prometheus.MustNewConstMetric(c.dead, prometheus.GaugeValue, dead[i], t)
 	}
-	for i, t := range c.tasks {
+	for i, t := range tasks {
 		if d, ok := st.NewestDead[t]; ok && dead[i] > 0 {
 			ch <- prometheus.MustNewConstMetric(c.newestDead, prometheus.GaugeValue, float64(d.At.UnixMilli())/1000, t, keyLabel(d.Key))
 		}
@@ -498,7 +575,7 @@ func (m *Metrics) Events(source, result string) prometheus.Counter {
 
 // Queued is the JobsQueued counter of task.
 func (m *Metrics) Queued(task string) prometheus.Counter {
-	if c, ok := m.queued[task]; ok {
+	if c, ok := (*m.queued.Load())[task]; ok {
 		return c
 	}
 	return m.JobsQueued.WithLabelValues(task)

@@ -55,6 +55,73 @@ oss2s3_jobs_queued_total{task="t2"} 0
 	}
 }
 
+// TestSetTasksFollowsAReload: the tasks a reload adds get their series at
+// zero and their own queue series; a task it removes loses its gauges and
+// its queue jobs count under "(other)"; its counters keep their values.
+func TestSetTasksFollowsAReload(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, []string{"t1", "t2"})
+	m.SourceBandwidth.WithLabelValues("t2").Set(1 << 20)
+	m.Queued("t2").Add(4)
+	m.WatchQueue(fakeQueue{st: metrics.QueueStats{Jobs: map[string]uint64{"t1": 1, "t2": 2, "t3": 3}}})
+	m.SetTasks([]string{"t1", "t3"})
+	want := `
+# HELP oss2s3_jobs_queued_total Copy jobs acknowledged by JetStream, by task.
+# TYPE oss2s3_jobs_queued_total counter
+oss2s3_jobs_queued_total{task="t1"} 0
+oss2s3_jobs_queued_total{task="t2"} 4
+oss2s3_jobs_queued_total{task="t3"} 0
+# HELP oss2s3_queue_jobs Jobs in the shared work queue, waiting or being worked on, by task. The same on every replica: aggregate with max().
+# TYPE oss2s3_queue_jobs gauge
+oss2s3_queue_jobs{task="(other)"} 2
+oss2s3_queue_jobs{task="t1"} 1
+oss2s3_queue_jobs{task="t3"} 3
+# HELP oss2s3_source_bandwidth_limit_bytes_per_second The most this replica reads from the task's source a second (options.bandwidth); 0: no cap.
+# TYPE oss2s3_source_bandwidth_limit_bytes_per_second gauge
+oss2s3_source_bandwidth_limit_bytes_per_second{task="t1"} 0
+oss2s3_source_bandwidth_limit_bytes_per_second{task="t3"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "oss2s3_jobs_queued_total", "oss2s3_queue_jobs",
+		"oss2s3_source_bandwidth_limit_bytes_per_second"); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(m.ObjectsCopied); n != 3*len(metrics.CopyResults) {
+		t.Fatalf("oss2s3_objects_total has %d series, want %d (t1, t2 kept, t3 added)", n, 3*len(metrics.CopyResults))
+	}
+}
+
+// TestConfigReloadSeries: the reloads counted by result (the start is no
+// reload), and the time of the configuration in use.
+func TestConfigReloadSeries(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, nil)
+	start := time.Unix(1796464800, 0)
+	m.ConfigLoaded(false, true, start)
+	m.ConfigLoaded(true, false, start.Add(time.Minute))
+	m.ConfigLoaded(true, false, start.Add(2*time.Minute))
+	want := `
+# HELP oss2s3_config_last_reload_success_timestamp_seconds Unix time the configuration in use was loaded: at start, or by the last reload that succeeded.
+# TYPE oss2s3_config_last_reload_success_timestamp_seconds gauge
+oss2s3_config_last_reload_success_timestamp_seconds 1.7964648e+09
+# HELP oss2s3_config_reloads_total Configuration reloads asked for (SIGHUP), by result: success (the file's configuration is in use) or failure (refused: the previous one is still in use; the log and GET /v1/tasks say why).
+# TYPE oss2s3_config_reloads_total counter
+oss2s3_config_reloads_total{result="failure"} 2
+oss2s3_config_reloads_total{result="success"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "oss2s3_config_reloads_total", "oss2s3_config_last_reload_success_timestamp_seconds"); err != nil {
+		t.Fatal(err)
+	}
+	m.ConfigLoaded(true, true, start.Add(3*time.Minute))
+	if got := testutil.ToFloat64(m.ConfigLastReloadSuccess); got != 1796464980 {
+		t.Fatalf("last success %v after a reload", got)
+	}
+	if got := testutil.ToFloat64(m.ConfigReloads.WithLabelValues(metrics.ReloadSuccess)); got != 1 {
+		t.Fatalf("successes %v", got)
+	}
+}
+
 type fakeQueue struct {
 	st  metrics.QueueStats
 	err error

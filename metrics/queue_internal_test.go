@@ -20,7 +20,8 @@ func (q *countingQueue) QueueStats(context.Context) (QueueStats, error) {
 // QueueStatsMaxAge share one reading of JetStream's state.
 func TestQueueStatsServeScrapesForAMoment(t *testing.T) {
 	t.Parallel()
-	c := newQueueCollector([]string{"t"})
+	c := newQueueCollector()
+	c.setTasks([]string{"t"})
 	clock := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	c.now = func() time.Time { return clock }
 	q := &countingQueue{}

@@ -38,9 +38,9 @@ func TestBandwidthCapIsWiredAndShown(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, want := range []int64{3 << 20, 0} {
-		src, ok := a.tasks[cfg.Tasks[i].Name].Source.(*transfer.OSSSource)
+		src, ok := a.live.Tasks()[cfg.Tasks[i].Name].Source.(*transfer.OSSSource)
 		if !ok || src.Bandwidth() != want {
-			t.Errorf("task %d: source %T with a cap of %v, want %d", i, a.tasks[cfg.Tasks[i].Name].Source, src, want)
+			t.Errorf("task %d: source %T with a cap of %v, want %d", i, a.live.Tasks()[cfg.Tasks[i].Name].Source, src, want)
 		}
 	}
 	if got := testutil.ToFloat64(a.m.SourceBandwidth.WithLabelValues(cfg.Tasks[0].Name)); got != 3<<20 {

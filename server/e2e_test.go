@@ -44,8 +44,12 @@ type bed struct {
 	client  *http.Client // set for a gateway that serves HTTPS; nil: plain HTTP
 
 	// Extra configuration: top-level YAML, and lines added to the queue,
-	// workers and task options sections.
-	extraConfig, queueConfig, workerConfig, taskOptions string
+	// workers and task options sections; extraTasks are tasks after the
+	// bed's own (items of the tasks list).
+	extraConfig, queueConfig, workerConfig, taskOptions, extraTasks string
+	// hup is the channel of the process's reload signals (SIGHUP's, for
+	// run in this process: withReloadSignals).
+	hup chan os.Signal
 	// childEnv is added to the environment of a child process
 	// (launchChild), as NAME=value.
 	childEnv []string
@@ -127,7 +131,8 @@ queue:
       secret_access_key: ${S3_SK}
     options:
       restore_poll: 200ms
-%s`, b.addr, b.dataDir, b.queueConfig, concurrency, grace, b.workerConfig, b.extraConfig, b.ossURL, e2eSrc, b.s3.Region, e2eDst, b.s3.Endpoint, caLine, b.taskOptions)
+%s%s`, b.addr, b.dataDir, b.queueConfig, concurrency, grace, b.workerConfig, b.extraConfig, b.ossURL, e2eSrc, b.s3.Region, e2eDst, b.s3.Endpoint, caLine,
+		b.taskOptions, b.extraTasks)
 	b.cfgPath = filepath.Join(t.TempDir(), "oss2s3.yaml")
 	if err := os.WriteFile(b.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -135,7 +140,7 @@ queue:
 }
 
 // start runs the whole program (run, as main does) and waits for /readyz.
-func (b *bed) start(t *testing.T) {
+func (b *bed) start(t *testing.T) *process {
 	t.Helper()
 	p := b.launch(t)
 	client, base := http.DefaultClient, "http://"+b.addr
@@ -160,6 +165,7 @@ func (b *bed) start(t *testing.T) {
 	if !ready {
 		t.Fatalf("oss2s3 not ready in 20s\n%s", p.logs.String())
 	}
+	return p
 }
 
 // process is the program started by launch.
@@ -176,7 +182,10 @@ func (b *bed) launch(t *testing.T) *process {
 		"WEBHOOK_SECRET": e2eSecret, "OSS_AK": e2eAK, "OSS_SK": e2eSK,
 		"S3_AK": b.s3.AccessKey, "S3_SK": b.s3.SecretKey,
 	})
-	ctx, cancel := context.WithCancel(context.Background())
+	if b.hup == nil {
+		b.hup = make(chan os.Signal, 1)
+	}
+	ctx, cancel := context.WithCancel(withReloadSignals(context.Background(), b.hup))
 	p := &process{done: make(chan error, 1), logs: &testkit.SyncBuffer{}}
 	finished := make(chan error, 1)
 	go func() {

@@ -39,6 +39,7 @@ Usage:
   oss2s3 sync --task T [--gateway URL --token T | --local --config FILE]
                                  one-time transfer: queue what differs, copy it (on the gateway, or here)
                                  and wait for every copy; exits non-zero if one failed for good
+  oss2s3 reload --pid PID        make a running serve read its configuration again (sends it SIGHUP)
   oss2s3 version                 print the version
 
 The configuration file may also be named by OSS2S3_CONFIG.
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runReconcile(ctx, rest, getenv, stdout, stderr)
 	case "sync":
 		return runSync(ctx, rest, getenv, stdout, stderr)
+	case "reload":
+		return runReload(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

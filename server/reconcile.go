@@ -113,7 +113,7 @@ func runSync(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer a.queue.Close()
-	rt := a.tasks[f.task]
+	rt := a.live.Tasks()[f.task]
 	if rt == nil {
 		return fmt.Errorf("no task named %q in the configuration", f.task)
 	}
@@ -128,7 +128,7 @@ func runSync(ctx context.Context, args []string, getenv func(string) string, std
 	}()
 
 	o := f.options()
-	sides := a.sides[f.task]
+	sides := a.live.load().sides[f.task]
 	d := &reconcile.Diff{Task: rt.Task, Source: rt.Source, Destination: rt.Destination, Queue: a.queue, Log: log,
 		RunID: "sync-" + randomHex(6), Options: o, Progress: &reconcile.Progress{}, Src: sides.Src, Dst: sides.Dst}
 	start := time.Now()

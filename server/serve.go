@@ -10,10 +10,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,12 +24,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/oss2s3/oss2s3/handlers"
-	"github.com/oss2s3/oss2s3/handlers/ingestsink"
 	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer"
 	"github.com/oss2s3/oss2s3/transfer/ingest"
 	"github.com/oss2s3/oss2s3/transfer/ingest/mns"
-	"github.com/oss2s3/oss2s3/transfer/ingest/sqsingest"
 	"github.com/oss2s3/oss2s3/transfer/reconcile"
 )
 
@@ -39,6 +40,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if *configPath == "" {
 		return errors.New("no configuration: pass --config FILE or set OSS2S3_CONFIG (see deploy/config.example.yaml)")
+	}
+	if reloadSignals(ctx) == nil {
+		// SIGHUP reads the configuration again (watchReloads). Caught from
+		// here on: its default would end the process.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		ctx = withReloadSignals(ctx, hup)
 	}
 	cfg, err := loadConfig(*configPath, getenv)
 	if err != nil {
@@ -59,6 +68,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		ln.Close()
 		return err
 	}
+	a.src = source{path: *configPath, getenv: getenv}
 	if path := getenv("OSS2S3_CPUPROFILE"); path != "" {
 		// For finding where the time goes under a benchmark.
 		f, err := os.Create(path)
@@ -106,25 +116,27 @@ func newLogger(w io.Writer, c LogConfig) *slog.Logger {
 
 // app is one oss2s3 process: the queue, the gateway and the workers.
 type app struct {
-	cfg   *Config
 	log   *slog.Logger
-	tasks map[string]*transfer.TaskRuntime
-	sides map[string]*reconcile.TaskSides // each task as the reconciler lists it
-	certs *certReloader                   // nil: plain HTTP
+	certs *certReloader // nil: plain HTTP
 	reg   *prometheus.Registry
 	m     *metrics.Metrics
 
+	// live is the configuration in use (a generation): what the gateway
+	// serves and every part reads the tasks through. src is where a
+	// reload reads the file; refused is the last reload refused.
+	live    live
+	src     source
+	refused atomic.Pointer[handlers.ReloadStatus]
+	// mu makes the reloads, and the building of the gateway once
+	// JetStream is ready, one at a time.
+	mu sync.Mutex
+
 	// Set by connect, once JetStream is ready.
 	queue   *transfer.Queue
-	handler http.Handler
 	workers *transfer.Workers // nil when workers.concurrency is 0
 	sweeper *transfer.Sweeper // nil when workers.concurrency is 0
-	sqs     []*sqsingest.Ingester
 	recon   *reconcile.Service
 
-	// gateway is what the listener serves: a handler that answers 503
-	// (handlers.NewStarting) until connect is done, then handler.
-	gateway handlerSwitch
 	// startup is /readyz's answer until then.
 	startup startup
 
@@ -133,14 +145,9 @@ type app struct {
 	draining atomic.Bool
 }
 
-// handlerSwitch serves the handler stored last.
-type handlerSwitch struct{ h atomic.Pointer[http.Handler] }
-
-func (s *handlerSwitch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	(*s.h.Load()).ServeHTTP(w, r)
-}
-
-func (s *handlerSwitch) set(h http.Handler) { s.h.Store(&h) }
+// config is the configuration in use. The settings a reload cannot
+// change (restartOnlyChanges) are the same in every one.
+func (a *app) config() *Config { return a.live.load().cfg }
 
 // readiness is /readyz's view once JetStream is ready: still reachable, and
 // not shutting down.
@@ -179,40 +186,22 @@ func (s *startup) Ready(context.Context) error {
 // task, the certificates, the metrics and the gateway's starting handler.
 // connect builds the rest.
 func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
-	a := &app{cfg: cfg, log: log, tasks: map[string]*transfer.TaskRuntime{}, sides: map[string]*reconcile.TaskSides{}}
+	a := &app{log: log}
 	if cfg.TLS.enabled() {
 		var err error
 		if a.certs, err = newCertReloader(cfg.TLS, log); err != nil {
 			return nil, err
 		}
 	}
-	var names []string
-	for _, t := range cfg.Tasks {
-		names = append(names, t.Name)
-	}
 	a.reg = metrics.NewRegistry()
-	a.m = metrics.New(a.reg, names)
-	for i := range cfg.Tasks {
-		t := &cfg.Tasks[i]
-		src, err := transfer.OpenOSSSource(ctx, t.Source, nil, log.With("task", t.Name))
-		if err != nil {
-			return nil, fmt.Errorf("task %s: %w", t.Name, err)
-		}
-		wait := a.m.SourceBandwidthWait.WithLabelValues(t.Name)
-		src.SetBandwidth(int64(t.Options.Bandwidth), func(d time.Duration) { wait.Add(d.Seconds()) })
-		a.m.SourceBandwidth.WithLabelValues(t.Name).Set(float64(t.Options.Bandwidth))
-		dst, err := transfer.NewS3Destination(ctx, t.Destination)
-		if err != nil {
-			return nil, fmt.Errorf("task %s: %w", t.Name, err)
-		}
-		rt := &transfer.TaskRuntime{Task: t, Source: src, Destination: dst}
-		a.tasks[t.Name] = rt
-		if a.sides[t.Name], err = reconcile.NewTaskSides(rt, src, dst); err != nil {
-			return nil, err
-		}
-	}
+	a.m = metrics.New(a.reg, nil)
 	a.startup.draining = &a.draining
-	a.gateway.set(handlers.NewStarting(log, a.m, a.reg, &a.startup, a.handlersConfig()))
+	g, err := a.newGeneration(ctx, cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	a.install(g)
+	a.m.ConfigLoaded(false, true, g.loadedAt)
 	return a, nil
 }
 
@@ -229,9 +218,9 @@ func openApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 	return a, nil
 }
 
-// handlersConfig is the gateway's HTTP behaviour (handlers).
-func (a *app) handlersConfig() handlers.Config {
-	cfg := a.cfg
+// handlersConfig is the gateway's HTTP behaviour (handlers) that cfg
+// sets.
+func handlersConfig(cfg *Config) handlers.Config {
 	proxies, _ := cfg.trustedProxies() // validated with the configuration
 	return handlers.Config{
 		MaxBodyBytes: int64(cfg.Webhook.MaxBodyBytes), AdminTokens: cfg.Admin.Tokens,
@@ -240,14 +229,8 @@ func (a *app) handlersConfig() handlers.Config {
 }
 
 // ingestConfig is how the webhooks' requests are authenticated and
-// bounded (ingest's Receiver).
-func (a *app) ingestConfig() ingest.Config {
-	cfg := a.cfg
-	var mnsVerifier *mns.Verifier
-	if cfg.MNS.Enabled {
-		allowed, _ := mns.HostPattern(cfg.MNS.CertHostPattern) // validated with the configuration
-		mnsVerifier = &mns.Verifier{AllowedHost: allowed}
-	}
+// bounded (ingest's Receiver); mnsVerifier is nil when MNS is off.
+func ingestConfig(cfg *Config, mnsVerifier *mns.Verifier) ingest.Config {
 	return ingest.Config{
 		WebhookSecrets: cfg.Webhook.Secrets, WebhookSources: webhookSources(cfg.Webhook.Sources),
 		Tolerance: cfg.Webhook.Tolerance, MaxRecords: cfg.Webhook.MaxRecords,
@@ -266,47 +249,31 @@ func (a *app) connect(ctx context.Context) error {
 	return a.assemble(ctx, q, recon)
 }
 
-// assemble builds the parts that use JetStream, once it is open. On error
-// it closes q.
+// assemble builds the parts that use JetStream, once it is open: the
+// workers and the sweeper (which read the tasks through a.live), and the
+// gateway's handler, the intake and the SQS ingesters of the generation
+// in use, which it installs. On error it closes q.
 func (a *app) assemble(ctx context.Context, q *transfer.Queue, recon *reconcile.Service) error {
-	cfg, log := a.cfg, a.log
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	cfg, log := a.config(), a.log
 	a.m.WatchQueue(q)
-	var taskList []*transfer.Task
-	for i := range cfg.Tasks {
-		taskList = append(taskList, &cfg.Tasks[i])
+	a.queue, a.recon = q, recon
+	cur := a.live.load()
+	g := *cur
+	g.replaced = make(chan struct{})
+	if err := a.withJetStream(ctx, &g, nil); err != nil {
+		a.queue, a.recon = nil, nil
+		q.Close()
+		return err
 	}
-	in := ingest.NewIntake(failFast{q}, transfer.NewRouter(taskList), a.m, log)
-	var ingesters []*sqsingest.Ingester
-	for _, sc := range cfg.SQS {
-		var task *transfer.Task
-		if rt := a.tasks[sc.Task]; rt != nil {
-			task = rt.Task
-		}
-		g, err := sqsingest.New(ctx, sc, task, in, a.m, log)
-		if err != nil {
-			q.Close()
-			return err
-		}
-		ingesters = append(ingesters, g)
-	}
-	hcfg := a.handlersConfig()
-	if recon != nil {
-		hcfg.Reconciler = reconciler{recon}
-	}
-	tl := taskLister{queue: q, recon: recon, now: time.Now}
-	for i := range cfg.Tasks {
-		tl.tasks = append(tl.tasks, &cfg.Tasks[i])
-	}
-	hcfg.Tasks = tl
-	events := ingestsink.New(ingest.NewReceiver(in, a.ingestConfig()))
-	a.handler = handlers.New(log, a.m, a.reg, events, readiness{queue: q, draining: &a.draining}, deadLetters{q}, hcfg)
 	if w := cfg.Workers; *w.Concurrency > 0 {
 		owner := fmt.Sprintf("%s-%d-%s", hostname(), os.Getpid(), randomHex(4))
 		copier := transfer.NewCopier(w.MemoryBudget, q.Checkpoints(), owner).Measure(a.m)
-		a.sweeper = transfer.NewSweeper(q, copier, a.tasks, transfer.SweeperConfig{
+		a.sweeper = transfer.NewSweeper(q, copier, &a.live, transfer.SweeperConfig{
 			Lease: w.Lease, OrphanAge: w.OrphanUploadAge, OrphanEvery: w.OrphanSweepInterval,
 		}, a.m, log)
-		a.workers = transfer.NewWorkers(q, copier, a.tasks, transfer.WorkerConfig{
+		a.workers = transfer.NewWorkers(q, copier, &a.live, transfer.WorkerConfig{
 			Concurrency: *w.Concurrency,
 			Copy: transfer.CopyConfig{PartSize: w.PartSize, MultipartThreshold: w.MultipartThreshold,
 				PartsInFlight: w.PartsInFlight, GiantThreshold: w.GiantThreshold, Lease: w.Lease},
@@ -316,7 +283,7 @@ func (a *app) assemble(ctx context.Context, q *transfer.Queue, recon *reconcile.
 			Observer: recon,
 		}, a.m, log)
 	}
-	a.queue, a.recon, a.sqs = q, recon, ingesters
+	a.install(&g)
 	return nil
 }
 
@@ -341,7 +308,7 @@ func (p failFast) Publish(ctx context.Context, jobs []transfer.Job) (transfer.Pu
 // The reconciler creates its own assets through a JetStream handle of its
 // own on the queue's connection.
 func (a *app) openJetStream(ctx context.Context) (*transfer.Queue, *reconcile.Service, error) {
-	q, err := transfer.OpenQueue(ctx, queueConfig(a.cfg), a.log)
+	q, err := transfer.OpenQueue(ctx, queueConfig(a.config()), a.log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -354,7 +321,7 @@ func (a *app) openJetStream(ctx context.Context) (*transfer.Queue, *reconcile.Se
 	// new cluster race to create the same buckets while leaders are elected.
 	var recon *reconcile.Service
 	if err = q.Setup(ctx, func(ctx context.Context) (err error) {
-		recon, err = reconcile.NewService(ctx, js, q, a.sides, reconcile.ServiceConfig{
+		recon, err = reconcile.NewService(ctx, js, q, &a.live, reconcile.ServiceConfig{
 			Replicas: q.Replicas(), Owner: hostname() + "-" + strconv.Itoa(os.Getpid()),
 		}, a.m, a.log)
 		return err
@@ -382,7 +349,7 @@ func (a *app) connectWhenReachable(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if a.cfg.NATS.URL == "" {
+		if a.config().NATS.URL == "" {
 			return err
 		}
 		msg := err.Error()
@@ -423,7 +390,7 @@ func queueConfig(cfg *Config) transfer.QueueConfig {
 // accepted event is stored.
 func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		Handler:           &a.gateway,
+		Handler:           &a.live,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      time.Minute,
@@ -435,8 +402,9 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	}
 	var connected atomic.Bool
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { a.watchReloads(gctx, reloadSignals(ctx)); return nil })
 	g.Go(func() error {
-		a.log.Info("gateway listening", "addr", ln.Addr().String(), "tls", a.certs != nil, "tasks", len(a.tasks))
+		a.log.Info("gateway listening", "addr", ln.Addr().String(), "tls", a.certs != nil, "tasks", len(a.live.Tasks()))
 		var err error
 		if a.certs != nil {
 			err = srv.ServeTLS(ln, "", "")
@@ -451,11 +419,12 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	g.Go(func() error {
 		<-gctx.Done()
 		a.draining.Store(true)
-		a.log.Info("shutting down: /readyz answers 503", "drain_delay", a.cfg.DrainDelay)
+		drain := a.config().DrainDelay
+		a.log.Info("shutting down: /readyz answers 503", "drain_delay", drain)
 		// A signal, not a failure: give load balancers time, if they ever
 		// saw this gateway ready.
 		if ctx.Err() != nil && connected.Load() {
-			time.Sleep(a.cfg.DrainDelay)
+			time.Sleep(drain)
 		}
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
@@ -469,12 +438,9 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 				return err
 			}
 		}
-		a.gateway.set(a.handler)
 		connected.Store(true)
 		a.log.Info("jetstream ready: the gateway takes events")
-		for _, in := range a.sqs {
-			g.Go(func() error { return in.Run(gctx) })
-		}
+		g.Go(func() error { a.runSQS(gctx); return nil })
 		g.Go(func() error { return a.recon.Schedule(gctx) })
 		g.Go(func() error { a.recon.SaveTallies(gctx); return nil })
 		g.Go(func() error { a.recon.ExportProgress(gctx); return nil })

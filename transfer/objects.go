@@ -19,17 +19,26 @@ import (
 type objectWorkers struct {
 	q      *Queue
 	copier *Copier
-	tasks  map[string]*TaskRuntime
+	tasks  TaskSet
 	cfg    WorkerConfig
+}
+
+// task returns the runtime of job's task, or the error that hands the job
+// back when a reload removed the task since handle looked.
+func (w *objectWorkers) task(job Job) (*TaskRuntime, error) {
+	if rt, ok := w.tasks.Tasks()[job.Task]; ok {
+		return rt, nil
+	}
+	return nil, errTaskGone(job.Task, w.q.cfg.AckWait)
 }
 
 // convergeWorker makes a key at the destination match the source.
 type convergeWorker struct{ *objectWorkers }
 
 func (w convergeWorker) work(ctx context.Context, job Job, log *slog.Logger) (outcome, error) {
-	rt, ok := w.tasks[job.Task]
-	if !ok {
-		return outcome{}, noTask(job.Task)
+	rt, err := w.task(job)
+	if err != nil {
+		return outcome{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, w.timeout(rt))
 	defer cancel()
@@ -46,9 +55,9 @@ func (w convergeWorker) work(ctx context.Context, job Job, log *slog.Logger) (ou
 type partWorker struct{ *objectWorkers }
 
 func (w partWorker) work(ctx context.Context, job Job, log *slog.Logger) (outcome, error) {
-	rt, ok := w.tasks[job.Task]
-	if !ok {
-		return outcome{}, noTask(job.Task)
+	rt, err := w.task(job)
+	if err != nil {
+		return outcome{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, w.timeout(rt))
 	defer cancel()

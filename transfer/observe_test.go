@@ -107,7 +107,8 @@ func TestQueueStats(t *testing.T) {
 
 	t.Run("DeadLettersAreCountedByTask", func(t *testing.T) {
 		t.Parallel()
-		b := startWorkers(t, transfer.QueueConfig{MaxAttempts: 2})
+		// The job of a task not configured is dead-lettered once its grace is over.
+		b := startWorkers(t, transfer.QueueConfig{MaxAttempts: 2, AckWait: time.Second}, bedOptions{unknownTaskGrace: 500 * time.Millisecond})
 		b.src.put("k", []byte("hello"), nil)
 		b.dst.putErr = func(string) error { return errors.New("connection reset by peer") }
 		if _, err := b.q.Publish(ctx, []transfer.Job{job("t", "k", ""), job("gone", "k", "")}); err != nil {

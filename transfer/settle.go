@@ -221,7 +221,50 @@ func (w *Workers) deadLetter(ctx context.Context, d delivery, job Job, cause err
 	log.Error("copy failed for good, moved to the dead-letter queue", "err", cause, "permanent", IsPermanent(cause))
 }
 
-// noTask is the error of a job for a task this process does not know.
-func noTask(name string) error {
-	return Permanent(fmt.Errorf("no task named %q is configured", name))
+// unknownTask settles a job whose task this process is not configured
+// with: a reload removed the task, or this replica's configuration is
+// older or newer than that of the replica that queued the job (replicas
+// read a changed file one after another). The job is never acknowledged
+// away. While it has been in the queue less than UnknownTaskGrace it is
+// handed back, spending no attempt, to come again after ack_wait: a
+// replica that has the task takes it, or this one does once a reload
+// brings the task back. After that it is dead-lettered with a cause that
+// says why, and POST /v1/dlq/redrive puts it back once the task is
+// configured again. Keeping such jobs for ever instead would keep the
+// queue's oldest job as old as the removal (the backlog alert firing with
+// nothing to do about it) and the jobs out of every view but the queue's
+// count; dead-lettering them at once would park the jobs of a task just
+// added whenever a replica that has not read the new file yet takes them.
+func (w *Workers) unknownTask(ctx context.Context, d delivery, job Job, log *slog.Logger) {
+	grace := w.cfg.UnknownTaskGrace
+	age := time.Duration(0)
+	if !d.stored.IsZero() {
+		age = time.Since(d.stored)
+	}
+	if d.stored.IsZero() || age >= grace {
+		w.deadLetter(ctx, d, job, errTaskNotConfigured(job.Task, grace), log)
+		return
+	}
+	wait := min(w.q.cfg.AckWait, grace-age)
+	_ = d.msg.NakWithDelay(wait)
+	lvl := slog.LevelDebug
+	if d.n == 1 {
+		lvl = slog.LevelWarn
+	}
+	log.Log(ctx, lvl, "no task of this name is configured in this process (removed by a reload, or this replica's configuration differs): handed back, no attempt spent",
+		"retry_in", wait, "dead_letter_in", (grace - age).Round(time.Second))
+}
+
+// errTaskNotConfigured is the cause a job of an unknown task is
+// dead-lettered with.
+func errTaskNotConfigured(name string, grace time.Duration) error {
+	return Permanent(fmt.Errorf("no task named %q is configured (removed from the configuration?): "+
+		"kept %s for a replica or a reload that has it, then dead-lettered; redrive it once the task is configured again", name, grace))
+}
+
+// errTaskGone is what a worker returns when the task of its job was there
+// when the job was taken and is gone when the worker looks it up (a reload
+// in between): the job comes back, and handle decides then.
+func errTaskGone(name string, d time.Duration) error {
+	return Snooze(d, fmt.Sprintf("task %q is no longer configured", name), nil)
 }

@@ -62,7 +62,7 @@ func (c SweeperConfig) withDefaults() SweeperConfig {
 type Sweeper struct {
 	q      *Queue
 	copier *Copier
-	tasks  map[string]*TaskRuntime
+	tasks  TaskSet
 	cfg    SweeperConfig
 	m      *metrics.Metrics
 	log    *slog.Logger
@@ -75,7 +75,7 @@ type Sweeper struct {
 }
 
 // NewSweeper prepares a sweeper for the tasks; Run starts it.
-func NewSweeper(q *Queue, copier *Copier, tasks map[string]*TaskRuntime, cfg SweeperConfig, m *metrics.Metrics, log *slog.Logger) *Sweeper {
+func NewSweeper(q *Queue, copier *Copier, tasks TaskSet, cfg SweeperConfig, m *metrics.Metrics, log *slog.Logger) *Sweeper {
 	return &Sweeper{q: q, copier: copier, tasks: tasks, cfg: cfg.withDefaults(), m: m, log: log, now: time.Now}
 }
 
@@ -125,8 +125,9 @@ func (s *Sweeper) resumeExpired(ctx context.Context) {
 		return
 	}
 	now := s.now()
+	tasks := s.tasks.Tasks()
 	for _, cp := range cps {
-		rt := s.tasks[cp.Task]
+		rt := tasks[cp.Task]
 		if rt == nil || !cp.Expired(now, s.cfg.Lease) {
 			continue
 		}
@@ -265,7 +266,7 @@ func (s *Sweeper) abortOrphans(ctx context.Context) {
 	for _, cp := range cps {
 		byUpload[cp.UploadID] = cp
 	}
-	for name, rt := range s.tasks {
+	for name, rt := range s.tasks.Tasks() {
 		lister, ok := rt.Destination.(UploadLister)
 		if !ok {
 			continue

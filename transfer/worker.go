@@ -21,6 +21,11 @@ const (
 	DefaultRetryMax      = 5 * time.Minute
 	DefaultJobTimeout    = 6 * time.Hour
 	DefaultShutdownGrace = 30 * time.Second
+	// DefaultUnknownTaskGrace is how long a job whose task is not
+	// configured is kept before it is dead-lettered (see
+	// Workers.unknownTask): longer than replicas take to reload one after
+	// another, shorter than the backlog alert's 30 minutes.
+	DefaultUnknownTaskGrace = 15 * time.Minute
 )
 
 // WorkerConfig shapes the copy workers of one process.
@@ -37,6 +42,10 @@ type WorkerConfig struct {
 	// has one. Observer, if set, hears how each copy job ended.
 	Kinds    map[string]JobWorker
 	Observer JobObserver
+	// UnknownTaskGrace: a job of a task this process is not configured
+	// with is handed back (no attempt spent) until it has been this long
+	// in the queue, then dead-lettered with that cause.
+	UnknownTaskGrace time.Duration
 }
 
 func (c WorkerConfig) withDefaults() WorkerConfig {
@@ -55,6 +64,9 @@ func (c WorkerConfig) withDefaults() WorkerConfig {
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = DefaultShutdownGrace
 	}
+	if c.UnknownTaskGrace <= 0 {
+		c.UnknownTaskGrace = DefaultUnknownTaskGrace
+	}
 	return c
 }
 
@@ -65,12 +77,29 @@ type TaskRuntime struct {
 	Destination Destination
 }
 
+// TaskSet is the tasks as the configuration has them now. A configuration
+// reload may replace them while the workers and the sweeper run, so these
+// look a task up for each job (each sweep) rather than keep a map of their
+// own; a job in flight keeps the TaskRuntime it started with.
+type TaskSet interface {
+	// Tasks returns the current tasks by name; the map is not modified
+	// after it is returned (a reload replaces it whole).
+	Tasks() map[string]*TaskRuntime
+}
+
+// StaticTasks is a TaskSet that never changes (the one-shot commands,
+// tests).
+type StaticTasks map[string]*TaskRuntime
+
+// Tasks returns s.
+func (s StaticTasks) Tasks() map[string]*TaskRuntime { return s }
+
 // Workers take jobs from the shared durable consumer and hand each to the
 // worker of its kind. Every replica runs its own Workers on the same
 // consumer, so JetStream spreads the jobs over all of them.
 type Workers struct {
 	kinds    map[string]jobWorker
-	tasks    map[string]*TaskRuntime
+	tasks    TaskSet
 	observer JobObserver
 	q        *Queue
 	policy   retryPolicy
@@ -89,7 +118,7 @@ type jobWorker interface {
 // job is registered here: converge, remove and part jobs (the parts of
 // giant objects) copy with copier into tasks' destinations; the other
 // kinds' workers come in cfg.Kinds.
-func NewWorkers(q *Queue, copier *Copier, tasks map[string]*TaskRuntime, cfg WorkerConfig, m *metrics.Metrics, log *slog.Logger) *Workers {
+func NewWorkers(q *Queue, copier *Copier, tasks TaskSet, cfg WorkerConfig, m *metrics.Metrics, log *slog.Logger) *Workers {
 	cfg = cfg.withDefaults()
 	w := &Workers{q: q, tasks: tasks, cfg: cfg, m: m, log: log, observer: cfg.Observer, policy: newRetryPolicy(cfg, q.cfg.MaxAttempts)}
 	objects := &objectWorkers{q: q, copier: copier, tasks: tasks, cfg: cfg}
@@ -229,15 +258,16 @@ func (w *Workers) Run(ctx context.Context) error {
 // delivery is one delivery of a job: the message, and what the worker
 // knows of it before it starts.
 type delivery struct {
-	msg jetstream.Msg
-	seq uint64 // stream sequence
-	n   uint64 // how often JetStream delivered this message
+	msg    jetstream.Msg
+	seq    uint64    // stream sequence
+	n      uint64    // how often JetStream delivered this message
+	stored time.Time // when the stream stored it; zero if unknown
 }
 
 func (w *Workers) handle(ctx context.Context, msg jetstream.Msg) {
 	d := delivery{msg: msg, n: 1}
 	if md, err := msg.Metadata(); err == nil {
-		d.seq, d.n = md.Sequence.Stream, md.NumDelivered
+		d.seq, d.n, d.stored = md.Sequence.Stream, md.NumDelivered, md.Timestamp
 	}
 	job, err := decodeJob(msg.Data())
 	if err != nil {
@@ -266,11 +296,16 @@ func (w *Workers) handle(ctx context.Context, msg jetstream.Msg) {
 		log.Warn("no worker for this kind of job in this process: handed back", "kind", job.Kind)
 		return
 	}
+	switch _, ok := w.tasks.Tasks()[job.Task]; {
+	case ok:
+	case job.Task != "":
+		w.unknownTask(ctx, d, job, log)
+		return
+	case isObjectJob(job): // no reload can bring it a task
+		w.deadLetter(ctx, d, job, Permanent(errors.New("the job names no task")), log)
+		return
+	}
 	if isObjectJob(job) {
-		if _, ok := w.tasks[job.Task]; !ok {
-			w.deadLetter(ctx, d, job, noTask(job.Task), log)
-			return
-		}
 		w.m.JobsInFlight.Inc()
 		defer w.m.JobsInFlight.Dec()
 		// A job seen before: delivered again (a crash, an expired ack

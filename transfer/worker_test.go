@@ -139,7 +139,7 @@ type workerBed struct {
 	dst   *memDest
 	reg   *prometheus.Registry
 	m     *metrics.Metrics
-	tasks map[string]*transfer.TaskRuntime
+	tasks *swappableTasks
 	opts  bedOptions
 	t     *testing.T
 	stops []func() // of each replica, in the order they were added
@@ -159,7 +159,20 @@ type bedOptions struct {
 	sweep *transfer.SweeperConfig
 	// grace is the workers' shutdown grace (default 5s).
 	grace time.Duration
+	// unknownTaskGrace is how long a job of a task not configured is
+	// kept (default transfer.DefaultUnknownTaskGrace).
+	unknownTaskGrace time.Duration
 }
+
+// swappableTasks is a TaskSet a test replaces while the workers run, as a
+// configuration reload does.
+type swappableTasks struct {
+	p atomic.Pointer[map[string]*transfer.TaskRuntime]
+}
+
+func (s *swappableTasks) Tasks() map[string]*transfer.TaskRuntime { return *s.p.Load() }
+
+func (s *swappableTasks) set(m map[string]*transfer.TaskRuntime) { s.p.Store(&m) }
 
 func startWorkers(t *testing.T, qcfg transfer.QueueConfig, opts ...bedOptions) *workerBed {
 	t.Helper()
@@ -177,10 +190,11 @@ func startWorkers(t *testing.T, qcfg transfer.QueueConfig, opts ...bedOptions) *
 	if o.whole {
 		dst = &memBytesDest{memDest: b.dst}
 	}
-	b.tasks = map[string]*transfer.TaskRuntime{"t": {
+	b.tasks = &swappableTasks{}
+	b.tasks.set(map[string]*transfer.TaskRuntime{"t": {
 		Task:   &transfer.Task{Name: "t", Source: transfer.SourceConfig{Bucket: "src"}, Destination: transfer.DestinationConfig{Prefix: "copy/"}, Options: o.task},
 		Source: b.src, Destination: dst,
-	}}
+	}})
 	for i := range max(o.replicas, 1) {
 		b.stops = append(b.stops, b.addReplica(fmt.Sprintf("w%d", i)))
 	}
@@ -197,7 +211,7 @@ func (b *workerBed) addReplica(owner string) (stop func()) {
 	copier := transfer.NewCopier(0, b.q.Checkpoints(), owner)
 	cfg := transfer.WorkerConfig{
 		Concurrency: 2, RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, Copy: b.opts.copy,
-		ShutdownGrace: b.opts.grace,
+		ShutdownGrace: b.opts.grace, UnknownTaskGrace: b.opts.unknownTaskGrace,
 	}
 	if b.opts.shards != nil {
 		cfg.Kinds = map[string]transfer.JobWorker{transfer.KindReconcile: transfer.JobWorkerFunc(b.opts.shards.RunShard)}
@@ -355,15 +369,53 @@ func TestWorkers(t *testing.T) {
 		}
 	})
 
-	t.Run("JobForAnUnknownTaskIsDeadLettered", func(t *testing.T) {
+	// A job whose task a reload removed (or that a replica with an older
+	// configuration takes) is not lost: handed back, no attempt spent,
+	// until the task is there again.
+	t.Run("JobOfAnUnknownTaskWaitsForItsTask", func(t *testing.T) {
 		t.Parallel()
-		b := startWorkers(t, transfer.QueueConfig{})
+		b := startWorkers(t, transfer.QueueConfig{AckWait: time.Second, MaxAttempts: 1})
+		b.src.put("k", []byte("hello"), nil)
+		if _, err := b.q.Publish(ctx, []transfer.Job{job("t2", "k", "")}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3500 * time.Millisecond) // three hand-backs
+		if dl, err := b.q.DeadLetters(ctx, transfer.DeadLetterFilter{}, 10); err != nil || len(dl) != 0 {
+			t.Fatalf("dead letters %+v, %v; want none", dl, err)
+		}
+		if n := depth(t, b.q); n != 1 {
+			t.Fatalf("queue depth %d, want the job still there", n)
+		}
+		if n := b.count(metrics.CopyRetried) + b.count(metrics.CopyFailed); n != 0 {
+			t.Fatalf("%v attempts spent, want none", n)
+		}
+		// The task comes back (a reload): the job is copied, with its one
+		// attempt unspent.
+		b.tasks.set(map[string]*transfer.TaskRuntime{
+			"t": b.tasks.Tasks()["t"],
+			"t2": {Task: &transfer.Task{Name: "t2", Source: transfer.SourceConfig{Bucket: "src"}, Destination: transfer.DestinationConfig{Prefix: "two/"}},
+				Source: b.src, Destination: b.dst},
+		})
+		testkit.WaitFor(t, waitLimit, "the copy", func() bool { _, ok := b.dst.object("two/k"); return ok })
+		testkit.WaitFor(t, waitLimit, "an empty queue", func() bool { return depth(t, b.q) == 0 })
+	})
+
+	// Past the grace, it is dead-lettered with a cause that says why, never
+	// acknowledged away.
+	t.Run("JobOfAnUnknownTaskIsDeadLetteredAfterTheGrace", func(t *testing.T) {
+		t.Parallel()
+		b := startWorkers(t, transfer.QueueConfig{AckWait: time.Second}, bedOptions{unknownTaskGrace: 1500 * time.Millisecond})
 		if _, err := b.q.Publish(ctx, []transfer.Job{job("other", "k", "")}); err != nil {
 			t.Fatal(err)
 		}
+		time.Sleep(time.Second)
+		if dl, _ := b.q.DeadLetters(ctx, transfer.DeadLetterFilter{}, 10); len(dl) != 0 {
+			t.Fatalf("dead-lettered within the grace: %+v", dl)
+		}
 		testkit.WaitFor(t, waitLimit, "a dead letter", func() bool { dl, _ := b.q.DeadLetters(ctx, transfer.DeadLetterFilter{}, 10); return len(dl) == 1 })
 		dl, _ := b.q.DeadLetters(ctx, transfer.DeadLetterFilter{}, 10)
-		if !strings.Contains(dl[0].Error, `no task named "other"`) {
+		if !strings.Contains(dl[0].Error, `no task named "other" is configured (removed from the configuration?)`) ||
+			!strings.Contains(dl[0].Error, "redrive it once the task is configured again") || dl[0].Job.Key != "k" {
 			t.Fatalf("dead letter %+v", dl[0])
 		}
 		testkit.WaitFor(t, waitLimit, "an empty queue", func() bool { return depth(t, b.q) == 0 })

@@ -122,6 +122,25 @@ func NewReceiver(in *Intake, cfg Config) *Receiver {
 	return rc
 }
 
+// With returns a Receiver for a new configuration (a reload: other
+// secrets, other routes in in) that remembers the requests rc accepted,
+// so that one sent again after the reload is still a duplicate. What the
+// memory depends on is kept only when it did not change: the tolerance,
+// the MNS date window, the publish timeout.
+func (rc *Receiver) With(in *Intake, cfg Config) *Receiver {
+	next := NewReceiver(in, cfg)
+	if next.cfg.Tolerance == rc.cfg.Tolerance {
+		next.replays = rc.replays
+	}
+	if next.cfg.PublishTimeout == rc.cfg.PublishTimeout {
+		next.deadlines = rc.deadlines
+	}
+	if next.mnsReplays != nil && rc.mnsReplays != nil && next.cfg.MNS.DateWindow() == rc.cfg.MNS.DateWindow() {
+		next.mnsReplays = rc.mnsReplays
+	}
+	return next
+}
+
 // Admit makes the checks of a request to source that need only its
 // headers, so that a request they refuse is refused before its body is
 // read: the EventBridge credentials, and whether the MNS endpoint is on.

@@ -96,6 +96,41 @@ func TestReceiverRemembersASignedRequest(t *testing.T) {
 	}
 }
 
+// TestReceiverWithANewConfiguration: the Receiver of a reloaded
+// configuration checks its own secrets and routes by its own tasks, and
+// still knows the requests the one before accepted.
+func TestReceiverWithANewConfiguration(t *testing.T) {
+	t.Parallel()
+	rc, q := newReceiver(t, ingest.Config{WebhookSecrets: []string{"secret-0123456789"}})
+	signed := func(secret, key string) ingest.Request {
+		body, _ := json.Marshal(ossevent.Document{Events: []ossevent.Record{ossevent.NewRecord("ObjectCreated:PutObject", "r", "b", key, "E1", 1, "", time.Now())}})
+		return ingest.Request{Method: http.MethodPost, Body: body,
+			Header: http.Header{signature.Header: {signature.Sign(secret, time.Now(), body)}}}
+	}
+	old := signed("secret-0123456789", "k")
+	if res, err := rc.Deliver(context.Background(), metrics.SourceOSSWebhook, old); err != nil || res != (ingest.Result{Queued: 1}) {
+		t.Fatalf("before: %+v %v", res, err)
+	}
+	router := transfer.NewRouter([]*transfer.Task{{Name: "all", Source: transfer.SourceConfig{Bucket: "b"}}, {Name: "more", Source: transfer.SourceConfig{Bucket: "b"}}})
+	in := ingest.NewIntake(q, router, metrics.New(prometheus.NewRegistry(), nil), slog.New(slog.DiscardHandler))
+	// A rotation: a new secret, the old one kept a while.
+	next := rc.With(in, ingest.Config{WebhookSecrets: []string{"secret-9876543210", "secret-0123456789"}})
+	if res, err := next.Deliver(context.Background(), metrics.SourceOSSWebhook, old); err != nil || res != (ingest.Result{Duplicate: 2}) {
+		t.Fatalf("the request accepted before, sent again: %+v %v, want duplicates of both tasks' jobs", res, err)
+	}
+	last := next.With(in, ingest.Config{WebhookSecrets: []string{"secret-9876543210"}})
+	if _, err := last.Deliver(context.Background(), metrics.SourceOSSWebhook, signed("secret-0123456789", "k2")); why(err) != ingest.Unauthenticated {
+		t.Fatalf("signed with the removed secret: %v", err)
+	}
+	next = last
+	if res, err := next.Deliver(context.Background(), metrics.SourceOSSWebhook, signed("secret-9876543210", "k3")); err != nil || res != (ingest.Result{Queued: 2}) {
+		t.Fatalf("signed with the new secret: %+v %v", res, err)
+	}
+	if len(q.jobs) != 3 {
+		t.Fatalf("%d jobs published, want 3", len(q.jobs))
+	}
+}
+
 func TestReceiverRefusesAnUnknownSource(t *testing.T) {
 	t.Parallel()
 	rc, _ := newReceiver(t, ingest.Config{})

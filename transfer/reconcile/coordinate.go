@@ -184,7 +184,7 @@ func (s *Service) Adopt(ctx context.Context) {
 		if json.Unmarshal(e.Value(), &st) != nil || st.Done {
 			continue
 		}
-		ts := s.tasks[st.Task]
+		ts := s.task(st.Task)
 		if ts == nil {
 			continue
 		}

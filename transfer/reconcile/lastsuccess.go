@@ -99,15 +99,16 @@ func (s *Service) observeRun(e jetstream.KeyValueEntry) {
 	}
 	st.ID = id
 	s.noteRun(st)
-	if s.tasks[st.Task] != nil {
+	if s.task(st.Task) != nil {
 		s.active.note(st, time.Now())
 	}
 }
 
-// noteRun counts st in the last-success gauge if it is a successful run of
-// a task this replica has.
+// noteRun counts st in the last-success gauge if it is a successful run.
+// The runs of every task are kept, not only those of the tasks configured
+// now: a reload that adds a task exports its newest success at once.
 func (s *Service) noteRun(st RunState) {
-	if !st.Done || st.Error != "" || st.Finished.IsZero() || s.tasks[st.Task] == nil {
+	if !st.Done || st.Error != "" || st.Finished.IsZero() {
 		return
 	}
 	s.success.note(st.ID, success{task: st.Task, finished: st.Finished})
@@ -121,6 +122,9 @@ func (s *Service) noteRun(st RunState) {
 type lastSuccess struct {
 	keep time.Duration    // how long the runs bucket keeps a run
 	m    *metrics.Metrics // may be nil
+	// configured tells the tasks that have a series: those of the
+	// configuration in use (nil: every task).
+	configured func(task string) bool
 
 	mu   sync.Mutex
 	runs map[string]success // run id -> task and finish
@@ -148,6 +152,23 @@ func (l *lastSuccess) forget(id string) {
 	l.export(sc.task)
 }
 
+// refresh exports every task again after a reload: the series of the
+// tasks added appear, those of the tasks removed go.
+func (l *lastSuccess) refresh(removed []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	tasks := map[string]bool{}
+	for _, sc := range l.runs {
+		tasks[sc.task] = true
+	}
+	for _, t := range removed {
+		tasks[t] = true
+	}
+	for t := range tasks {
+		l.export(t)
+	}
+}
+
 // export sets task's gauge to its newest success, or removes the series
 // if none is recorded. Successes older than the bucket keeps runs are
 // forgotten (they expired from it; expiry sends no word), except the
@@ -170,7 +191,7 @@ func (l *lastSuccess) export(task string) {
 	if l.m == nil {
 		return
 	}
-	if newestID == "" {
+	if newestID == "" || (l.configured != nil && !l.configured(task)) {
 		l.m.ReconcileLastSuccess.DeleteLabelValues(task)
 		return
 	}

@@ -358,7 +358,8 @@ func (s *Service) setProgressGauges(newest map[string]*RunProgress) {
 	if s.m == nil {
 		return
 	}
-	for task := range s.tasks {
+	tasks, _ := s.tasks.Current()
+	for task := range tasks {
 		p := newest[task]
 		if p == nil || p.Percent == nil {
 			s.m.ReconcileProgress.DeleteLabelValues(task)

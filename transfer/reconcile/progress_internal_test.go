@@ -133,7 +133,7 @@ func TestMeter(t *testing.T) {
 func TestProgressGauges(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, []string{"a", "b"})
-	s := &Service{m: m, tasks: map[string]*TaskSides{"a": nil, "b": nil}}
+	s := &Service{m: m, tasks: StaticTasks{"a": nil, "b": nil}}
 	f := func(v float64) *float64 { return &v }
 	s.setProgressGauges(map[string]*RunProgress{"a": {Percent: f(25), ETASeconds: f(30)}, "b": {Percent: f(50)}})
 	if got := testutil.ToFloat64(m.ReconcileProgress.WithLabelValues("a")); got != 0.25 {

@@ -94,7 +94,7 @@ type RunState struct {
 // in the background until it ends or the service stops (ctx is only for
 // starting).
 func (s *Service) Start(ctx context.Context, task string, o Options, trigger string) (RunState, error) {
-	ts := s.tasks[task]
+	ts := s.task(task)
 	if ts == nil {
 		return RunState{}, fmt.Errorf("%w: %q", ErrNoTask, task)
 	}

@@ -199,57 +199,130 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 
 // Schedule starts each task's runs on its schedule (and once now, for
 // tasks with on_start) until ctx is done. Every replica schedules; the
-// task's lock lets one of them run it, the others skip that time.
+// task's lock lets one of them run it, the others skip that time. When a
+// reload replaces the tasks, the schedules follow the new set: a task
+// whose schedule did not change keeps its timer, a task added with
+// on_start runs once then.
 func (s *Service) Schedule(ctx context.Context) error {
-	type entry struct {
-		task  string
-		sched cron.Schedule
-	}
-	var entries []entry
-	for name, ts := range s.tasks {
-		rc := ts.Runtime.Task.Reconcile
-		if rc.Schedule != "" {
-			sched, err := ParseSchedule(rc.Schedule)
-			if err != nil {
-				return fmt.Errorf("task %s: reconcile.schedule %q: %w", name, rc.Schedule, err)
-			}
-			entries = append(entries, entry{name, sched})
-			gap := LongestGap(sched, s.cfg.Clock.Now())
-			if s.m != nil {
-				// What the overdue alert measures against.
-				s.m.ReconcileInterval.WithLabelValues(name).Set(gap.Seconds())
-			}
-			if 2*gap > s.cfg.ReportAge {
-				s.log.Warn("reconcile runs are kept for less than twice the schedule: a success may expire before the overdue alert would fire; after a restart the alert then counts from the replicas' start",
-					"task", name, "schedule", rc.Schedule, "kept", s.cfg.ReportAge)
-			}
-		}
-	}
-	done := make(chan struct{})
-	defer func() { <-done }()
-	go func() {
-		defer close(done)
-		var wg sync.WaitGroup
-		for name, ts := range s.tasks {
-			if ts.Runtime.Task.Reconcile.OnStart {
-				wg.Go(func() { s.startScheduled(ctx, name, "start") })
-			}
-		}
-		for _, e := range entries {
-			wg.Go(func() { s.follow(ctx, e.task, e.sched) })
-		}
-		wg.Wait()
-	}()
+	sc := &scheduler{s: s, following: map[string]following{}}
+	defer sc.stop()
 	t := time.NewTicker(s.cfg.LockTTL)
 	defer t.Stop()
 	for {
+		tasks, replaced := s.tasks.Current()
+		if err := sc.follow(ctx, tasks); err != nil {
+			return err
+		}
+		if !s.adoptUntil(ctx, replaced, t.C) {
+			return nil
+		}
+	}
+}
+
+// adoptUntil adopts the runs whose coordinator went silent at each tick
+// until the task set is replaced (true) or ctx is done (false).
+func (s *Service) adoptUntil(ctx context.Context, replaced <-chan struct{}, tick <-chan time.Time) bool {
+	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-t.C:
+			return false
+		case <-replaced:
+			return true
+		case <-tick:
 			s.Adopt(ctx)
 		}
 	}
+}
+
+// scheduler follows the schedules of the set of tasks in use.
+type scheduler struct {
+	s         *Service
+	tasks     map[string]bool      // the set followed last; nil before the first
+	following map[string]following // the schedules followed, by task
+	wg        sync.WaitGroup
+}
+
+// following is one task's schedule being followed.
+type following struct {
+	spec   string
+	cancel context.CancelFunc
+}
+
+// follow makes the schedules followed those of tasks: it stops following
+// the schedules of the tasks removed (or changed) and starts following the
+// new ones. The on_start runs are started for every task of the first set,
+// and after that for the tasks a reload added.
+func (sc *scheduler) follow(ctx context.Context, tasks map[string]*TaskSides) error {
+	s := sc.s
+	scheds := map[string]cron.Schedule{}
+	for name, ts := range tasks {
+		if spec := ts.Runtime.Task.Reconcile.Schedule; spec != "" {
+			sched, err := ParseSchedule(spec)
+			if err != nil {
+				return fmt.Errorf("task %s: reconcile.schedule %q: %w", name, spec, err)
+			}
+			scheds[name] = sched
+		}
+	}
+	for name, f := range sc.following {
+		if ts := tasks[name]; ts == nil || ts.Runtime.Task.Reconcile.Schedule != f.spec {
+			f.cancel()
+			delete(sc.following, name)
+			if s.m != nil {
+				s.m.ReconcileInterval.DeleteLabelValues(name)
+			}
+		}
+	}
+	var removed []string
+	for name := range sc.tasks {
+		if tasks[name] == nil {
+			removed = append(removed, name)
+		}
+	}
+	for name, ts := range tasks {
+		if ts.Runtime.Task.Reconcile.OnStart && !sc.tasks[name] {
+			sc.wg.Go(func() { s.startScheduled(ctx, name, "start") })
+		}
+	}
+	for name, sched := range scheds {
+		if _, ok := sc.following[name]; ok {
+			continue
+		}
+		spec := tasks[name].Runtime.Task.Reconcile.Schedule
+		sc.exportInterval(name, spec, sched)
+		fctx, cancel := context.WithCancel(ctx)
+		sc.following[name] = following{spec: spec, cancel: cancel}
+		sc.wg.Go(func() { s.follow(fctx, name, sched) })
+	}
+	sc.tasks = map[string]bool{}
+	for name := range tasks {
+		sc.tasks[name] = true
+	}
+	s.success.refresh(removed)
+	return nil
+}
+
+// exportInterval sets the gauge the overdue alert measures against, and
+// warns when the runs bucket keeps runs for less than the alert needs.
+func (sc *scheduler) exportInterval(task, spec string, sched cron.Schedule) {
+	s := sc.s
+	gap := LongestGap(sched, s.cfg.Clock.Now())
+	if s.m != nil {
+		s.m.ReconcileInterval.WithLabelValues(task).Set(gap.Seconds())
+	}
+	if 2*gap > s.cfg.ReportAge {
+		s.log.Warn("reconcile runs are kept for less than twice the schedule: a success may expire before the overdue alert would fire; after a restart the alert then counts from the replicas' start",
+			"task", task, "schedule", spec, "kept", s.cfg.ReportAge)
+	}
+}
+
+// stop stops following every schedule and waits for the runs it was
+// starting.
+func (sc *scheduler) stop() {
+	for _, f := range sc.following {
+		f.cancel()
+	}
+	sc.wg.Wait()
 }
 
 // follow starts task's runs at each activation of sched, by the service's

@@ -15,6 +15,7 @@ import (
 	"github.com/oss2s3/oss2s3/internal/testkit"
 	"github.com/oss2s3/oss2s3/transfer"
 	"github.com/oss2s3/oss2s3/transfer/reconcile"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestLongestGap(t *testing.T) {
@@ -244,5 +245,72 @@ func TestScheduledRunsStart(t *testing.T) {
 	}
 	if got := triggers(); !slices.Equal(got, []string{"start", "schedule", "schedule"}) {
 		t.Errorf("runs: %v", got)
+	}
+}
+
+// TestScheduleFollowsAReload: when a reload replaces the tasks, Schedule
+// follows the new set: a task added with on_start runs once then, a
+// schedule a task gains is followed (and its interval exported), a task
+// that existed before does not run on_start again, and a schedule removed
+// starts nothing more.
+func TestScheduleFollowsAReload(t *testing.T) {
+	ns := jstest.Start(t)
+	e := newEnv(t, 2)
+	seed(t, e)
+	clk := &fakeClock{now: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)}
+	tasks := &swapTasks{}
+	r := startReplicaWith(t, e, ns.ClientURL(), true, replicaOpts{cfg: reconcile.ServiceConfig{
+		LockTTL: 3 * time.Second, Poll: 50 * time.Millisecond, Clock: clk}, tasks: tasks})
+	ctx, cancel := context.WithCancel(context.Background())
+	scheduled := make(chan error, 1)
+	go func() { scheduled <- r.svc.Schedule(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-scheduled; err != nil {
+			t.Error(err)
+		}
+	})
+	time.Sleep(300 * time.Millisecond)
+	if runs := runsOf(t, r.js); len(runs) != 0 || clk.waiting() != 0 {
+		t.Fatalf("runs %v and %d schedules without any configured", runs, clk.waiting())
+	}
+
+	// The reload: t1 gains a schedule and on_start, t2 comes with on_start.
+	t1, _ := tasks.Current()
+	sides := func(task *transfer.Task) *reconcile.TaskSides {
+		ts := *t1["t1"]
+		rt := *ts.Runtime
+		rt.Task = task
+		ts.Runtime = &rt
+		return &ts
+	}
+	scheduledT1 := *e.task
+	scheduledT1.Reconcile = transfer.ReconcileConfig{Schedule: "rate(1 hour)", OnStart: true}
+	added := *e.task
+	added.Name, added.Reconcile = "t2", transfer.ReconcileConfig{OnStart: true}
+	tasks.set(map[string]*reconcile.TaskSides{"t1": sides(&scheduledT1), "t2": sides(&added)})
+	testkit.WaitFor(t, 30*time.Second, "the on_start run of the task added", func() bool { return len(runsOf(t, r.js)) == 1 })
+	if st := runsOf(t, r.js)[0]; st.Task != "t2" || st.Trigger != "start" {
+		t.Fatalf("run %+v, want t2's on_start", st)
+	}
+	waitRun(t, r.svc, runsOf(t, r.js)[0].ID)
+	testkit.WaitFor(t, 10*time.Second, "t1's schedule", func() bool { return clk.waiting() == 1 })
+	if got := testutil.ToFloat64(r.m.ReconcileInterval.WithLabelValues("t1")); got != 3600 {
+		t.Fatalf("t1's interval %v", got)
+	}
+	clk.advance(time.Hour)
+	testkit.WaitFor(t, 30*time.Second, "t1's scheduled run", func() bool { return len(runsOf(t, r.js)) == 2 })
+	if st := runsOf(t, r.js)[1]; st.Task != "t1" || st.Trigger != "schedule" {
+		t.Fatalf("run %+v, want t1's scheduled one", st)
+	}
+	waitRun(t, r.svc, runsOf(t, r.js)[1].ID)
+
+	// Another reload: t1 loses its schedule.
+	tasks.set(map[string]*reconcile.TaskSides{"t1": sides(e.task), "t2": sides(&added)})
+	testkit.WaitFor(t, 10*time.Second, "t1's interval removed", func() bool { return testutil.CollectAndCount(r.m.ReconcileInterval) == 0 })
+	clk.advance(2 * time.Hour)
+	time.Sleep(300 * time.Millisecond)
+	if n := len(runsOf(t, r.js)); n != 2 {
+		t.Fatalf("%d runs after the schedule was removed, want 2", n)
 	}
 }

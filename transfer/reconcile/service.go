@@ -99,7 +99,7 @@ type Service struct {
 	runs  jetstream.KeyValue  // RunsBucket
 	locks jetstream.KeyValue  // LocksBucket
 	queue Publisher
-	tasks map[string]*TaskSides
+	tasks Tasks
 	m     *metrics.Metrics
 	log   *slog.Logger
 
@@ -113,10 +113,32 @@ type Service struct {
 	active  activeRuns // the runs whose progress this replica exports
 }
 
+// Tasks gives the reconciler the tasks as the configuration has them now.
+// A configuration reload replaces them: Current returns the set with a
+// channel that is closed when it is replaced (nil: never), so that
+// Schedule follows the new schedules. A run keeps the task it started
+// with.
+type Tasks interface {
+	Current() (tasks map[string]*TaskSides, replaced <-chan struct{})
+}
+
+// StaticTasks is a task set that is never replaced (the one-shot
+// commands, tests).
+type StaticTasks map[string]*TaskSides
+
+// Current returns s; it is never replaced.
+func (s StaticTasks) Current() (map[string]*TaskSides, <-chan struct{}) { return s, nil }
+
+// task returns the task named name as configured now, or nil.
+func (s *Service) task(name string) *TaskSides {
+	tasks, _ := s.tasks.Current()
+	return tasks[name]
+}
+
 // NewService creates (or opens) the reconciler's JetStream assets through
 // js: the KV buckets and the report stream. The runs this replica
 // coordinates live until ctx is done.
-func NewService(ctx context.Context, js jetstream.JetStream, queue Publisher, tasks map[string]*TaskSides,
+func NewService(ctx context.Context, js jetstream.JetStream, queue Publisher, tasks Tasks,
 	cfg ServiceConfig, m *metrics.Metrics, log *slog.Logger) (*Service, error) {
 	cfg = cfg.withDefaults()
 	runs, locks, err := createAssets(ctx, js, cfg)
@@ -126,6 +148,7 @@ func NewService(ctx context.Context, js jetstream.JetStream, queue Publisher, ta
 	s := &Service{cfg: cfg, js: js, runs: runs, locks: locks, queue: queue, tasks: tasks, m: m, log: log,
 		stop: ctx.Done(), tallies: newTallies(runs, cfg.Owner, log), idle: &idleQueue{poll: cfg.Poll},
 		success: newLastSuccess(cfg.ReportAge, m), meter: NewMeter()}
+	s.success.configured = func(task string) bool { return s.task(task) != nil }
 	if dq, ok := queue.(Depther); ok {
 		s.idle.queue = dq
 	}

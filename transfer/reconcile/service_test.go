@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,6 +52,43 @@ type replicaOpts struct {
 	// list: the task's prefix list (source.prefix_list), read through
 	// the task's clients.
 	list string
+	// tasks, if set, is where the reconciler and the workers read the
+	// tasks (a test replaces them, as a reload does); it starts with the
+	// env's task.
+	tasks *swapTasks
+}
+
+// swapTasks is a task set a test replaces while the replica runs, as a
+// configuration reload does: the reconciler's reconcile.Tasks and the
+// workers' transfer.TaskSet.
+type swapTasks struct {
+	mu       sync.Mutex
+	sides    map[string]*reconcile.TaskSides
+	replaced chan struct{}
+}
+
+func (s *swapTasks) Current() (map[string]*reconcile.TaskSides, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sides, s.replaced
+}
+
+func (s *swapTasks) Tasks() map[string]*transfer.TaskRuntime {
+	sides, _ := s.Current()
+	out := map[string]*transfer.TaskRuntime{}
+	for name, ts := range sides {
+		out[name] = ts.Runtime
+	}
+	return out
+}
+
+func (s *swapTasks) set(sides map[string]*reconcile.TaskSides) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.replaced != nil {
+		close(s.replaced)
+	}
+	s.sides, s.replaced = sides, make(chan struct{})
 }
 
 func startReplicaWith(t *testing.T, e *env, url string, workers bool, o replicaOpts) *replica {
@@ -84,7 +122,13 @@ func startReplicaWith(t *testing.T, e *env, url string, workers bool, o replicaO
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := reconcile.NewService(ctx, js, pub, tasks, o.cfg, m, log)
+	var rtasks reconcile.Tasks = reconcile.StaticTasks(tasks)
+	var wtasks transfer.TaskSet = transfer.StaticTasks{e.task.Name: rt}
+	if o.tasks != nil {
+		o.tasks.set(tasks)
+		rtasks, wtasks = o.tasks, o.tasks
+	}
+	svc, err := reconcile.NewService(ctx, js, pub, rtasks, o.cfg, m, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +139,7 @@ func startReplicaWith(t *testing.T, e *env, url string, workers bool, o replicaO
 		if !o.deaf {
 			wcfg.Observer = svc
 		}
-		w := transfer.NewWorkers(q, transfer.NewCopier(64*transfer.MiB, q.Checkpoints(), "w"), map[string]*transfer.TaskRuntime{e.task.Name: rt}, wcfg, m, log)
+		w := transfer.NewWorkers(q, transfer.NewCopier(64*transfer.MiB, q.Checkpoints(), "w"), wtasks, wcfg, m, log)
 		if !o.unsaved {
 			go svc.SaveTallies(ctx)
 		}

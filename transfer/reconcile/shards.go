@@ -119,9 +119,12 @@ func (s *Service) RunShard(ctx context.Context, job transfer.Job, log *slog.Logg
 	if err := json.Unmarshal([]byte(args.Shard), &sp); err != nil {
 		return transfer.Permanent(fmt.Errorf("reconcile shard: %w", err))
 	}
-	ts := s.tasks[job.Task]
+	ts := s.task(job.Task)
 	if ts == nil {
-		return transfer.Permanent(fmt.Errorf("reconcile shard: %w: %q", ErrNoTask, job.Task))
+		// A reload removed the task since the workers looked: the shard
+		// comes back, and the workers' rule for jobs of tasks not
+		// configured decides then (transfer.WorkerConfig.UnknownTaskGrace).
+		return transfer.Snooze(time.Second, fmt.Sprintf("reconcile shard: %v: %q", ErrNoTask, job.Task), nil)
 	}
 	log = log.With("run", sp.Run, "shard", sp.N)
 	a, done, err := s.startShard(ctx, sp, log)

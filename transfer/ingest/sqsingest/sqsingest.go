@@ -47,17 +47,26 @@ type Config struct {
 
 // Ingester pulls one queue.
 type Ingester struct {
-	cfg    Config
-	client *sqs.Client
-	in     *ingest.Intake
-	task   *transfer.Task // the task of {"key","size"} messages; nil if none
-	m      *metrics.Metrics
-	log    *slog.Logger
+	cfg     Config
+	client  *sqs.Client
+	routing func() Routing
+	m       *metrics.Metrics
+	log     *slog.Logger
 }
 
-// New builds the SQS client for cfg. task is the configured task named by
-// cfg.Task (nil when cfg.Task is empty).
-func New(ctx context.Context, cfg Config, task *transfer.Task, in *ingest.Intake, m *metrics.Metrics, log *slog.Logger) (*Ingester, error) {
+// Routing is what a batch is queued with, as the configuration has it now:
+// the Intake (which routes records by the tasks) and the task named by
+// Config.Task, which {"key","size"} messages are for (nil when the queue
+// names none). A configuration reload may replace it between two batches;
+// each batch reads it once, so its messages are all routed alike.
+type Routing struct {
+	Intake *ingest.Intake
+	Task   *transfer.Task
+}
+
+// New builds the SQS client for cfg; routing gives the Intake and the task
+// of each batch.
+func New(ctx context.Context, cfg Config, routing func() Routing, m *metrics.Metrics, log *slog.Logger) (*Ingester, error) {
 	if cfg.WaitSeconds <= 0 || cfg.WaitSeconds > 20 {
 		cfg.WaitSeconds = 20
 	}
@@ -78,7 +87,7 @@ func New(ctx context.Context, cfg Config, task *transfer.Task, in *ingest.Intake
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
 	})
-	return &Ingester{cfg: cfg, client: client, in: in, task: task, m: m, log: log.With("sqs", cfg.Name)}, nil
+	return &Ingester{cfg: cfg, client: client, routing: routing, m: m, log: log.With("sqs", cfg.Name)}, nil
 }
 
 // Run pulls until ctx is done.
@@ -144,8 +153,9 @@ func (g *Ingester) handle(ctx context.Context, msgs []types.Message) error {
 	var jobs []transfer.Job
 	var res ingest.Result
 	var done []types.DeleteMessageBatchRequestEntry
+	rt := g.routing()
 	for i, msg := range msgs {
-		j, r, err := g.jobs(aws.ToString(msg.Body), aws.ToString(msg.MessageId))
+		j, r, err := g.jobs(rt, aws.ToString(msg.Body), aws.ToString(msg.MessageId))
 		if err != nil {
 			g.m.Events(metrics.SourceSQS, metrics.EventRejected).Inc()
 			g.log.Warn("sqs message not understood; left for the queue's redrive policy", "message_id", aws.ToString(msg.MessageId),
@@ -156,7 +166,7 @@ func (g *Ingester) handle(ctx context.Context, msgs []types.Message) error {
 		res.Ignored, res.Unrouted = res.Ignored+r.Ignored, res.Unrouted+r.Unrouted
 		done = append(done, types.DeleteMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), ReceiptHandle: msg.ReceiptHandle})
 	}
-	if _, err := g.in.Publish(ctx, metrics.SourceSQS, jobs, res); err != nil {
+	if _, err := rt.Intake.Publish(ctx, metrics.SourceSQS, jobs, res); err != nil {
 		return err
 	}
 	if len(done) == 0 {
@@ -178,7 +188,7 @@ func (g *Ingester) handle(ctx context.Context, msgs []types.Message) error {
 // jobs understands the three message formats: the seed function's
 // {"key","size"}, an OSS trigger document, and S3-style event records (each
 // possibly wrapped in an SNS notification). msgID is the SQS message's ID.
-func (g *Ingester) jobs(body, msgID string) ([]transfer.Job, ingest.Result, error) {
+func (g *Ingester) jobs(rt Routing, body, msgID string) ([]transfer.Job, ingest.Result, error) {
 	if !utf8.ValidString(body) {
 		return nil, ingest.Result{}, errors.New("message body is not valid UTF-8")
 	}
@@ -195,23 +205,23 @@ func (g *Ingester) jobs(body, msgID string) ([]transfer.Job, ingest.Result, erro
 	}
 	switch {
 	case probe.Type == "Notification" && probe.Message != nil:
-		return g.jobs(*probe.Message, msgID)
+		return g.jobs(rt, *probe.Message, msgID)
 	case probe.Events != nil:
 		doc, err := ossevent.Parse([]byte(body))
 		if err != nil {
 			return nil, ingest.Result{}, err
 		}
-		jobs, res := g.in.Jobs(metrics.SourceSQS, doc.Events)
+		jobs, res := rt.Intake.Jobs(metrics.SourceSQS, doc.Events)
 		return jobs, res, nil
 	case probe.Records != nil:
 		records, err := fromS3Records(probe.Records)
 		if err != nil {
 			return nil, ingest.Result{}, err
 		}
-		jobs, res := g.in.Jobs(metrics.SourceSQS, records)
+		jobs, res := rt.Intake.Jobs(metrics.SourceSQS, records)
 		return jobs, res, nil
 	case probe.Key != nil:
-		return g.dthJob(*probe.Key, probe.Size, msgID)
+		return dthJob(rt.Task, *probe.Key, probe.Size, msgID)
 	}
 	return nil, ingest.Result{}, errors.New(`message is none of {"key","size"}, {"events":[...]} or {"Records":[...]}`)
 }
@@ -221,12 +231,12 @@ func (g *Ingester) jobs(body, msgID string) ([]transfer.Job, ingest.Result, erro
 // its SQS message ID tells a redelivery of it (a duplicate) from a later
 // message about the same key (a new change, which must be queued again even
 // within the duplicate window).
-func (g *Ingester) dthJob(key string, size *int64, msgID string) ([]transfer.Job, ingest.Result, error) {
-	if g.task == nil {
+func dthJob(task *transfer.Task, key string, size *int64, msgID string) ([]transfer.Job, ingest.Result, error) {
+	if task == nil {
 		return nil, ingest.Result{}, errors.New(`a {"key","size"} message, but the queue's configuration names no task`)
 	}
 	r := ossevent.Record{EventName: "ObjectCreated:PutObject"}
-	r.OSS.Bucket.Name, r.OSS.Object.Key = g.task.Source.Bucket, key
+	r.OSS.Bucket.Name, r.OSS.Object.Key = task.Source.Bucket, key
 	if size != nil {
 		r.OSS.Object.Size = *size
 	}
@@ -234,11 +244,11 @@ func (g *Ingester) dthJob(key string, size *int64, msgID string) ([]transfer.Job
 		return nil, ingest.Result{}, err
 	}
 	return []transfer.Job{{
-		Task:       g.task.Name,
+		Task:       task.Name,
 		Kind:       string(ossevent.KindConverge),
 		Origin:     metrics.SourceSQS,
 		Nonce:      "sqs:" + msgID,
-		ObjectArgs: transfer.ObjectArgs{Bucket: g.task.Source.Bucket, Key: key, Size: r.OSS.Object.Size, Event: r.EventName},
+		ObjectArgs: transfer.ObjectArgs{Bucket: task.Source.Bucket, Key: key, Size: r.OSS.Object.Size, Event: r.EventName},
 	}}, ingest.Result{}, nil
 }
 

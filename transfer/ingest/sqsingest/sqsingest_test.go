@@ -97,7 +97,7 @@ func setup(t *testing.T, opts options) *testBundle {
 		Name: "q", QueueURL: b.url, Region: "us-east-1", Endpoint: endpoint,
 		AccessKeyID: accessKeyID, SecretAccessKey: secretAccessKey,
 		Task: "dth", WaitSeconds: 1, VisibilityTimeout: time.Second,
-	}, dth, in, m, log)
+	}, func() sqsingest.Routing { return sqsingest.Routing{Intake: in, Task: dth} }, m, log)
 	if err != nil {
 		t.Fatal(err)
 	}
