@@ -374,7 +374,7 @@ func runOf(state any) runView {
 		v.Listed += " / " + strconv.FormatInt(p.Listing.ObjectsTotal, 10)
 	}
 	if c := p.Copies; c.ObjectsTotal > 0 {
-		v.Copies = fmt.Sprintf("%d / %d (%s of %s)", c.Objects, c.ObjectsTotal, sizeOf(c.Bytes), sizeOf(c.BytesTotal))
+		v.Copies = fmt.Sprintf("%d / %d (%s of %s)", c.Objects, c.ObjectsTotal, HumanBytes(c.Bytes), HumanBytes(c.BytesTotal))
 	}
 	return v
 }
@@ -423,8 +423,9 @@ func deadLetterOf(d any) deadLetterView {
 	return deadLetterView{Task: r.Job.Task, Key: r.Job.Key, Error: r.Error, Attempts: r.Attempts, Time: r.Time.UTC().Format(time.DateTime)}
 }
 
-// sizeOf is n bytes in binary units.
-func sizeOf(n int64) string {
+// HumanBytes is n bytes in binary units, e.g. 1.5 GiB (the status page's
+// and the CLI's progress).
+func HumanBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/oss2s3/oss2s3/handlers"
 	"github.com/oss2s3/oss2s3/transfer"
 	"github.com/oss2s3/oss2s3/transfer/reconcile"
 )
@@ -317,18 +318,7 @@ func progressText(p *reconcile.RunProgress) string {
 }
 
 // humanBytes is n in binary units, e.g. 1.5 GiB.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func humanBytes(n int64) string { return handlers.HumanBytes(n) }
 
 // localProgress returns the progress text of a diff this process runs
 // (reconcile and sync --local): its listing out of the source bucket's
