@@ -173,12 +173,15 @@ func TestGiantObjectEndToEnd(t *testing.T) {
 	b.extraConfig = "nats:\n  url: " + ns.ClientURL() + "\n"
 	b.workerConfig = "  giant_threshold: 20MiB\n"
 	b.writeConfig(t, 2)
-	startChild(t, b)
+	first := startChild(t, b)
 	// A second replica: same configuration, another port.
 	other := *b
 	other.addr = freeAddr(t)
 	other.writeConfig(t, 2)
-	startChild(t, &other)
+	second := startChild(t, &other)
+	// Each part's read takes a while: neither replica (2 workers, 2
+	// messages pulled ahead) can take every part for itself.
+	b.emu.InjectFault(ossemu.Fault{API: "OSS", Op: "GetObject", Bucket: e2eSrc, Key: "giant/synthetic.bin", Latency: 300 * time.Millisecond})
 
 	const size = 64<<20 + 3
 	info, err := b.emu.PutSynthetic(e2eSrc, "giant/synthetic.bin", size, 42, http.Header{"Content-Type": {"application/octet-stream"}})
@@ -206,6 +209,12 @@ func TestGiantObjectEndToEnd(t *testing.T) {
 		t.Fatalf("giant object not copied: %v", err)
 	}
 	assertNoOpenUploads(t, b)
+	// Its parts were spread over the cluster: both replicas copied some.
+	for i, c := range []*child{first, second} {
+		if n := strings.Count(c.logs.String(), `"msg":"giant object: part copied"`); n == 0 {
+			t.Errorf("replica %d copied no part of the giant object", i+1)
+		}
+	}
 }
 
 // TestObjectKindsEndToEnd: symlinks (the target's bytes), appendable

@@ -453,6 +453,10 @@ func (w *objectWorkers) part(ctx context.Context, rt *TaskRuntime, job Job, log 
 		return outcome{}, err
 	}
 	if !res.Completed {
+		// One line a part: which replica copied which part of a giant
+		// object, and that it is moving.
+		log.Info("giant object: part copied", "part", res.Part.Number, "bytes", res.Part.Size, "of_parts", res.Parts,
+			"duration", time.Since(start).Round(time.Millisecond))
 		return outcome{}, nil
 	}
 	w.recheck(ctx, rt, job, job.Key, job.ETag, false, log)
