@@ -48,12 +48,15 @@ func (b *chaosBed) queueState(ctx context.Context) (queueState, error) {
 		return q, err
 	}
 	q.jobs = s.CachedInfo().State.Msgs
-	c, err := b.js.Consumer(cctx, transfer.JobStream, transfer.WorkerConsumer)
-	if err != nil {
-		return q, err
+	for _, l := range transfer.Lanes {
+		c, err := b.js.Consumer(cctx, transfer.JobStream, l.Consumer)
+		if err != nil {
+			return q, err
+		}
+		ci := c.CachedInfo()
+		q.pending += ci.NumPending
+		q.ackPending += uint64(ci.NumAckPending) //nolint:gosec // G115: a count from the server, >= 0
 	}
-	ci := c.CachedInfo()
-	q.pending, q.ackPending = ci.NumPending, uint64(ci.NumAckPending)
 	st := b.sqs.Stats(b.queueURL)
 	q.sqs = st.Visible + st.InFlight + st.Delayed
 	wctx, wcancel := context.WithTimeout(ctx, time.Millisecond)

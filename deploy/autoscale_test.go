@@ -53,17 +53,25 @@ func TestAutoscalingFollowsTheQueue(t *testing.T) {
 	if keda.Kind != "ScaledObject" || keda.Spec.ScaleTargetRef.Name != dep.Metadata.Name {
 		t.Errorf("KEDA: %s scaling %q, want a ScaledObject of %q", keda.Kind, keda.Spec.ScaleTargetRef.Name, dep.Metadata.Name)
 	}
-	if len(keda.Spec.Triggers) != 1 || keda.Spec.Triggers[0].Type != "nats-jetstream" {
-		t.Fatalf("KEDA triggers %+v, want one nats-jetstream", keda.Spec.Triggers)
+	// One trigger per lane: each lane's consumer has a backlog of its own,
+	// and KEDA scales on the larger need.
+	if len(keda.Spec.Triggers) != len(transfer.Lanes) {
+		t.Fatalf("KEDA triggers %+v, want one nats-jetstream trigger per lane (%d)", keda.Spec.Triggers, len(transfer.Lanes))
 	}
-	md := keda.Spec.Triggers[0].Metadata
-	if md["stream"] != transfer.JobStream || md["consumer"] != transfer.WorkerConsumer {
-		t.Errorf("KEDA reads stream %q consumer %q, want %q and %q (transfer.JobStream, transfer.WorkerConsumer)",
-			md["stream"], md["consumer"], transfer.JobStream, transfer.WorkerConsumer)
-	}
-	for _, k := range []string{"natsServerMonitoringEndpoint", "account", "lagThreshold"} {
-		if md[k] == "" {
-			t.Errorf("KEDA trigger without %s", k)
+	for i, l := range transfer.Lanes {
+		tr := keda.Spec.Triggers[i]
+		if tr.Type != "nats-jetstream" {
+			t.Errorf("KEDA trigger %d is %q, want nats-jetstream", i, tr.Type)
+		}
+		md := tr.Metadata
+		if md["stream"] != transfer.JobStream || md["consumer"] != l.Consumer {
+			t.Errorf("KEDA trigger %d reads stream %q consumer %q, want %q and the %s lane's %q",
+				i, md["stream"], md["consumer"], transfer.JobStream, l.Name, l.Consumer)
+		}
+		for _, k := range []string{"natsServerMonitoringEndpoint", "account", "lagThreshold"} {
+			if md[k] == "" {
+				t.Errorf("KEDA trigger %d without %s", i, k)
+			}
 		}
 	}
 	if keda.Spec.MinReplicaCount <= pdb.Spec.MinAvailable || keda.Spec.MaxReplicaCount < keda.Spec.MinReplicaCount {

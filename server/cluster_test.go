@@ -359,20 +359,19 @@ func killStreamLeader(t *testing.T, nodes []*natsNode, info jetstream.Stream) (s
 func noJobLeftBehind(t *testing.T, js jetstream.JetStream, info jetstream.Stream, b *bed) {
 	t.Helper()
 	ctx := context.Background()
-	cons, err := js.Consumer(ctx, transfer.JobStream, transfer.WorkerConsumer)
-	if err != nil {
-		t.Fatal(err)
-	}
 	testkit.WaitFor(t, 30*time.Second, "an empty job stream", func() bool {
-		ci, err := cons.Info(ctx)
-		if err != nil {
-			return false
+		for _, l := range transfer.Lanes { // each lane's consumer
+			cons, err := js.Consumer(ctx, transfer.JobStream, l.Consumer)
+			if err != nil {
+				return false
+			}
+			ci, err := cons.Info(ctx)
+			if err != nil || ci.NumPending != 0 || ci.NumAckPending != 0 {
+				return false
+			}
 		}
 		si, err := info.Info(ctx)
-		if err != nil {
-			return false
-		}
-		return ci.NumPending == 0 && ci.NumAckPending == 0 && si.State.Msgs == 0
+		return err == nil && si.State.Msgs == 0
 	})
 	dlq, err := js.Stream(ctx, transfer.DeadStream)
 	if err != nil {

@@ -69,7 +69,7 @@ func defaultConfig() Config {
 		Webhook: WebhookConfig{MaxBodyBytes: handlers.DefaultMaxBodyBytes, MaxRecords: ingest.DefaultMaxRecords,
 			Tolerance: signature.DefaultTolerance},
 		Workers: WorkersConfig{
-			Concurrency: &concurrency, PartSize: transfer.DefaultPartSize,
+			Concurrency: &concurrency, LargeConcurrency: transfer.DefaultLargeConcurrency, PartSize: transfer.DefaultPartSize,
 			MultipartThreshold: transfer.DefaultMultipartThreshold, PartsInFlight: transfer.DefaultPartsInFlight,
 			GiantThreshold: transfer.DefaultGiantThreshold, MemoryBudget: transfer.DefaultMemoryBudget,
 			JobTimeout: transfer.DefaultJobTimeout, ShutdownGrace: transfer.DefaultShutdownGrace,

@@ -90,7 +90,11 @@ func (q QueueConfig) validate(bad complain) {
 
 // WorkersConfig shapes this process's copy workers.
 type WorkersConfig struct {
-	Concurrency        *int              `yaml:"concurrency"` // 0: gateway only, no workers in this process
+	Concurrency *int `yaml:"concurrency"` // 0: gateway only, no workers in this process
+	// LargeConcurrency: the large lane's workers (objects of
+	// multipart_threshold or more, the parts of giant ones), beside the
+	// concurrency of the small lane's.
+	LargeConcurrency   int               `yaml:"large_concurrency"`
 	PartSize           transfer.ByteSize `yaml:"part_size"`
 	MultipartThreshold transfer.ByteSize `yaml:"multipart_threshold"`
 	PartsInFlight      int               `yaml:"parts_in_flight"`
@@ -111,6 +115,9 @@ type WorkersConfig struct {
 func (w WorkersConfig) validate(bad complain) {
 	if w.Concurrency == nil || *w.Concurrency < 0 {
 		bad("workers.concurrency", "want 0 (no workers in this process) or more")
+	}
+	if w.LargeConcurrency < 1 || w.LargeConcurrency > 256 {
+		bad("workers.large_concurrency", "%d: want 1 to 256", w.LargeConcurrency)
 	}
 	validParts(w.PartSize, w.PartsInFlight, "workers", bad)
 	if w.MultipartThreshold < 1 {

@@ -274,7 +274,7 @@ func (a *app) assemble(ctx context.Context, q *transfer.Queue, recon *reconcile.
 			Lease: w.Lease, OrphanAge: w.OrphanUploadAge, OrphanEvery: w.OrphanSweepInterval,
 		}, a.m, log)
 		a.workers = transfer.NewWorkers(q, copier, &a.live, transfer.WorkerConfig{
-			Concurrency: *w.Concurrency,
+			Concurrency: *w.Concurrency, LargeConcurrency: w.LargeConcurrency,
 			Copy: transfer.CopyConfig{PartSize: w.PartSize, MultipartThreshold: w.MultipartThreshold,
 				PartsInFlight: w.PartsInFlight, GiantThreshold: w.GiantThreshold, Lease: w.Lease},
 			RetryBase: cfg.Queue.RetryBase, RetryMax: cfg.Queue.RetryMax,
@@ -376,6 +376,7 @@ func queueConfig(cfg *Config) transfer.QueueConfig {
 		EmbeddedListen: cfg.NATS.EmbeddedListen, Replicas: cfg.NATS.Replicas,
 		DuplicateWindow: cfg.Queue.DuplicateWindow, MaxMsgs: cfg.Queue.MaxJobs, MaxBytes: int64(cfg.Queue.MaxBytes),
 		AckWait: cfg.Queue.AckWait, MaxAttempts: cfg.Queue.MaxAttempts, DeadLetterAge: cfg.Queue.DeadLetterAge,
+		LargeObject: cfg.Workers.MultipartThreshold,
 	}
 }
 

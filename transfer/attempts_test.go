@@ -222,54 +222,66 @@ func TestAttempts(t *testing.T) {
 		testkit.WaitFor(t, waitLimit, "an empty queue", func() bool { return depth(t, b.q) == 0 })
 	})
 
-	t.Run("JobTheQueueStoppedDeliveringIsQueuedAfresh", func(t *testing.T) {
-		t.Parallel()
-		ns := jstest.Start(t)
-		qcfg := transfer.QueueConfig{URL: ns.ClientURL(), StuckSweep: 50 * time.Millisecond}
-		old := openQueue(t, qcfg)
-		js, err := jetstream.New(old.Conn())
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The consumer as oss2s3 configured it before: a delivery limit.
-		cons, err := js.Consumer(ctx, transfer.JobStream, transfer.WorkerConsumer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ccfg := cons.CachedInfo().Config
-		ccfg.MaxDeliver = 1
-		if cons, err = js.UpdateConsumer(ctx, transfer.JobStream, ccfg); err != nil {
-			t.Fatal(err)
-		}
-		publish(t, old, job("t", "k", ""))
-		batch, err := cons.Fetch(1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for m := range batch.Messages() {
-			if err := m.Nak(); err != nil { // its last delivery: never again
+	// In either lane: each has a consumer of its own.
+	for _, lane := range transfer.Lanes {
+		t.Run("JobTheQueueStoppedDeliveringIsQueuedAfresh/"+lane.Name, func(t *testing.T) {
+			t.Parallel()
+			ns := jstest.Start(t)
+			// The job is 13 bytes: LargeObject 8 puts it in the large lane.
+			qcfg := transfer.QueueConfig{URL: ns.ClientURL(), StuckSweep: 50 * time.Millisecond, LargeObject: 1 << 20}
+			if lane == transfer.LargeLane {
+				qcfg.LargeObject = 8
+			}
+			old := openQueue(t, qcfg)
+			js, err := jetstream.New(old.Conn())
+			if err != nil {
 				t.Fatal(err)
 			}
-		}
-		testkit.WaitFor(t, waitLimit, "JetStream to give up on the job", func() bool {
-			// A pull makes the consumer look at its redeliveries.
-			if b, err := cons.Fetch(1, jetstream.FetchMaxWait(50*time.Millisecond)); err == nil {
-				for range b.Messages() {
+			// The consumer as oss2s3 configured it before: a delivery limit.
+			cons, err := js.Consumer(ctx, transfer.JobStream, lane.Consumer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ccfg := cons.CachedInfo().Config
+			ccfg.MaxDeliver = 1
+			if cons, err = js.UpdateConsumer(ctx, transfer.JobStream, ccfg); err != nil {
+				t.Fatal(err)
+			}
+			j := job("t", "k", "")
+			j.Size = 13
+			if got := old.LaneOf(j); got != lane {
+				t.Fatalf("job in the %s lane, want %s", got.Name, lane.Name)
+			}
+			publish(t, old, j)
+			batch, err := cons.Fetch(1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for m := range batch.Messages() {
+				if err := m.Nak(); err != nil { // its last delivery: never again
+					t.Fatal(err)
 				}
 			}
-			ci, err := cons.Info(ctx)
-			return err == nil && ci.NumAckPending == 0 && ci.NumPending == 0 && depth(t, old) == 1
-		})
+			testkit.WaitFor(t, waitLimit, "JetStream to give up on the job", func() bool {
+				// A pull makes the consumer look at its redeliveries.
+				if b, err := cons.Fetch(1, jetstream.FetchMaxWait(50*time.Millisecond)); err == nil {
+					for range b.Messages() {
+					}
+				}
+				ci, err := cons.Info(ctx)
+				return err == nil && ci.NumAckPending == 0 && ci.NumPending == 0 && depth(t, old) == 1
+			})
 
-		// The new oss2s3 starts on that stream: it lifts the limit, and its
-		// sweeper finds the job the consumer gave up on.
-		q := openQueue(t, qcfg)
-		b := startWorkers(t, qcfg, bedOptions{queue: q, sweep: &transfer.SweeperConfig{}})
-		data := []byte("stuck no more")
-		b.src.put("k", data, nil)
-		b.waitDone("k", data)
-		if n := b.value("oss2s3_queue_stuck_jobs_total"); n != 1 {
-			t.Fatalf("stuck jobs counted %v, want 1", n)
-		}
-	})
+			// The new oss2s3 starts on that stream: it lifts the limit, and its
+			// sweeper finds the job the consumer gave up on.
+			q := openQueue(t, qcfg)
+			b := startWorkers(t, qcfg, bedOptions{queue: q, sweep: &transfer.SweeperConfig{}})
+			data := []byte("stuck no more")
+			b.src.put("k", data, nil)
+			b.waitDone("k", data)
+			if n := b.value("oss2s3_queue_stuck_jobs_total"); n != 1 {
+				t.Fatalf("stuck jobs counted %v, want 1", n)
+			}
+		})
+	}
 }

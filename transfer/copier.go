@@ -91,12 +91,17 @@ func PartSizeFor(configured ByteSize, size int64) int64 {
 // Copier streams objects from a Source to a Destination. Its memory is
 // bounded by a byte budget shared by every copy in the process: a part
 // buffer is taken from the budget before it is filled and given back when
-// the part is uploaded. Multipart copies are checkpointed (when the copier
+// the part is uploaded. A quarter of the budget is kept for small objects
+// read whole: a part waiting for the budget (the semaphore is first come,
+// first served) would otherwise hold up every small object behind it, and
+// the small lane would wait for the large one after all. Multipart copies are checkpointed (when the copier
 // has a checkpoint store), so that a copy interrupted by a crash continues
 // from its last finished part.
 type Copier struct {
-	budget     *semaphore.Weighted
-	budgetSize int64
+	budget     *semaphore.Weighted // part buffers: the budget less the small objects' share
+	budgetSize int64               // the part buffers' share
+	whole      *semaphore.Weighted // small objects read whole; budget if there is no share for them
+	total      int64               // the whole budget
 	bufMu      sync.Mutex
 	bufSize    int64    // the size of the buffers in free
 	free       [][]byte // idle part buffers
@@ -111,24 +116,35 @@ type Copier struct {
 func (c *Copier) Measure(m *metrics.Metrics) *Copier {
 	c.m = m
 	if m != nil {
-		m.MemoryBudget.Set(float64(c.budgetSize))
+		m.MemoryBudget.Set(float64(c.total))
 	}
 	return c
 }
 
-// take takes a buffer of n bytes (a part, or a small object) from the budget, waiting for it.
-func (c *Copier) take(ctx context.Context, n int64) error {
-	if err := c.budget.Acquire(ctx, n); err != nil {
+// take takes a part buffer of n bytes from the budget, waiting for it.
+func (c *Copier) take(ctx context.Context, n int64) error { return c.takeFrom(ctx, c.budget, n) }
+
+// give gives back what take took.
+func (c *Copier) give(n int64) { c.giveTo(c.budget, n) }
+
+// takeWhole takes the buffer of a small object read whole from the small
+// objects' share of the budget, waiting for it.
+func (c *Copier) takeWhole(ctx context.Context, n int64) error { return c.takeFrom(ctx, c.whole, n) }
+
+// giveWhole gives back what takeWhole took.
+func (c *Copier) giveWhole(n int64) { c.giveTo(c.whole, n) }
+
+func (c *Copier) takeFrom(ctx context.Context, s *semaphore.Weighted, n int64) error {
+	if err := s.Acquire(ctx, n); err != nil {
 		return err
 	}
 	c.m.BudgetTaken(n)
 	return nil
 }
 
-// give gives back what take took.
-func (c *Copier) give(n int64) {
+func (c *Copier) giveTo(s *semaphore.Weighted, n int64) {
 	c.m.BudgetGiven(n)
-	c.budget.Release(n)
+	s.Release(n)
 }
 
 // NewCopier returns a copier whose part buffers never exceed budget bytes
@@ -137,7 +153,20 @@ func NewCopier(budget ByteSize, ckpt *Checkpoints, owner string) *Copier {
 	if budget <= 0 {
 		budget = DefaultMemoryBudget
 	}
-	return &Copier{budget: semaphore.NewWeighted(int64(budget)), budgetSize: int64(budget), ckpt: ckpt, owner: owner, now: time.Now}
+	c := &Copier{total: int64(budget), ckpt: ckpt, owner: owner, now: time.Now}
+	// The small objects' share holds at least one of them; a budget too
+	// small for a share (under 4 MiB) is shared by both.
+	share := int64(budget) / 4
+	if share < int64(smallPutMax)+1 {
+		share = 0
+	}
+	c.budgetSize = int64(budget) - share
+	c.budget = semaphore.NewWeighted(c.budgetSize)
+	c.whole = c.budget
+	if share > 0 {
+		c.whole = semaphore.NewWeighted(share)
+	}
+	return c
 }
 
 // CopyResult says what a copy did.
@@ -243,10 +272,10 @@ func (c *Copier) put(ctx context.Context, o Object, body io.Reader) (*CopyResult
 // against the source's length and CRC-64, and only then writes it.
 func (c *Copier) putBytes(ctx context.Context, o Object, bp BytesPutter, v *verifier) (*CopyResult, error) {
 	need := o.Info.Size + 1 // one byte more, to see a source that sends too much
-	if err := c.take(ctx, need); err != nil {
+	if err := c.takeWhole(ctx, need); err != nil {
 		return nil, err
 	}
-	defer c.give(need)
+	defer c.giveWhole(need)
 	buf := make([]byte, need)
 	n, err := io.ReadFull(v, buf)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {

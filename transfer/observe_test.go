@@ -62,7 +62,12 @@ func TestQueueStats(t *testing.T) {
 		t.Parallel()
 		q := openQueue(t, transfer.QueueConfig{})
 		before := time.Now()
-		if _, err := q.Publish(ctx, []transfer.Job{job("a", "1", "E"), job("a", "2", "E"), job("b", "1", "E")}); err != nil {
+		large := job("a", "2", "E") // counted whatever its lane
+		large.Size = 5 * int64(transfer.GiB)
+		if q.LaneOf(large) != transfer.LargeLane {
+			t.Fatal("a 5 GiB object's job is not in the large lane")
+		}
+		if _, err := q.Publish(ctx, []transfer.Job{job("a", "1", "E"), large, job("b", "1", "E")}); err != nil {
 			t.Fatal(err)
 		}
 		st, err := q.QueueStats(ctx)

@@ -20,12 +20,35 @@ import (
 
 // Names of the JetStream objects oss2s3 creates. Every replica uses the same
 // ones, which is how they share the work.
+//
+// The job stream has two lanes, each a subject space with a durable
+// consumer of its own, worked by a pool of its own in every replica: small
+// objects (and deletes, and reconcile shards) on oss2s3.jobs.<task>, large
+// objects and the parts of giant ones on oss2s3.large.<task>. A burst of
+// multipart copies then occupies the large pool only, and a small object
+// never waits behind one (see Lane).
 const (
-	JobStream        = "OSS2S3_JOBS"
-	JobSubjectPrefix = "oss2s3.jobs."
-	DeadStream       = "OSS2S3_DLQ"
-	DeadSubjectPref  = "oss2s3.dlq."
-	WorkerConsumer   = "oss2s3-copy"
+	JobStream          = "OSS2S3_JOBS"
+	JobSubjectPrefix   = "oss2s3.jobs."
+	LargeSubjectPrefix = "oss2s3.large."
+	DeadStream         = "OSS2S3_DLQ"
+	DeadSubjectPref    = "oss2s3.dlq."
+	WorkerConsumer     = "oss2s3-copy"
+	LargeConsumer      = "oss2s3-copy-large"
+)
+
+// A Lane is one of the job stream's two lanes.
+type Lane struct {
+	Name     string // "small" or "large", for logs and metrics
+	Subject  string // the subject prefix of its jobs (prefix + task)
+	Consumer string // its durable consumer
+}
+
+// The two lanes. Every job is in exactly one (Queue.LaneOf).
+var (
+	SmallLane = Lane{Name: "small", Subject: JobSubjectPrefix, Consumer: WorkerConsumer}
+	LargeLane = Lane{Name: "large", Subject: LargeSubjectPrefix, Consumer: LargeConsumer}
+	Lanes     = [...]Lane{SmallLane, LargeLane}
 )
 
 // Headers on dead letters.
@@ -79,6 +102,11 @@ type QueueConfig struct {
 	// acknowledgement, a checkpoint read or write); NATSReplyTimeout by
 	// default. Tests shorten it.
 	ReplyTimeout time.Duration
+	// LargeObject is the size from which an object's job goes to the
+	// large lane (DefaultMultipartThreshold by default: the objects that
+	// are copied in parts). A job that does not know its object's size
+	// (a delete, a key list) goes to the small lane.
+	LargeObject ByteSize
 }
 
 func (c *QueueConfig) defaults() {
@@ -112,6 +140,9 @@ func (c *QueueConfig) defaults() {
 	if c.ReplyTimeout <= 0 {
 		c.ReplyTimeout = NATSReplyTimeout
 	}
+	if c.LargeObject <= 0 {
+		c.LargeObject = DefaultMultipartThreshold
+	}
 }
 
 // Queue is the JetStream work queue: the job stream, the shared durable
@@ -121,7 +152,8 @@ type Queue struct {
 	ns       *server.Server // nil with an external server
 	nc       *nats.Conn
 	js       jetstream.JetStream
-	consumer jetstream.Consumer
+	consumer jetstream.Consumer // the small lane's
+	large    jetstream.Consumer // the large lane's
 	ckpt     *Checkpoints
 	log      *slog.Logger
 }
@@ -272,7 +304,7 @@ func (q *Queue) ensure(ctx context.Context) error {
 	_, err := q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        JobStream,
 		Description: "oss2s3 copy jobs: one message per key to converge",
-		Subjects:    []string{JobSubjectPrefix + ">"},
+		Subjects:    []string{JobSubjectPrefix + ">", LargeSubjectPrefix + ">"},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    c.Replicas,
@@ -296,23 +328,54 @@ func (q *Queue) ensure(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create stream %s: %w", DeadStream, err)
 	}
-	q.consumer, err = q.js.CreateOrUpdateConsumer(ctx, JobStream, jetstream.ConsumerConfig{
-		Durable:       WorkerConsumer,
-		Description:   "oss2s3 copy workers, shared by every replica",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       c.AckWait,
-		MaxDeliver:    -1, // attempts are counted by the workers: see MaxAttempts
-		MaxAckPending: c.MaxAckPending,
-		FilterSubject: JobSubjectPrefix + ">",
-		Replicas:      c.Replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("create consumer %s: %w", WorkerConsumer, err)
+	// The small lane's consumer is the one every release before lanes
+	// had, unchanged: the jobs a running deployment holds stay its.
+	if q.consumer, err = q.ensureConsumer(ctx, SmallLane, "oss2s3 copy workers of small objects, deletes and reconcile shards, shared by every replica"); err != nil {
+		return err
+	}
+	if q.large, err = q.ensureConsumer(ctx, LargeLane, "oss2s3 copy workers of large objects and the parts of giant ones, shared by every replica"); err != nil {
+		return err
 	}
 	// Checkpoints outlive a crash by days, not forever: S3 uploads left
 	// behind longer than that are for a lifecycle rule to abort.
 	q.ckpt, err = openCheckpoints(ctx, q.js, c.Replicas, 7*24*time.Hour, c.ReplyTimeout)
 	return err
+}
+
+// ensureConsumer creates or updates the durable consumer of one lane.
+func (q *Queue) ensureConsumer(ctx context.Context, l Lane, description string) (jetstream.Consumer, error) {
+	c, err := q.js.CreateOrUpdateConsumer(ctx, JobStream, jetstream.ConsumerConfig{
+		Durable:       l.Consumer,
+		Description:   description,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       q.cfg.AckWait,
+		MaxDeliver:    -1, // attempts are counted by the workers: see MaxAttempts
+		MaxAckPending: q.cfg.MaxAckPending,
+		FilterSubject: l.Subject + ">",
+		Replicas:      q.cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create consumer %s: %w", l.Consumer, err)
+	}
+	return c, nil
+}
+
+// consumerOf returns the durable consumer of lane l.
+func (q *Queue) consumerOf(l Lane) jetstream.Consumer {
+	if l == LargeLane {
+		return q.large
+	}
+	return q.consumer
+}
+
+// LaneOf returns the lane of job j: the large lane for the parts of giant
+// objects and for copies of objects of LargeObject bytes or more (the
+// size the event or the listing gave), the small lane for the rest.
+func (q *Queue) LaneOf(j Job) Lane {
+	if j.Kind == KindPart || (j.Kind == KindConverge && j.Size >= int64(q.cfg.LargeObject)) {
+		return LargeLane
+	}
+	return SmallLane
 }
 
 // PublishResult counts what happened to a batch of jobs.
@@ -352,7 +415,7 @@ func (q *Queue) Publish(ctx context.Context, jobs []Job) (PublishResult, error) 
 		if err != nil {
 			return res, fmt.Errorf("encode job: %w", err)
 		}
-		msg := &nats.Msg{Subject: JobSubjectPrefix + safeSubjectToken(jobs[i].Task), Data: data, Header: nats.Header{}}
+		msg := &nats.Msg{Subject: q.LaneOf(jobs[i]).Subject + safeSubjectToken(jobs[i].Task), Data: data, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, jobs[i].MsgID())
 		f, err := q.js.PublishMsgAsync(msg)
 		if err != nil {

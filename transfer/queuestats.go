@@ -22,17 +22,27 @@ func (q *Queue) QueueStats(ctx context.Context) (metrics.QueueStats, error) {
 	if err != nil {
 		return st, fmt.Errorf("stream %s: %w", JobStream, err)
 	}
-	if st.Jobs, err = countsByTask(ctx, jobs, JobSubjectPrefix); err != nil {
-		return st, fmt.Errorf("stream %s: %w", JobStream, err)
+	st.Jobs = map[string]uint64{}
+	for _, l := range Lanes {
+		n, err := countsByTask(ctx, jobs, l.Subject)
+		if err != nil {
+			return st, fmt.Errorf("stream %s: %w", JobStream, err)
+		}
+		for task, c := range n {
+			st.Jobs[task] += c
+		}
 	}
 	if s := jobs.CachedInfo().State; s.Msgs > 0 {
 		st.OldestJob = s.FirstTime
 	}
-	ci, err := q.consumer.Info(ctx)
-	if err != nil {
-		return st, fmt.Errorf("consumer %s: %w", WorkerConsumer, err)
+	for _, l := range Lanes {
+		ci, err := q.consumerOf(l).Info(ctx)
+		if err != nil {
+			return st, fmt.Errorf("consumer %s: %w", l.Consumer, err)
+		}
+		st.Unacked += uint64(ci.NumAckPending)      //nolint:gosec // G115: counts from the server, >= 0
+		st.Redelivered += uint64(ci.NumRedelivered) //nolint:gosec // G115: counts from the server, >= 0
 	}
-	st.Unacked, st.Redelivered = uint64(ci.NumAckPending), uint64(ci.NumRedelivered) //nolint:gosec // G115: counts from the server, >= 0
 	dead, err := q.js.Stream(ctx, DeadStream)
 	if err != nil {
 		return st, fmt.Errorf("stream %s: %w", DeadStream, err)

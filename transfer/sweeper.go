@@ -179,12 +179,13 @@ func (s *Sweeper) sweepStuck(ctx context.Context) {
 	s.stuck = seen
 }
 
-// stuckJobs returns the jobs in the stream the workers' consumer will not
-// deliver again: those at or below its ack floor (on a work-queue stream
-// an acknowledged job is gone) and, when it has no job out for
-// acknowledgement, those at or below the last it delivered. The floor
-// passes a job the consumer gave up on only when a later job is
-// acknowledged; the second rule finds it on a quiet queue too.
+// stuckJobs returns the jobs in the stream the workers' consumers will not
+// deliver again, lane by lane: those at or below the lane consumer's ack
+// floor (on a work-queue stream an acknowledged job is gone) and, when it
+// has no job out for acknowledgement, those at or below the last it
+// delivered. The floor passes a job the consumer gave up on only when a
+// later job is acknowledged; the second rule finds it on a quiet queue
+// too.
 func (q *Queue) stuckJobs(ctx context.Context) ([]*jetstream.RawStreamMsg, error) {
 	stream, err := q.js.Stream(ctx, JobStream)
 	if err != nil {
@@ -194,28 +195,30 @@ func (q *Queue) stuckJobs(ctx context.Context) ([]*jetstream.RawStreamMsg, error
 	if err != nil {
 		return nil, err
 	}
-	ci, err := q.consumer.Info(ctx)
-	if err != nil {
-		return nil, err
-	}
-	floor := ci.AckFloor.Stream
-	if ci.NumAckPending == 0 {
-		floor = max(floor, ci.Delivered.Stream)
-	}
 	var out []*jetstream.RawStreamMsg
-	for seq := si.State.FirstSeq; si.State.Msgs > 0 && seq <= floor && len(out) < 1000; {
-		m, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(JobSubjectPrefix+">"))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
+	for _, l := range Lanes {
+		ci, err := q.consumerOf(l).Info(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if m.Sequence > floor {
-			break
+		floor := ci.AckFloor.Stream
+		if ci.NumAckPending == 0 {
+			floor = max(floor, ci.Delivered.Stream)
 		}
-		out = append(out, m)
-		seq = m.Sequence + 1
+		for seq := si.State.FirstSeq; si.State.Msgs > 0 && seq <= floor && len(out) < 1000; {
+			m, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(l.Subject+">"))
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+			if m.Sequence > floor {
+				break
+			}
+			out = append(out, m)
+			seq = m.Sequence + 1
+		}
 	}
 	return out, nil
 }

@@ -16,11 +16,14 @@ import (
 
 // The defaults of WorkerConfig.
 const (
-	DefaultConcurrency   = 16
-	DefaultRetryBase     = 5 * time.Second
-	DefaultRetryMax      = 5 * time.Minute
-	DefaultJobTimeout    = 6 * time.Hour
-	DefaultShutdownGrace = 30 * time.Second
+	DefaultConcurrency = 16
+	// DefaultLargeConcurrency is the large lane's pool: four multipart
+	// copies at once, each with PartsInFlight parts, fill the part budget.
+	DefaultLargeConcurrency = 4
+	DefaultRetryBase        = 5 * time.Second
+	DefaultRetryMax         = 5 * time.Minute
+	DefaultJobTimeout       = 6 * time.Hour
+	DefaultShutdownGrace    = 30 * time.Second
 	// DefaultUnknownTaskGrace is how long a job whose task is not
 	// configured is kept before it is dead-lettered (see
 	// Workers.unknownTask): longer than replicas take to reload one after
@@ -30,12 +33,15 @@ const (
 
 // WorkerConfig shapes the copy workers of one process.
 type WorkerConfig struct {
-	Concurrency   int           // jobs worked on at once by this process
-	Copy          CopyConfig    // defaults for every task
-	RetryBase     time.Duration // first retry delay; doubles per attempt, with jitter
-	RetryMax      time.Duration // longest retry delay
-	JobTimeout    time.Duration // one attempt at one job
-	ShutdownGrace time.Duration // how long in-flight jobs may run on after shutdown starts
+	Concurrency int // small-lane jobs worked on at once by this process
+	// LargeConcurrency is the large lane's pool: large objects and the
+	// parts of giant ones (see Lane), worked beside the small lane's.
+	LargeConcurrency int
+	Copy             CopyConfig    // defaults for every task
+	RetryBase        time.Duration // first retry delay; doubles per attempt, with jitter
+	RetryMax         time.Duration // longest retry delay
+	JobTimeout       time.Duration // one attempt at one job
+	ShutdownGrace    time.Duration // how long in-flight jobs may run on after shutdown starts
 	// Kinds are the workers of the kinds of jobs other packages queue,
 	// registered by them (the reconciler's shard jobs); a job of a kind
 	// this process has no worker for is handed back for a replica that
@@ -51,6 +57,9 @@ type WorkerConfig struct {
 func (c WorkerConfig) withDefaults() WorkerConfig {
 	if c.Concurrency <= 0 {
 		c.Concurrency = DefaultConcurrency
+	}
+	if c.LargeConcurrency <= 0 {
+		c.LargeConcurrency = DefaultLargeConcurrency
 	}
 	if c.RetryBase <= 0 {
 		c.RetryBase = DefaultRetryBase
@@ -175,24 +184,72 @@ func isObjectJob(job Job) bool {
 
 // Run works jobs until ctx is done, then stops taking new ones, gives the
 // jobs in flight ShutdownGrace to finish and hands the rest back to the
-// queue (another replica, or this one after a restart, takes them).
+// queue (another replica, or this one after a restart, takes them). Each
+// lane has its own consumer and pool, so a burst of large copies never
+// holds up a small object.
 func (w *Workers) Run(ctx context.Context) error {
 	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelJobs()
-	w.log.Info("copy workers started", "concurrency", w.cfg.Concurrency)
+	w.log.Info("copy workers started", "concurrency", w.cfg.Concurrency, "large_concurrency", w.cfg.LargeConcurrency)
+	// A lane that cannot start stops the other: a process working one
+	// lane only would look healthy while its other lane's jobs wait.
+	ctx, stopLanes := context.WithCancel(ctx)
+	defer stopLanes()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(Lanes))
+	for _, l := range Lanes {
+		n := w.cfg.Concurrency
+		if l == LargeLane {
+			n = w.cfg.LargeConcurrency
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.runLane(ctx, jobCtx, l, n); err != nil {
+				errs <- err
+				stopLanes()
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		select {
+		case <-done:
+		case <-time.After(w.cfg.ShutdownGrace):
+			w.log.Warn("shutdown grace over: handing in-flight jobs back to the queue")
+			cancelJobs()
+			<-done
+		}
+	}
+	close(errs)
+	var err error
+	for e := range errs {
+		err = errors.Join(err, e)
+	}
+	w.log.Info("copy workers stopped")
+	return err
+}
+
+// runLane works the jobs of lane l with n workers until ctx is done and
+// the jobs it took have ended (or been handed back when jobCtx is
+// cancelled at the end of the shutdown grace).
+func (w *Workers) runLane(ctx, jobCtx context.Context, l Lane, n int) error {
 	// A streaming pull that keeps about one job per worker waiting in the
 	// client: a finished worker starts its next job without a round trip to
 	// the server (one pull per job halved the small-object rate).
-	it, err := w.q.consumer.Messages(jetstream.PullMaxMessages(w.cfg.Concurrency))
+	it, err := w.q.consumerOf(l).Messages(jetstream.PullMaxMessages(n))
 	if err != nil {
-		return fmt.Errorf("consume jobs: %w", err)
+		return fmt.Errorf("consume jobs of the %s lane: %w", l.Name, err)
 	}
 	// Long-lived workers, not a goroutine per job: a job runs deep in the
 	// SDKs' stacks, and growing a fresh goroutine's stack for every small
 	// object cost about a tenth of the CPU.
 	jobs := make(chan jetstream.Msg)
 	var wg sync.WaitGroup
-	for range w.cfg.Concurrency {
+	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -216,7 +273,7 @@ func (w *Workers) Run(ctx context.Context) error {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
 				break
 			}
-			w.log.Warn("fetch jobs", "err", err)
+			w.log.Warn("fetch jobs", "lane", l.Name, "err", err)
 			sleepCtx(ctx, time.Second)
 			continue
 		}
@@ -239,19 +296,10 @@ func (w *Workers) Run(ctx context.Context) error {
 	}
 	close(stopped)
 	if handedBack > 0 {
-		w.log.Info("shutdown: jobs taken but not started handed back to the queue", "jobs", handedBack)
+		w.log.Info("shutdown: jobs taken but not started handed back to the queue", "lane", l.Name, "jobs", handedBack)
 	}
 	close(jobs)
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(w.cfg.ShutdownGrace):
-		w.log.Warn("shutdown grace over: handing in-flight jobs back to the queue")
-		cancelJobs()
-		<-done
-	}
-	w.log.Info("copy workers stopped")
+	wg.Wait()
 	return nil
 }
 

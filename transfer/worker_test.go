@@ -150,6 +150,9 @@ type bedOptions struct {
 	copy     transfer.CopyConfig
 	replicas int
 	whole    bool // the destination takes small objects whole (a BytesPutter, as S3Destination)
+	// largeConcurrency is the large lane's pool (default
+	// transfer.DefaultLargeConcurrency).
+	largeConcurrency int
 	// queue, if set, is the queue the workers read (else one is opened
 	// with the bed's QueueConfig).
 	queue *transfer.Queue
@@ -210,7 +213,7 @@ func (b *workerBed) addReplica(owner string) (stop func()) {
 	t.Helper()
 	copier := transfer.NewCopier(0, b.q.Checkpoints(), owner)
 	cfg := transfer.WorkerConfig{
-		Concurrency: 2, RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, Copy: b.opts.copy,
+		Concurrency: 2, LargeConcurrency: b.opts.largeConcurrency, RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, Copy: b.opts.copy,
 		ShutdownGrace: b.opts.grace, UnknownTaskGrace: b.opts.unknownTaskGrace,
 	}
 	if b.opts.shards != nil {
