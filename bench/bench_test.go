@@ -104,7 +104,7 @@ func TestParseCopyFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.largeSize != 64<<20 || o.smallCount != 500 || o.largeCount != 4 || !slices.Equal(o.cases, []string{"small", "large"}) {
+	if o.largeSize != 64<<20 || o.smallCount != 500 || o.largeCount != 4 || o.runs != 3 || !slices.Equal(o.cases, []string{"small", "large"}) {
 		t.Errorf("got %+v", o)
 	}
 	if len(o.rcloneSmall) != 2 || !slices.Equal(o.rcloneSmall[1], []string{"--transfers", "16", "--checkers", "16"}) {
@@ -120,14 +120,16 @@ func TestParseCopyFlags(t *testing.T) {
 func TestFinalLine(t *testing.T) {
 	t.Parallel()
 	r := results{
-		large:    &largeResult{oss2s3: 300e6, rclone: 250e6, ceiling: 400e6},
-		small:    &smallResult{oss2s3: 900, rclone: 600},
+		large:    &caseResult{oss2s3: 300e6, rclone: 250e6, ceiling: 400e6, oss2s3CPU: 1.5, rcloneCPU: 4},
+		small:    &caseResult{oss2s3: 900, rclone: 600, oss2s3CPU: 300e-6, rcloneCPU: 500e-6},
 		rssBytes: 100<<20 + 1,
 	}
-	if got, want := r.line(), "copy large_ratio=1.20 small_ratio=1.50 ceiling_ratio=0.75 peak_rss_mib=101"; got != want {
+	want := "copy large_ratio=1.20 small_ratio=1.50 ceiling_ratio=0.75 peak_rss_mib=101 cpu_per_gib_ratio=0.38 cpu_per_object_ratio=0.60"
+	if got := r.line(); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
-	if got, want := (results{}).line(), "copy large_ratio=0.00 small_ratio=0.00 ceiling_ratio=0.00 peak_rss_mib=0"; got != want {
+	want = "copy large_ratio=0.00 small_ratio=0.00 ceiling_ratio=0.00 peak_rss_mib=0 cpu_per_gib_ratio=0.00 cpu_per_object_ratio=0.00"
+	if got := (results{}).line(); got != want {
 		t.Errorf("nothing run: got %s", got)
 	}
 }
