@@ -43,7 +43,8 @@ func TestParseObjectsTotalReadsOneTasksResults(t *testing.T) {
 # TYPE oss2s3_objects_total counter
 oss2s3_objects_total{result="copied",task="bench"} 9998
 oss2s3_objects_total{result="skipped",task="bench"} 2
-oss2s3_objects_total{task="bench",result="dead_letter"} 0
+oss2s3_objects_total{task="bench",result="failed"} 1
+oss2s3_objects_total{result="retried",task="bench"} 3
 oss2s3_objects_total{result="copied",task="other"} 5
 oss2s3_objects_total_created{result="copied",task="bench"} 1.7e+09
 go_goroutines 12
@@ -52,8 +53,11 @@ go_goroutines 12
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got["copied"] != 9998 || got["skipped"] != 2 || got["dead_letter"] != 0 || len(got) != 3 {
+	if got["copied"] != 9998 || got["skipped"] != 2 || got["failed"] != 1 || got["retried"] != 3 || len(got) != 4 {
 		t.Fatalf("got %v", got)
+	}
+	if c := countsOf(got); c.done != 10_000 || c.dead != 1 || c.retried != 3 {
+		t.Fatalf("counts %+v: want 10000 done (copied + skipped), 1 dead-lettered (failed), 3 retried", c)
 	}
 	if _, err := parseObjectsTotal(strings.NewReader("go_goroutines 1\n"), "bench"); err == nil {
 		t.Fatal("no series: no error")

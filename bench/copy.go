@@ -303,6 +303,7 @@ type tally struct {
 	cpu    []float64 // the tool's CPU seconds per unit of work
 	rss    []int64
 	shares []cpuShares
+	notes  []string // what a run's tool reported beside its copy (retries)
 }
 
 func (t *tally) rate() float64   { return median(t.rates) }
@@ -360,10 +361,16 @@ func (b *bed) copyWithOSS2S3(ctx context.Context, run, src string, objs []srcObj
 	if err := srv.postEvents(ctx, src, objs); err != nil {
 		return 0, err
 	}
-	if err := srv.waitDone(ctx, len(objs), b.opts.timeout); err != nil {
+	counts, err := srv.waitDone(ctx, len(objs), b.opts.timeout)
+	if err != nil {
 		return 0, err
 	}
 	w.finish()
+	if counts.retried > 0 {
+		// A retry waits its backoff (5 s and more) or a lost job its
+		// ack wait (20 s): one of them stretches a run of seconds.
+		w.note = fmt.Sprintf("%d attempt(s) failed and were retried (see the log for why)", counts.retried)
+	}
 	cpu1, err := procCPU(srv.proc.pid())
 	if err != nil {
 		return 0, err
@@ -423,6 +430,10 @@ func (b *bed) race(ctx context.Context, name, src string, objs []srcObject, cs [
 			elapsed := w.elapsed()
 			cpu := perUnit(w.tool, k.cpuUnits)
 			t.add(k.rate(elapsed), cpu, rss, w.shares())
+			if w.note != "" {
+				t.notes = append(t.notes, fmt.Sprintf("run %d: %s", r, w.note))
+				b.logf("%s: run %d/%d: %s: %s", name, r, b.opts.runs, t.c.id, w.note)
+			}
 			b.logf("%s: run %d/%d: %s: %.2fs, %.1f %s, CPU %.2fs (%s), peak RSS %d MiB; %s; checking the copy", name, r, b.opts.runs, t.c.id,
 				elapsed.Seconds(), k.rate(elapsed), k.unit, w.tool.Seconds(), k.cpu(cpu), mib(rss), w.shares())
 			if err := verifyCopy(ctx, b.s3.Client, run, objs, sample, r-1); err != nil {
@@ -448,6 +459,9 @@ func printTallies(w io.Writer, ts []*tally, k work) {
 		}
 		fmt.Fprintf(w, "  %-10s %8.1f %s, CPU %s (medians; runs: %s; CPU %s; peak RSS %s MiB)  %s\n", t.c.id, t.rate(), k.unit,
 			k.cpu(t.cpuPer()), strings.Join(rates, ", "), strings.Join(cpus, ", "), joinMiB(t.rss), t.c.name)
+		for _, n := range t.notes {
+			fmt.Fprintf(w, "             %s\n", n)
+		}
 	}
 	fmt.Fprintf(w, "  where the %d cores went, per run (cores = CPU seconds per second of the run):\n", runtime.NumCPU())
 	for r := range ts[0].runs() {

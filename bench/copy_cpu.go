@@ -37,6 +37,7 @@ type window struct {
 	// the window, from the rusage of its exit for one that is the window.
 	tool time.Duration
 	err  error
+	note string // anything the contender saw that explains a slow run
 }
 
 func (w *window) sample() cpuSample {
