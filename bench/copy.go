@@ -406,13 +406,20 @@ func (k work) cpu(perUnit float64) string {
 
 // race runs every contender opts.runs times, interleaved so that the
 // machine's slow moments spread over all of them, each into a fresh bucket
-// that is checked and then dropped.
-func (b *bed) race(ctx context.Context, name, src string, objs []srcObject, cs []contender, sample int, k work) ([]*tally, error) {
+// that is checked and then dropped. round (nil: none) runs first in each
+// round: what is measured beside the contenders (the ceiling).
+func (b *bed) race(ctx context.Context, name, src string, objs []srcObject, cs []contender, sample int, k work,
+	round func(r int) error) ([]*tally, error) {
 	tallies := make([]*tally, len(cs))
 	for i, c := range cs {
 		tallies[i] = &tally{c: c}
 	}
 	for r := 1; r <= b.opts.runs; r++ {
+		if round != nil {
+			if err := round(r); err != nil {
+				return nil, err
+			}
+		}
 		for _, t := range tallies {
 			run := fmt.Sprintf("%s-%s-%d", name, t.c.id, r)
 			if err := b.s3.createBucket(ctx, run); err != nil {
@@ -528,38 +535,41 @@ func (b *bed) largeCase(ctx context.Context, w io.Writer) (*caseResult, error) {
 	total := totalBytes(objs)
 	k := work{unit: "MB/s", perSec: float64(total) / 1e6, cpuUnits: float64(total) / (1 << 30), cpuUnit: "GiB", cpuScale: 1, cpuName: "s"}
 
+	// The ceiling is measured in each round just before the copies, so
+	// that it and they share the machine's moment.
 	gets, puts := map[int][]float64{}, map[int][]float64{}
-	for _, streams := range o.ceilingStreams {
-		for r := 1; r <= o.runs; r++ {
+	ceiling := func(r int) error {
+		for _, streams := range o.ceilingStreams {
 			b.logf("large: ceiling run %d/%d: ranged GETs from the emulator, %d streams", r, o.runs, streams)
 			g, err := ceilingGET(ctx, b.ossURL, src, objs, int64(o.ceilingPart), streams)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			bucket := fmt.Sprintf("large-ceiling-%d-%d", streams, r)
 			if err := b.s3.createBucket(ctx, bucket); err != nil {
-				return nil, err
+				return err
 			}
 			b.logf("large: ceiling run %d/%d: GET %.1f MB/s; multipart PUTs to versitygw, %d streams", r, o.runs, g/1e6, streams)
 			p, err := ceilingPUT(ctx, b.s3.Client, bucket, objs, int64(o.ceilingPart), streams)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			b.logf("large: ceiling run %d/%d: PUT %.1f MB/s", r, o.runs, p/1e6)
 			if err := b.s3.dropBucket(bucket); err != nil {
-				return nil, err
+				return err
 			}
 			gets[streams], puts[streams] = append(gets[streams], g), append(puts[streams], p)
 		}
+		return nil
 	}
-	getRate, getAt := medianCeiling(gets)
-	putRate, putAt := medianCeiling(puts)
 
 	cs := append([]contender{b.oss2s3Contender(o.oss2s3Workers, o.oss2s3Options)}, b.rcloneContenders(o.rcloneLarge)...)
-	ts, err := b.race(ctx, "large", src, objs, cs, 1, k)
+	ts, err := b.race(ctx, "large", src, objs, cs, 1, k, ceiling)
 	if err != nil {
 		return nil, err
 	}
+	getRate, getAt := medianCeiling(gets)
+	putRate, putAt := medianCeiling(puts)
 	fast, frugal := fastest(ts[1:]), frugalest(ts[1:])
 	res := &caseResult{oss2s3: ts[0].rate() * 1e6, rclone: fast.rate() * 1e6, ceiling: min(getRate, putRate),
 		oss2s3CPU: ts[0].cpuPer(), rcloneCPU: frugal.cpuPer()}
@@ -597,7 +607,7 @@ func (b *bed) smallCase(ctx context.Context, w io.Writer) (*caseResult, error) {
 	}()
 	k := work{unit: "objects/s", perSec: float64(len(objs)), cpuUnits: float64(len(objs)), cpuUnit: "object", cpuScale: 1e6, cpuName: "µs"}
 	cs := append([]contender{b.oss2s3Contender(o.oss2s3Workers, o.oss2s3Options)}, b.rcloneContenders(o.rcloneSmall)...)
-	ts, err := b.race(ctx, "small", src, objs, cs, o.verifySmall, k)
+	ts, err := b.race(ctx, "small", src, objs, cs, o.verifySmall, k, nil)
 	if err != nil {
 		return nil, err
 	}
