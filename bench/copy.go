@@ -386,19 +386,19 @@ func (b *bed) copyWithOSS2S3(ctx context.Context, run, src string, objs []srcObj
 	return rss, nil
 }
 
-// work is what one copy of a case does, for its rates: how many of the
-// case's units (bytes, objects) per second, and how many units of CPU
-// accounting (GiB, objects).
+// work is what one copy of a case does, in the units its rate and its CPU
+// are given in: amount MB or objects (the rate is amount per second), and
+// cpuUnits GiB or objects (the CPU is seconds per cpuUnit).
 type work struct {
 	unit     string // of the rate: "MB/s", "objects/s"
-	perSec   float64
+	amount   float64
 	cpuUnits float64
 	cpuUnit  string  // "GiB", "object"
 	cpuScale float64 // printed CPU per unit = seconds x cpuScale
 	cpuName  string  // "s", "µs"
 }
 
-func (k work) rate(d time.Duration) float64 { return k.perSec / d.Seconds() }
+func (k work) rate(d time.Duration) float64 { return k.amount / d.Seconds() }
 
 func (k work) cpu(perUnit float64) string {
 	return fmt.Sprintf("%.3g %s/%s", perUnit*k.cpuScale, k.cpuName, k.cpuUnit)
@@ -533,7 +533,7 @@ func (b *bed) largeCase(ctx context.Context, w io.Writer) (*caseResult, error) {
 		}
 	}()
 	total := totalBytes(objs)
-	k := work{unit: "MB/s", perSec: float64(total) / 1e6, cpuUnits: float64(total) / (1 << 30), cpuUnit: "GiB", cpuScale: 1, cpuName: "s"}
+	k := work{unit: "MB/s", amount: float64(total) / 1e6, cpuUnits: float64(total) / (1 << 30), cpuUnit: "GiB", cpuScale: 1, cpuName: "s"}
 
 	// The ceiling is measured in each round just before the copies, so
 	// that it and they share the machine's moment.
@@ -605,7 +605,7 @@ func (b *bed) smallCase(ctx context.Context, w io.Writer) (*caseResult, error) {
 			b.emu.DeleteObject(src, obj.Key)
 		}
 	}()
-	k := work{unit: "objects/s", perSec: float64(len(objs)), cpuUnits: float64(len(objs)), cpuUnit: "object", cpuScale: 1e6, cpuName: "µs"}
+	k := work{unit: "objects/s", amount: float64(len(objs)), cpuUnits: float64(len(objs)), cpuUnit: "object", cpuScale: 1e6, cpuName: "µs"}
 	cs := append([]contender{b.oss2s3Contender(o.oss2s3Workers, o.oss2s3Options)}, b.rcloneContenders(o.rcloneSmall)...)
 	ts, err := b.race(ctx, "small", src, objs, cs, o.verifySmall, k, nil)
 	if err != nil {
