@@ -43,7 +43,8 @@ func TestParseObjectsTotalReadsOneTasksResults(t *testing.T) {
 # TYPE oss2s3_objects_total counter
 oss2s3_objects_total{result="copied",task="bench"} 9998
 oss2s3_objects_total{result="skipped",task="bench"} 2
-oss2s3_objects_total{task="bench",result="dead_letter"} 0
+oss2s3_objects_total{task="bench",result="failed"} 1
+oss2s3_objects_total{result="retried",task="bench"} 3
 oss2s3_objects_total{result="copied",task="other"} 5
 oss2s3_objects_total_created{result="copied",task="bench"} 1.7e+09
 go_goroutines 12
@@ -52,8 +53,11 @@ go_goroutines 12
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got["copied"] != 9998 || got["skipped"] != 2 || got["dead_letter"] != 0 || len(got) != 3 {
+	if got["copied"] != 9998 || got["skipped"] != 2 || got["failed"] != 1 || got["retried"] != 3 || len(got) != 4 {
 		t.Fatalf("got %v", got)
+	}
+	if c := countsOf(got); c.done != 10_000 || c.dead != 1 || c.retried != 3 {
+		t.Fatalf("counts %+v: want 10000 done (copied + skipped), 1 dead-lettered (failed), 3 retried", c)
 	}
 	if _, err := parseObjectsTotal(strings.NewReader("go_goroutines 1\n"), "bench"); err == nil {
 		t.Fatal("no series: no error")
@@ -104,7 +108,7 @@ func TestParseCopyFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.largeSize != 64<<20 || o.smallCount != 500 || o.largeCount != 4 || !slices.Equal(o.cases, []string{"small", "large"}) {
+	if o.largeSize != 64<<20 || o.smallCount != 500 || o.largeCount != 4 || o.runs != 3 || !slices.Equal(o.cases, []string{"small", "large"}) {
 		t.Errorf("got %+v", o)
 	}
 	if len(o.rcloneSmall) != 2 || !slices.Equal(o.rcloneSmall[1], []string{"--transfers", "16", "--checkers", "16"}) {
@@ -120,14 +124,16 @@ func TestParseCopyFlags(t *testing.T) {
 func TestFinalLine(t *testing.T) {
 	t.Parallel()
 	r := results{
-		large:    &largeResult{oss2s3: 300e6, rclone: 250e6, ceiling: 400e6},
-		small:    &smallResult{oss2s3: 900, rclone: 600},
+		large:    &caseResult{oss2s3: 300e6, rclone: 250e6, ceiling: 400e6, oss2s3CPU: 1.5, rcloneCPU: 4},
+		small:    &caseResult{oss2s3: 900, rclone: 600, oss2s3CPU: 300e-6, rcloneCPU: 500e-6},
 		rssBytes: 100<<20 + 1,
 	}
-	if got, want := r.line(), "copy large_ratio=1.20 small_ratio=1.50 ceiling_ratio=0.75 peak_rss_mib=101"; got != want {
+	want := "copy large_ratio=1.20 small_ratio=1.50 ceiling_ratio=0.75 peak_rss_mib=101 cpu_per_gib_ratio=0.38 cpu_per_object_ratio=0.60"
+	if got := r.line(); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
-	if got, want := (results{}).line(), "copy large_ratio=0.00 small_ratio=0.00 ceiling_ratio=0.00 peak_rss_mib=0"; got != want {
+	want = "copy large_ratio=0.00 small_ratio=0.00 ceiling_ratio=0.00 peak_rss_mib=0 cpu_per_gib_ratio=0.00 cpu_per_object_ratio=0.00"
+	if got := (results{}).line(); got != want {
 		t.Errorf("nothing run: got %s", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -65,8 +66,8 @@ func parseCopyFlags(args []string, stderr io.Writer) (copyOptions, error) {
 		fmt.Fprintf(stderr, "Usage: go run ./bench copy [flags]\n\n"+
 			"Copies the same objects with oss2s3 and with rclone, from the OSS emulator to versitygw over TLS,\n"+
 			"and prints, as its last line:\n"+
-			"  copy large_ratio=R1 small_ratio=R2 ceiling_ratio=R3 peak_rss_mib=M\n"+
-			"(a ratio or figure of a case not run is 0).\n\nFlags:\n")
+			"  copy large_ratio=R1 small_ratio=R2 ceiling_ratio=R3 peak_rss_mib=M cpu_per_gib_ratio=C1 cpu_per_object_ratio=C2\n"+
+			"(medians of -runs runs; a ratio or figure of a case not run is 0).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	cases := fs.String("cases", strings.Join(allCases, ","), "comma-separated cases to run: large, small, rss")
@@ -75,7 +76,7 @@ func parseCopyFlags(args []string, stderr io.Writer) (copyOptions, error) {
 	fs.Var(&o.smallSize, "small-size", "size of each small object")
 	fs.IntVar(&o.smallCount, "small-count", 10_000, "number of small objects")
 	fs.Var(&o.rssSize, "rss-size", "size of the one object whose copy the peak RSS is measured on")
-	fs.IntVar(&o.runs, "runs", 2, "timed runs of each tool and setting per case; the best is kept")
+	fs.IntVar(&o.runs, "runs", 3, "timed runs of each tool and setting per case (and of the ceiling); every figure is the median of its runs")
 	fs.Var(&o.ceilingPart, "ceiling-part", "ranged GET and UploadPart size of the ceiling measurement")
 	streams := fs.String("ceiling-streams", "8,16", "comma-separated stream counts the ceiling is measured at; the best counts")
 	rl := fs.String("rclone-large", defaultRcloneLarge, "rclone flags for the large case; variants separated by ';'")
@@ -245,29 +246,35 @@ func (b *bed) header(w io.Writer, versityBin string) {
 		workers += ", task options: " + o.oss2s3Options
 	}
 	fmt.Fprintf(w, "oss2s3: `oss2s3 serve` built from this tree (%s), fresh data_dir per run, %s; timed from the first signed event POST (%d records per document) until oss2s3_objects_total{result=\"copied\"|\"skipped\"} reaches the object count\n", b.revision, workers, eventsPerDocument)
-	fmt.Fprintf(w, "each timed figure is the best of %d run(s); every copy is checked (listing: keys and sizes; bytes: CRC-64 of a full GET of a sample)\n", o.runs)
+	fmt.Fprintf(w, "each figure is the median of %d run(s), every run listed; CPU is user + system of all threads (oss2s3: /proc/<pid>/stat over the timed window; rclone: the rusage of its exit), per GiB copied or per object; every copy is checked (listing: keys and sizes; bytes: CRC-64 of a full GET of a sample)\n", o.runs)
 }
 
 // results are the figures of the final line.
 type results struct {
-	large    *largeResult
-	small    *smallResult
+	large    *caseResult
+	small    *caseResult
 	rssBytes int64
 }
 
-type largeResult struct{ oss2s3, rclone, ceiling float64 } // bytes/s
-type smallResult struct{ oss2s3, rclone float64 }          // objects/s
+// caseResult is one case's medians: rates in the case's unit (bytes/s,
+// objects/s), CPU in seconds per GiB or per object.
+type caseResult struct {
+	oss2s3, rclone       float64 // oss2s3's rate; the fastest rclone setting's
+	ceiling              float64 // the large case's, bytes/s
+	oss2s3CPU, rcloneCPU float64 // oss2s3's; the most frugal rclone setting's
+}
 
 func (r results) line() string {
-	var large, small, ceiling float64
+	var large, small, ceiling, cpuGiB, cpuObject float64
 	if r.large != nil {
 		large, ceiling = ratio(r.large.oss2s3, r.large.rclone), ratio(r.large.oss2s3, r.large.ceiling)
+		cpuGiB = ratio(r.large.oss2s3CPU, r.large.rcloneCPU)
 	}
 	if r.small != nil {
-		small = ratio(r.small.oss2s3, r.small.rclone)
+		small, cpuObject = ratio(r.small.oss2s3, r.small.rclone), ratio(r.small.oss2s3CPU, r.small.rcloneCPU)
 	}
-	return fmt.Sprintf("copy large_ratio=%.2f small_ratio=%.2f ceiling_ratio=%.2f peak_rss_mib=%d",
-		large, small, ceiling, mib(r.rssBytes))
+	return fmt.Sprintf("copy large_ratio=%.2f small_ratio=%.2f ceiling_ratio=%.2f peak_rss_mib=%d cpu_per_gib_ratio=%.2f cpu_per_object_ratio=%.2f",
+		large, small, ceiling, mib(r.rssBytes), cpuGiB, cpuObject)
 }
 
 // mib is n bytes in MiB, rounded up: a peak is never reported lower than it was.
@@ -281,25 +288,29 @@ func ratio(a, b float64) float64 {
 }
 
 // contender is one way of copying a bucket: oss2s3 with a configuration, or
-// rclone with a set of flags.
+// rclone with a set of flags. copy starts and stops w's clock around what
+// it times, sets w.tool, and returns the tool's peak RSS.
 type contender struct {
 	name string // as printed
 	id   string // in bucket names
-	copy func(ctx context.Context, run string, src string, objs []srcObject, dst string) (time.Duration, int64, error)
+	copy func(ctx context.Context, run string, src string, objs []srcObject, dst string, w *window) (int64, error)
 }
 
 // tally is one contender's timed runs.
 type tally struct {
-	c     contender
-	rates []float64
-	rss   []int64
+	c      contender
+	rates  []float64 // the case's unit
+	cpu    []float64 // the tool's CPU seconds per unit of work
+	rss    []int64
+	shares []cpuShares
+	notes  []string // what a run's tool reported beside its copy (retries)
 }
 
-func (t tally) best() float64 {
-	if len(t.rates) == 0 {
-		return 0
-	}
-	return slices.Max(t.rates)
+func (t *tally) rate() float64   { return median(t.rates) }
+func (t *tally) cpuPer() float64 { return median(t.cpu) }
+func (t *tally) runs() int       { return len(t.rates) }
+func (t *tally) add(rate, cpu float64, rss int64, sh cpuShares) {
+	t.rates, t.cpu, t.rss, t.shares = append(t.rates, rate), append(t.cpu, cpu), append(t.rss, rss), append(t.shares, sh)
 }
 
 func (b *bed) oss2s3Contender(workers, options string) contender {
@@ -307,8 +318,8 @@ func (b *bed) oss2s3Contender(workers, options string) contender {
 	if workers != "" || options != "" {
 		name = "oss2s3 (workers: " + workers + ", task options: " + options + ")"
 	}
-	return contender{name: name, id: "oss2s3", copy: func(ctx context.Context, run, src string, objs []srcObject, dst string) (time.Duration, int64, error) {
-		return b.copyWithOSS2S3(ctx, run, src, objs, dst, workers, options)
+	return contender{name: name, id: "oss2s3", copy: func(ctx context.Context, run, src string, objs []srcObject, dst string, w *window) (int64, error) {
+		return b.copyWithOSS2S3(ctx, run, src, objs, dst, workers, options, w)
 	}}
 }
 
@@ -318,8 +329,8 @@ func (b *bed) rcloneContenders(vs [][]string) []contender {
 		cs = append(cs, contender{
 			name: "rclone copy " + strings.Join(flags, " "),
 			id:   fmt.Sprintf("rclone%d", i+1),
-			copy: func(ctx context.Context, run, src string, _ []srcObject, dst string) (time.Duration, int64, error) {
-				return b.rclone.copy(ctx, src, dst, flags, b.logs.path(run+".log"))
+			copy: func(ctx context.Context, run, src string, _ []srcObject, dst string, w *window) (int64, error) {
+				return b.rclone.copy(ctx, src, dst, flags, b.logs.path(run+".log"), w)
 			},
 		})
 	}
@@ -327,9 +338,10 @@ func (b *bed) rcloneContenders(vs [][]string) []contender {
 }
 
 // copyWithOSS2S3 starts a fresh oss2s3, posts one event per object and
-// waits until every object is copied; it returns the time from the first
-// event to the last copy, and the process's peak RSS.
-func (b *bed) copyWithOSS2S3(ctx context.Context, run, src string, objs []srcObject, dst, workers, options string) (time.Duration, int64, error) {
+// waits until every object is copied; w times the first event to the last
+// copy, with oss2s3's CPU over that time (its start and stop are not the
+// copy's work), and it returns the process's peak RSS.
+func (b *bed) copyWithOSS2S3(ctx context.Context, run, src string, objs []srcObject, dst, workers, options string, w *window) (int64, error) {
 	cfg := oss2s3Config{
 		DataDir: filepath.Join(b.dir, run), OSSURL: b.ossURL, SrcBucket: src,
 		S3URL: b.s3.Endpoint, CAFile: b.s3.CAFile, DstBucket: dst, Workers: workers, TaskOptions: options,
@@ -337,72 +349,132 @@ func (b *bed) copyWithOSS2S3(ctx context.Context, run, src string, objs []srcObj
 	defer os.RemoveAll(cfg.DataDir)
 	srv, err := startOSS2S3(ctx, b.oss2s3, cfg, b.logs.path(run+".log"))
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	// On the error paths below; the success path stops it and checks.
 	defer func() { _ = srv.stop() }()
-	start := time.Now()
+	cpu0, err := procCPU(srv.proc.pid())
+	if err != nil {
+		return 0, err
+	}
+	w.begin()
 	if err := srv.postEvents(ctx, src, objs); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
-	if err := srv.waitDone(ctx, len(objs), b.opts.timeout); err != nil {
-		return 0, 0, err
+	counts, err := srv.waitDone(ctx, len(objs), b.opts.timeout)
+	if err != nil {
+		return 0, err
 	}
-	elapsed := time.Since(start)
+	w.finish()
+	if counts.retried > 0 {
+		// A retry waits its backoff (5 s and more) or a lost job its
+		// ack wait (20 s): one of them stretches a run of seconds.
+		w.note = fmt.Sprintf("%d attempt(s) failed and were retried (see the log for why)", counts.retried)
+	}
+	cpu1, err := procCPU(srv.proc.pid())
+	if err != nil {
+		return 0, err
+	}
+	w.tool = cpu1 - cpu0
 	rss, err := peakRSS(srv.proc.pid())
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	if err := srv.stop(); err != nil {
-		return 0, 0, fmt.Errorf("oss2s3 stop: %w; log:\n%s", err, srv.proc.tail())
+		return 0, fmt.Errorf("oss2s3 stop: %w; log:\n%s", err, srv.proc.tail())
 	}
-	return elapsed, rss, nil
+	return rss, nil
+}
+
+// work is what one copy of a case does, in the units its rate and its CPU
+// are given in: amount MB or objects (the rate is amount per second), and
+// cpuUnits GiB or objects (the CPU is seconds per cpuUnit).
+type work struct {
+	unit     string // of the rate: "MB/s", "objects/s"
+	amount   float64
+	cpuUnits float64
+	cpuUnit  string  // "GiB", "object"
+	cpuScale float64 // printed CPU per unit = seconds x cpuScale
+	cpuName  string  // "s", "µs"
+}
+
+func (k work) rate(d time.Duration) float64 { return k.amount / d.Seconds() }
+
+func (k work) cpu(perUnit float64) string {
+	return fmt.Sprintf("%.3g %s/%s", perUnit*k.cpuScale, k.cpuName, k.cpuUnit)
 }
 
 // race runs every contender opts.runs times, interleaved so that the
 // machine's slow moments spread over all of them, each into a fresh bucket
-// that is checked and then dropped. rate turns a run's time into the
-// case's unit.
-func (b *bed) race(ctx context.Context, name, src string, objs []srcObject, cs []contender, sample int,
-	rate func(time.Duration) float64, unit string) ([]*tally, error) {
+// that is checked and then dropped. round (nil: none) runs first in each
+// round: what is measured beside the contenders (the ceiling).
+func (b *bed) race(ctx context.Context, name, src string, objs []srcObject, cs []contender, sample int, k work,
+	round func(r int) error) ([]*tally, error) {
 	tallies := make([]*tally, len(cs))
 	for i, c := range cs {
 		tallies[i] = &tally{c: c}
 	}
 	for r := 1; r <= b.opts.runs; r++ {
+		if round != nil {
+			if err := round(r); err != nil {
+				return nil, err
+			}
+		}
 		for _, t := range tallies {
 			run := fmt.Sprintf("%s-%s-%d", name, t.c.id, r)
 			if err := b.s3.createBucket(ctx, run); err != nil {
 				return nil, err
 			}
 			b.logf("%s: run %d/%d: %s", name, r, b.opts.runs, t.c.name)
-			elapsed, rss, err := t.c.copy(ctx, run, src, objs, run)
+			w := &window{versityPID: b.s3.proc.pid()}
+			rss, err := t.c.copy(ctx, run, src, objs, run, w)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", t.c.name, err)
 			}
-			b.logf("%s: run %d/%d: %s: %.2fs, %.1f %s, peak RSS %d MiB; checking the copy", name, r, b.opts.runs, t.c.id,
-				elapsed.Seconds(), rate(elapsed), unit, mib(rss))
+			if w.err != nil {
+				return nil, fmt.Errorf("%s: reading CPU times: %w", t.c.name, w.err)
+			}
+			elapsed := w.elapsed()
+			cpu := perUnit(w.tool, k.cpuUnits)
+			t.add(k.rate(elapsed), cpu, rss, w.shares())
+			if w.note != "" {
+				t.notes = append(t.notes, fmt.Sprintf("run %d: %s", r, w.note))
+				b.logf("%s: run %d/%d: %s: %s", name, r, b.opts.runs, t.c.id, w.note)
+			}
+			b.logf("%s: run %d/%d: %s: %.2fs, %.1f %s, CPU %.2fs (%s), peak RSS %d MiB; %s; checking the copy", name, r, b.opts.runs, t.c.id,
+				elapsed.Seconds(), k.rate(elapsed), k.unit, w.tool.Seconds(), k.cpu(cpu), mib(rss), w.shares())
 			if err := verifyCopy(ctx, b.s3.Client, run, objs, sample, r-1); err != nil {
 				return nil, fmt.Errorf("%s copied wrongly: %w", t.c.name, err)
 			}
 			if err := b.s3.dropBucket(run); err != nil {
 				return nil, err
 			}
-			t.rates = append(t.rates, rate(elapsed))
-			t.rss = append(t.rss, rss)
 		}
 	}
 	return tallies, nil
 }
 
-func printTallies(w io.Writer, ts []*tally, unit string) {
+// printTallies prints each contender's medians and every run, then where
+// the machine's CPU went in each run.
+func printTallies(w io.Writer, ts []*tally, k work) {
 	for _, t := range ts {
-		runs := make([]string, len(t.rates))
-		for i, r := range t.rates {
-			runs[i] = fmt.Sprintf("%.1f", r)
+		rates := make([]string, len(t.rates))
+		cpus := make([]string, len(t.cpu))
+		for i := range t.rates {
+			rates[i] = fmt.Sprintf("%.1f", t.rates[i])
+			cpus[i] = k.cpu(t.cpu[i])
 		}
-		fmt.Fprintf(w, "  %-10s %8.1f %s (runs: %s; peak RSS %s MiB)  %s\n", t.c.id, t.best(), unit,
-			strings.Join(runs, ", "), joinMiB(t.rss), t.c.name)
+		fmt.Fprintf(w, "  %-10s %8.1f %s, CPU %s (medians; runs: %s; CPU %s; peak RSS %s MiB)  %s\n", t.c.id, t.rate(), k.unit,
+			k.cpu(t.cpuPer()), strings.Join(rates, ", "), strings.Join(cpus, ", "), joinMiB(t.rss), t.c.name)
+		for _, n := range t.notes {
+			fmt.Fprintf(w, "             %s\n", n)
+		}
+	}
+	fmt.Fprintf(w, "  where the %d cores went, per run (cores = CPU seconds per second of the run):\n", runtime.NumCPU())
+	for r := range ts[0].runs() {
+		for _, t := range ts {
+			fmt.Fprintf(w, "    run %d %-10s %s\n", r+1, t.c.id, t.shares[r])
+		}
 	}
 }
 
@@ -414,18 +486,40 @@ func joinMiB(xs []int64) string {
 	return strings.Join(s, ", ")
 }
 
-// bestOf returns the tally with the highest best rate.
-func bestOf(ts []*tally) *tally {
+// fastest returns the tally with the highest median rate.
+func fastest(ts []*tally) *tally {
 	best := ts[0]
 	for _, t := range ts[1:] {
-		if t.best() > best.best() {
+		if t.rate() > best.rate() {
 			best = t
 		}
 	}
 	return best
 }
 
-func (b *bed) largeCase(ctx context.Context, w io.Writer) (*largeResult, error) {
+// frugalest returns the tally with the lowest median CPU per unit.
+func frugalest(ts []*tally) *tally {
+	best := ts[0]
+	for _, t := range ts[1:] {
+		if t.cpuPer() < best.cpuPer() {
+			best = t
+		}
+	}
+	return best
+}
+
+// medianCeiling is the ceiling's best stream count by the median of its
+// runs: byStreams holds each stream count's runs (bytes/s).
+func medianCeiling(byStreams map[int][]float64) (rate float64, streams int) {
+	for _, n := range slices.Sorted(maps.Keys(byStreams)) {
+		if m := median(byStreams[n]); m > rate {
+			rate, streams = m, n
+		}
+	}
+	return rate, streams
+}
+
+func (b *bed) largeCase(ctx context.Context, w io.Writer) (*caseResult, error) {
 	o := b.opts
 	const src = "src-large"
 	b.logf("large: storing %d x %s in the emulator", o.largeCount, formatSize(int64(o.largeSize)))
@@ -439,55 +533,66 @@ func (b *bed) largeCase(ctx context.Context, w io.Writer) (*largeResult, error) 
 		}
 	}()
 	total := totalBytes(objs)
-	mbps := func(d time.Duration) float64 { return float64(total) / d.Seconds() / 1e6 }
+	k := work{unit: "MB/s", amount: float64(total) / 1e6, cpuUnits: float64(total) / (1 << 30), cpuUnit: "GiB", cpuScale: 1, cpuName: "s"}
 
-	var getBest, putBest float64
-	var getAt, putAt int
-	for _, streams := range o.ceilingStreams {
-		for r := 1; r <= o.runs; r++ {
+	// The ceiling is measured in each round just before the copies, so
+	// that it and they share the machine's moment.
+	gets, puts := map[int][]float64{}, map[int][]float64{}
+	ceiling := func(r int) error {
+		for _, streams := range o.ceilingStreams {
 			b.logf("large: ceiling run %d/%d: ranged GETs from the emulator, %d streams", r, o.runs, streams)
 			g, err := ceilingGET(ctx, b.ossURL, src, objs, int64(o.ceilingPart), streams)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			bucket := fmt.Sprintf("large-ceiling-%d-%d", streams, r)
 			if err := b.s3.createBucket(ctx, bucket); err != nil {
-				return nil, err
+				return err
 			}
 			b.logf("large: ceiling run %d/%d: GET %.1f MB/s; multipart PUTs to versitygw, %d streams", r, o.runs, g/1e6, streams)
 			p, err := ceilingPUT(ctx, b.s3.Client, bucket, objs, int64(o.ceilingPart), streams)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			b.logf("large: ceiling run %d/%d: PUT %.1f MB/s", r, o.runs, p/1e6)
 			if err := b.s3.dropBucket(bucket); err != nil {
-				return nil, err
+				return err
 			}
-			if g > getBest {
-				getBest, getAt = g, streams
-			}
-			if p > putBest {
-				putBest, putAt = p, streams
-			}
+			gets[streams], puts[streams] = append(gets[streams], g), append(puts[streams], p)
 		}
+		return nil
 	}
 
 	cs := append([]contender{b.oss2s3Contender(o.oss2s3Workers, o.oss2s3Options)}, b.rcloneContenders(o.rcloneLarge)...)
-	ts, err := b.race(ctx, "large", src, objs, cs, 1, mbps, "MB/s")
+	ts, err := b.race(ctx, "large", src, objs, cs, 1, k, ceiling)
 	if err != nil {
 		return nil, err
 	}
-	res := &largeResult{oss2s3: ts[0].best() * 1e6, rclone: bestOf(ts[1:]).best() * 1e6, ceiling: min(getBest, putBest)}
-	fmt.Fprintf(w, "\nlarge: %d x %s (%s), MB/s = 10^6 bytes/s\n", o.largeCount, formatSize(int64(o.largeSize)), formatSize(total))
-	fmt.Fprintf(w, "  ceiling GET %8.1f MB/s  (%d streams of %s ranged GETs from the emulator, bytes discarded)\n", getBest/1e6, getAt, formatSize(int64(o.ceilingPart)))
-	fmt.Fprintf(w, "  ceiling PUT %8.1f MB/s  (%d streams of %s UploadPart with CRC32C to versitygw, from memory, completed)\n", putBest/1e6, putAt, formatSize(int64(o.ceilingPart)))
+	getRate, getAt := medianCeiling(gets)
+	putRate, putAt := medianCeiling(puts)
+	fast, frugal := fastest(ts[1:]), frugalest(ts[1:])
+	res := &caseResult{oss2s3: ts[0].rate() * 1e6, rclone: fast.rate() * 1e6, ceiling: min(getRate, putRate),
+		oss2s3CPU: ts[0].cpuPer(), rcloneCPU: frugal.cpuPer()}
+	fmt.Fprintf(w, "\nlarge: %d x %s (%s), MB/s = 10^6 bytes/s, medians of %d runs\n", o.largeCount, formatSize(int64(o.largeSize)), formatSize(total), o.runs)
+	fmt.Fprintf(w, "  ceiling GET %8.1f MB/s  (%d streams of %s ranged GETs from the emulator, bytes discarded; runs: %s)\n", getRate/1e6, getAt, formatSize(int64(o.ceilingPart)), joinMB(gets[getAt]))
+	fmt.Fprintf(w, "  ceiling PUT %8.1f MB/s  (%d streams of %s UploadPart with CRC32C to versitygw, from memory, completed; runs: %s)\n", putRate/1e6, putAt, formatSize(int64(o.ceilingPart)), joinMB(puts[putAt]))
 	fmt.Fprintf(w, "  ceiling     %8.1f MB/s  (the lower of the two)\n", res.ceiling/1e6)
-	printTallies(w, ts, "MB/s")
-	fmt.Fprintf(w, "  oss2s3 / best rclone (%s) = %.2f; oss2s3 / ceiling = %.2f\n", bestOf(ts[1:]).c.id, ratio(res.oss2s3, res.rclone), ratio(res.oss2s3, res.ceiling))
+	printTallies(w, ts, k)
+	fmt.Fprintf(w, "  oss2s3 / fastest rclone (%s) = %.2f; oss2s3 / ceiling = %.2f; CPU per GiB oss2s3 / most frugal rclone (%s) = %.2f (/ %s: %.2f)\n",
+		fast.c.id, ratio(res.oss2s3, res.rclone), ratio(res.oss2s3, res.ceiling),
+		frugal.c.id, ratio(res.oss2s3CPU, res.rcloneCPU), fast.c.id, ratio(res.oss2s3CPU, fast.cpuPer()))
 	return res, nil
 }
 
-func (b *bed) smallCase(ctx context.Context, w io.Writer) (*smallResult, error) {
+func joinMB(xs []float64) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = fmt.Sprintf("%.1f", x/1e6)
+	}
+	return strings.Join(s, ", ")
+}
+
+func (b *bed) smallCase(ctx context.Context, w io.Writer) (*caseResult, error) {
 	o := b.opts
 	const src = "src-small"
 	b.logf("small: storing %d x %s in the emulator", o.smallCount, formatSize(int64(o.smallSize)))
@@ -500,16 +605,18 @@ func (b *bed) smallCase(ctx context.Context, w io.Writer) (*smallResult, error) 
 			b.emu.DeleteObject(src, obj.Key)
 		}
 	}()
-	perSec := func(d time.Duration) float64 { return float64(len(objs)) / d.Seconds() }
+	k := work{unit: "objects/s", amount: float64(len(objs)), cpuUnits: float64(len(objs)), cpuUnit: "object", cpuScale: 1e6, cpuName: "µs"}
 	cs := append([]contender{b.oss2s3Contender(o.oss2s3Workers, o.oss2s3Options)}, b.rcloneContenders(o.rcloneSmall)...)
-	ts, err := b.race(ctx, "small", src, objs, cs, o.verifySmall, perSec, "objects/s")
+	ts, err := b.race(ctx, "small", src, objs, cs, o.verifySmall, k, nil)
 	if err != nil {
 		return nil, err
 	}
-	res := &smallResult{oss2s3: ts[0].best(), rclone: bestOf(ts[1:]).best()}
-	fmt.Fprintf(w, "\nsmall: %d x %s\n", o.smallCount, formatSize(int64(o.smallSize)))
-	printTallies(w, ts, "objects/s")
-	fmt.Fprintf(w, "  oss2s3 / best rclone (%s) = %.2f\n", bestOf(ts[1:]).c.id, ratio(res.oss2s3, res.rclone))
+	fast, frugal := fastest(ts[1:]), frugalest(ts[1:])
+	res := &caseResult{oss2s3: ts[0].rate(), rclone: fast.rate(), oss2s3CPU: ts[0].cpuPer(), rcloneCPU: frugal.cpuPer()}
+	fmt.Fprintf(w, "\nsmall: %d x %s, medians of %d runs\n", o.smallCount, formatSize(int64(o.smallSize)), o.runs)
+	printTallies(w, ts, k)
+	fmt.Fprintf(w, "  oss2s3 / fastest rclone (%s) = %.2f; CPU per object oss2s3 / most frugal rclone (%s) = %.2f (/ %s: %.2f)\n",
+		fast.c.id, ratio(res.oss2s3, res.rclone), frugal.c.id, ratio(res.oss2s3CPU, res.rcloneCPU), fast.c.id, ratio(res.oss2s3CPU, fast.cpuPer()))
 	return res, nil
 }
 
@@ -528,10 +635,12 @@ func (b *bed) rssCase(ctx context.Context, w io.Writer) (int64, error) {
 		return 0, err
 	}
 	b.logf("rss: oss2s3 (default settings) copying it")
-	elapsed, rss, err := b.copyWithOSS2S3(ctx, dst, src, objs, dst, "", "")
+	win := &window{versityPID: b.s3.proc.pid()}
+	rss, err := b.copyWithOSS2S3(ctx, dst, src, objs, dst, "", "", win)
 	if err != nil {
 		return 0, err
 	}
+	elapsed := win.elapsed()
 	b.logf("rss: %.2fs, peak RSS %d MiB; checking the copy", elapsed.Seconds(), mib(rss))
 	if err := verifyCopy(ctx, b.s3.Client, dst, objs, 1, 0); err != nil {
 		return 0, fmt.Errorf("oss2s3 copied wrongly: %w", err)

@@ -52,3 +52,32 @@ func selfCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// machineCPU is the CPU time of every core so far, from /proc/stat's first
+// line, by what it was spent on.
+func machineCPU() (cpuTicks, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTicks{}, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return parseStatCPULine(line)
+}
+
+// parseStatCPULine reads /proc/stat's aggregate "cpu" line: user nice
+// system idle iowait irq softirq steal (guest time is already in user).
+func parseStatCPULine(line string) (cpuTicks, error) {
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuTicks{}, fmt.Errorf("/proc/stat: %q is not the cpu line", line)
+	}
+	var v [8]time.Duration
+	for i := range v {
+		n, err := strconv.ParseInt(f[i+1], 10, 64)
+		if err != nil {
+			return cpuTicks{}, fmt.Errorf("/proc/stat: %q: %w", line, err)
+		}
+		v[i] = time.Duration(n) * time.Second / clockTicks
+	}
+	return cpuTicks{busy: v[0] + v[1] + v[2] + v[5] + v[6] + v[7], idle: v[3], iowait: v[4]}, nil
+}

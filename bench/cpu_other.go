@@ -12,3 +12,7 @@ func procCPU(int) (time.Duration, error) {
 }
 
 func selfCPU() time.Duration { return 0 }
+
+func machineCPU() (cpuTicks, error) {
+	return cpuTicks{}, errors.New("the machine's CPU time is read from /proc: Linux only")
+}

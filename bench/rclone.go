@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
 )
 
 // rcloneInstall is the command that installs the peer the benchmark runs.
@@ -51,27 +50,29 @@ func newRclone(bin, dir, ossURL, s3URL, caFile string) (*rclone, error) {
 	return r, nil
 }
 
-// copy runs `rclone copy src:srcBucket dst:dstBucket flags...` and returns
-// its wall time and peak RSS.
-func (r *rclone) copy(ctx context.Context, srcBucket, dstBucket string, flags []string, logPath string) (time.Duration, int64, error) {
+// copy runs `rclone copy src:srcBucket dst:dstBucket flags...`, timed by
+// w from its start to its exit, with the CPU of its whole life (listing
+// included, as its time is), and returns its peak RSS.
+func (r *rclone) copy(ctx context.Context, srcBucket, dstBucket string, flags []string, logPath string, w *window) (int64, error) {
 	args := append([]string{"copy", "src:" + srcBucket, "dst:" + dstBucket,
 		"--config", r.config, "--ca-cert", r.caFile}, flags...)
 	f, err := os.Create(logPath)
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	defer f.Close()
 	cmd := exec.CommandContext(ctx, r.bin, args...)
 	cmd.Env = r.env
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = procAttr()
-	start := time.Now()
+	w.begin()
 	err = cmd.Run()
-	elapsed := time.Since(start)
+	w.finish()
 	if err != nil {
-		return 0, 0, fmt.Errorf("rclone: %w; log:\n%s", err, tailFile(logPath, 40))
+		return 0, fmt.Errorf("rclone: %w; log:\n%s", err, tailFile(logPath, 40))
 	}
-	return elapsed, maxRSSOf(cmd.ProcessState), nil
+	w.tool = exitCPU(cmd.ProcessState)
+	return maxRSSOf(cmd.ProcessState), nil
 }
 
 // findTool looks for a `go install`ed binary on PATH, then in GOBIN and

@@ -1,8 +1,12 @@
 package transfer_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
 	"strings"
 	"testing"
@@ -121,6 +125,45 @@ func TestS3DestinationWholeObjects(t *testing.T) {
 		t.Fatalf("the refused object exists: %v (put error %v)", herr, err)
 	}
 	t.Logf("refused as expected: %v", err)
+}
+
+// TestS3DestinationPartsCarryTheirCRC32C checks UploadPart on a real S3
+// server: each part goes with the CRC32C of its bytes, which S3 checks and
+// echoes, and the parts complete into the object.
+func TestS3DestinationPartsCarryTheirCRC32C(t *testing.T) {
+	t.Parallel()
+	srv, d := newVersityDest(t)
+	ctx := context.Background()
+	parts := [][]byte{bytes.Repeat([]byte("0123456789abcdef"), int(transfer.MinPartSize)/16), []byte("the last, short part")}
+	id, err := d.CreateUpload(ctx, "mp", &transfer.WriteInfo{Source: &transfer.ObjectInfo{Key: "mp", ETag: "E"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var done []transfer.Part
+	for i, b := range parts {
+		p, err := d.UploadPart(ctx, "mp", id, int32(i+1), b)
+		if err != nil {
+			t.Fatalf("part %d: %v", i+1, err)
+		}
+		var sum [4]byte
+		binary.BigEndian.PutUint32(sum[:], crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+		if want := base64.StdEncoding.EncodeToString(sum[:]); p.ChecksumCRC32C != want {
+			t.Fatalf("part %d: S3 reports CRC32C %q, want %q", i+1, p.ChecksumCRC32C, want)
+		}
+		done = append(done, p)
+	}
+	if err := d.CompleteUpload(ctx, "mp", id, done); err != nil {
+		t.Fatal(err)
+	}
+	out, err := srv.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("dst"), Key: aws.String("mp")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(out.Body)
+	out.Body.Close()
+	if err != nil || !bytes.Equal(got, bytes.Join(parts, nil)) {
+		t.Fatalf("completed object: %d bytes, %v; want the %d bytes of the parts", len(got), err, len(bytes.Join(parts, nil)))
+	}
 }
 
 // newVersityDest starts versitygw with a bucket "dst" and returns the
