@@ -58,7 +58,6 @@ func (c CopyConfig) withDefaults() CopyConfig {
 	if c.PartSize <= 0 {
 		c.PartSize = DefaultPartSize
 	}
-	c.PartSize = max(c.PartSize, MinPartSize)
 	if c.MultipartThreshold <= 0 {
 		c.MultipartThreshold = DefaultMultipartThreshold
 	}
@@ -75,15 +74,29 @@ func (c CopyConfig) withDefaults() CopyConfig {
 }
 
 // PartSizeFor returns the part size for an object of size bytes: the
-// configured size, or the smallest whole MiB that fits the object into
-// MaxParts parts.
+// configured size (at least MinPartSize), or the smallest whole MiB that
+// fits the object into MaxParts parts.
 func PartSizeFor(configured ByteSize, size int64) int64 {
-	p := int64(configured)
+	return s3Parts.sizeFor(configured, size)
+}
+
+// partRules are the floor and the alignment a part size is computed
+// with. A copier uses S3's (s3Parts); its tests copy objects of 10,000
+// parts with a floor of a few KiB (export_test.go), which no real S3
+// accepts.
+type partRules struct {
+	floor, align int64
+}
+
+var s3Parts = partRules{floor: int64(MinPartSize), align: int64(MiB)}
+
+func (r partRules) sizeFor(configured ByteSize, size int64) int64 {
+	p := max(int64(configured), r.floor)
 	if need := (size + MaxParts - 1) / MaxParts; need > p {
 		p = need
 	}
-	if r := p % int64(MiB); r != 0 {
-		p += int64(MiB) - r
+	if rem := p % r.align; rem != 0 {
+		p += r.align - rem
 	}
 	return min(p, int64(MaxPartSize))
 }
@@ -104,6 +117,7 @@ type Copier struct {
 	owner      string
 	now        func() time.Time
 	m          *metrics.Metrics // nil: not measured
+	parts      partRules
 }
 
 // Measure makes the copier report its parts in flight and the memory
@@ -137,7 +151,7 @@ func NewCopier(budget ByteSize, ckpt *Checkpoints, owner string) *Copier {
 	if budget <= 0 {
 		budget = DefaultMemoryBudget
 	}
-	return &Copier{budget: semaphore.NewWeighted(int64(budget)), budgetSize: int64(budget), ckpt: ckpt, owner: owner, now: time.Now}
+	return &Copier{budget: semaphore.NewWeighted(int64(budget)), budgetSize: int64(budget), ckpt: ckpt, owner: owner, now: time.Now, parts: s3Parts}
 }
 
 // CopyResult says what a copy did.

@@ -37,7 +37,7 @@ func totalParts(size, partSize int64) int {
 // runs, and gives it up when it ends without completing, so that the next
 // attempt (here or on another replica) need not wait for it to run out.
 func (c *Copier) multipart(ctx context.Context, o Object, cfg CopyConfig) (*CopyResult, error) {
-	partSize := PartSizeFor(cfg.PartSize, o.Info.Size)
+	partSize := c.parts.sizeFor(cfg.PartSize, o.Info.Size)
 	// The lease is this copy's, not this process's: two jobs of one
 	// version running at once in one process (a retry and a new event)
 	// must not both take the upload, or one's late parts land after the
