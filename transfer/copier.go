@@ -14,13 +14,6 @@ import (
 	"github.com/oss2s3/oss2s3/transfer/crc64ecma"
 )
 
-// S3 multipart limits.
-const (
-	MaxParts    = 10_000
-	MinPartSize = 5 * MiB
-	MaxPartSize = 5 * GiB
-)
-
 // DefaultLease is CopyConfig.Lease unless configured: a dead worker's copy
 // is resumed about 10 s after it died (the lease, one sweep and the
 // pickup; the goal is 15 s), while a live one renews it five times per
@@ -71,34 +64,6 @@ func (c CopyConfig) withDefaults() CopyConfig {
 		c.Lease = DefaultLease
 	}
 	return c
-}
-
-// PartSizeFor returns the part size for an object of size bytes: the
-// configured size (at least MinPartSize), or the smallest whole MiB that
-// fits the object into MaxParts parts.
-func PartSizeFor(configured ByteSize, size int64) int64 {
-	return s3Parts.sizeFor(configured, size)
-}
-
-// partRules are the floor and the alignment a part size is computed
-// with. A copier uses S3's (s3Parts); its tests copy objects of 10,000
-// parts with a floor of a few KiB (export_test.go), which no real S3
-// accepts.
-type partRules struct {
-	floor, align int64
-}
-
-var s3Parts = partRules{floor: int64(MinPartSize), align: int64(MiB)}
-
-func (r partRules) sizeFor(configured ByteSize, size int64) int64 {
-	p := max(int64(configured), r.floor)
-	if need := (size + MaxParts - 1) / MaxParts; need > p {
-		p = need
-	}
-	if rem := p % r.align; rem != 0 {
-		p += r.align - rem
-	}
-	return min(p, int64(MaxPartSize))
 }
 
 // Copier streams objects from a Source to a Destination. Its memory is

@@ -21,16 +21,6 @@ import (
 	"github.com/oss2s3/oss2s3/transfer/crc64ecma"
 )
 
-// partRange returns where part n (1-based) starts and how long it is.
-func partRange(n int32, partSize, size int64) (int64, int64) {
-	off := int64(n-1) * partSize
-	return off, min(partSize, size-off)
-}
-
-func totalParts(size, partSize int64) int {
-	return int((size + partSize - 1) / partSize)
-}
-
 // multipart copies with parallel ranged GETs feeding parallel UploadParts,
 // at most cfg.PartsInFlight parts at a time and never more part bytes than
 // the copier's budget. The copy holds the checkpoint's lease while it
