@@ -1,0 +1,83 @@
+package ossevent_test
+
+import (
+	"testing"
+
+	"github.com/oss2s3/oss2s3/transfer/ingest/ossevent"
+)
+
+// TestParseNeighboursMatchReference runs the differential check (see
+// FuzzParseMatchesReference) on every text one step away from the seeds:
+// each prefix (a body cut short at every byte), and each body with one
+// byte replaced by a byte that means something to a JSON reader. A reader
+// that reads one byte too far, or stops one short, disagrees with
+// encoding/json on one of them, without -fuzz. Seeds over 700 bytes are left
+// out (their neighbours cost the square of their length).
+func TestParseNeighboursMatchReference(t *testing.T) {
+	t.Parallel()
+	seeds := append([]string{seedDocument}, differentialSeeds...)
+	const meaningful = "\"\\{}[],:0.e-+ "
+	for _, s := range seeds {
+		if len(s) > 700 {
+			continue // quadratic: the long seeds test the record cap, not syntax
+		}
+		for i := range len(s) + 1 {
+			checkAgainstReference(t, []byte(s[:i]))
+		}
+		for i := range len(s) {
+			for _, c := range []byte(meaningful) {
+				if s[i] == c {
+					continue
+				}
+				b := []byte(s)
+				b[i] = c
+				checkAgainstReference(t, b)
+			}
+		}
+	}
+}
+
+// LoneSurrogate finds the first \uD800-\uDFFF escape that is not a high
+// surrogate followed by a low one, and only that, wherever it lies.
+func TestLoneSurrogate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		text string
+		want int
+	}{
+		{``, -1},
+		{`abc`, -1},
+		{`ab\`, -1},
+		{`\u12`, -1},
+		{`\ud800`, 0},
+		{`x\ud800`, 1},
+		{`xyz\ud80`, -1},
+		{`\udc00`, 0},
+		{`\udfff`, 0},
+		{`\ud7ff\ue000`, -1},
+		{`\ud800\udc00`, -1},
+		{`\ud800\udfff`, -1},
+		{`\uD800\uDC00`, -1},
+		{`\uDBFF`, 0},
+		{`\uDFFF`, 0},
+		{`\uDBFF\uDFFF`, -1},
+		{`\ud800\udbff`, 0},
+		{`\ud800\ue000`, 0},
+		{`\ud800\u0041`, 0},
+		{`\ud800\n\udc00`, 0},
+		{`\ud800\udc0`, 0},
+		{`\ud800\udc00\udc00`, 12},
+		{`\ud800\udc00x`, -1},
+		{`\\ud800`, -1},
+		{`\\\ud800`, 2},
+		{`a\"\ud800`, 3},
+		{`\uzzzz\ud800`, 6},
+		{`\u0041\ud800`, 6},
+		{`\u0041\u0042`, -1},
+		{`"k\u00e9y"`, -1},
+	} {
+		if got := ossevent.LoneSurrogate([]byte(tc.text)); got != tc.want {
+			t.Errorf("LoneSurrogate(%s) = %d, want %d", tc.text, got, tc.want)
+		}
+	}
+}
