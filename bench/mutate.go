@@ -182,36 +182,7 @@ func runMutate(ctx context.Context, args []string, getenv func(string) string, s
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
-		var sum mutantCounts
-		var lines []string
-		for _, f := range res.Files {
-			var c mutantCounts
-			for _, m := range f.Mutations {
-				c.add(m.Status)
-			}
-			sum = sum.plus(c)
-			lines = append(lines, fmt.Sprintf("  %s: %s", filepath.Join(t.dir, f.Name), c))
-		}
-		slices.Sort(lines)
-		fmt.Fprintf(stdout, "\n%s (%s, %s): %s, in %s\n", t.name, t.dir, strings.Join(t.files, " "), sum, time.Since(tstart).Round(time.Second))
-		for _, l := range lines {
-			fmt.Fprintln(stdout, l)
-		}
-		for _, f := range res.Files {
-			path := filepath.Join(t.dir, f.Name)
-			src, _ := os.ReadFile(filepath.Join(root, path))
-			srcLines := strings.Split(string(src), "\n")
-			for _, m := range f.Mutations {
-				if m.Status != "LIVED" {
-					continue
-				}
-				code := ""
-				if m.Line >= 1 && m.Line <= len(srcLines) {
-					code = strings.TrimSpace(srcLines[m.Line-1])
-				}
-				fmt.Fprintf(stdout, "  LIVED %s at %s:%d:%d  %s\n", m.Type, path, m.Line, m.Column, code)
-			}
-		}
+		sum := printTarget(stdout, root, t, res, time.Since(tstart))
 		total = total.plus(sum)
 		if !opts.dryRun && sum.efficacy() < opts.minEfficacy {
 			below = append(below, fmt.Sprintf("%s %.1f%%", t.name, sum.efficacy()))
@@ -223,6 +194,42 @@ func runMutate(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("efficacy below %.0f%%: %s", opts.minEfficacy, strings.Join(below, ", "))
 	}
 	return nil
+}
+
+// printTarget prints one target's counts, per file and in all, and every
+// mutant that lived with its line; it returns the target's counts.
+func printTarget(stdout io.Writer, root string, t mutateTarget, res *gremlinsResult, took time.Duration) mutantCounts {
+	var sum mutantCounts
+	var lines []string
+	for _, f := range res.Files {
+		var c mutantCounts
+		for _, m := range f.Mutations {
+			c.add(m.Status)
+		}
+		sum = sum.plus(c)
+		lines = append(lines, fmt.Sprintf("  %s: %s", filepath.Join(t.dir, f.Name), c))
+	}
+	slices.Sort(lines)
+	fmt.Fprintf(stdout, "\n%s (%s, %s): %s, in %s\n", t.name, t.dir, strings.Join(t.files, " "), sum, took.Round(time.Second))
+	for _, l := range lines {
+		fmt.Fprintln(stdout, l)
+	}
+	for _, f := range res.Files {
+		path := filepath.Join(t.dir, f.Name)
+		src, _ := os.ReadFile(filepath.Join(root, path))
+		srcLines := strings.Split(string(src), "\n")
+		for _, m := range f.Mutations {
+			if m.Status != "LIVED" {
+				continue
+			}
+			code := ""
+			if m.Line >= 1 && m.Line <= len(srcLines) {
+				code = strings.TrimSpace(srcLines[m.Line-1])
+			}
+			fmt.Fprintf(stdout, "  LIVED %s at %s:%d:%d  %s\n", m.Type, path, m.Line, m.Column, code)
+		}
+	}
+	return sum
 }
 
 // runGremlins runs gremlins on one target and reads its JSON results.
