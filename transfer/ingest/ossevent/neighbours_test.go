@@ -16,6 +16,10 @@ import (
 // replacements in those up to 200 (the short seeds are the syntax cases).
 func TestParseNeighboursMatchReference(t *testing.T) {
 	t.Parallel()
+	// Texts that are no document at all are said to be what they are.
+	for _, b := range []string{`\ud800`, `"\ud800"`, `\udc00{}`, ` \ud800`} {
+		checkAgainstReference(t, []byte(b))
+	}
 	seeds := append([]string{seedDocument}, differentialSeeds...)
 	const meaningful = "\"\\{}],:0e-"
 	for _, s := range seeds {
