@@ -89,3 +89,21 @@ func TestLoneSurrogate(t *testing.T) {
 		}
 	}
 }
+
+// A syntax error says what encoding/json says, and at which byte: the
+// sender's log shows where its document went wrong.
+func TestParseSyntaxErrorsSayWhatAndWhere(t *testing.T) {
+	t.Parallel()
+	const p = "not an OSS event document: "
+	for body, want := range map[string]string{
+		`{"events":[`:               p + "unexpected end of JSON input",
+		`{"events":[] x}`:           p + "invalid character 'x' after object key:value pair (byte 13)",
+		`{"events":[{} x]}`:         p + "invalid character 'x' after array element (byte 14)",
+		`{"events":[{"a":"\x"}]}`:   p + "invalid character 'x' in string escape code (byte 18)",
+		`{"events":[{"a":"b\qc"}]}`: p + "invalid character 'q' in string escape code (byte 19)",
+	} {
+		if _, err := ossevent.Parse([]byte(body)); err == nil || err.Error() != want {
+			t.Errorf("Parse(%s) = %v, want %q", body, err, want)
+		}
+	}
+}
