@@ -89,3 +89,25 @@ func TestNeedCopy(t *testing.T) {
 		t.Fatal("Looks: only compare: false and copy_all spare the look")
 	}
 }
+
+// Only 32 hex digits, either case, are a plain MD5: a multipart ETag, a
+// longer or shorter string, or 32 characters with one not hex are not.
+func TestIsPlainMD5(t *testing.T) {
+	t.Parallel()
+	for etag, want := range map[string]bool{
+		"0123456789abcdef0123456789ABCDEF":   true,
+		"d41d8cd98f00b204e9800998ecf8427e":   true,
+		"d41d8cd98f00b204e9800998ecf8427":    false,
+		"d41d8cd98f00b204e9800998ecf8427e0":  false,
+		"d41d8cd98f00b204e9800998ecf8427g":   false,
+		"g41d8cd98f00b204e9800998ecf8427e":   false,
+		"d41d8cd98f00b204-9800998ecf8427e":   false,
+		"d41d8cd98f00b204e9800998ecf842-3":   false,
+		"":                                   false,
+		"d41d8cd98f00b204e9800998ecf8427e-2": false,
+	} {
+		if got := transfer.IsPlainMD5(etag); got != want {
+			t.Errorf("IsPlainMD5(%q) = %v, want %v", etag, got, want)
+		}
+	}
+}

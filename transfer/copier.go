@@ -14,13 +14,6 @@ import (
 	"github.com/oss2s3/oss2s3/transfer/crc64ecma"
 )
 
-// S3 multipart limits.
-const (
-	MaxParts    = 10_000
-	MinPartSize = 5 * MiB
-	MaxPartSize = 5 * GiB
-)
-
 // DefaultLease is CopyConfig.Lease unless configured: a dead worker's copy
 // is resumed about 10 s after it died (the lease, one sweep and the
 // pickup; the goal is 15 s), while a live one renews it five times per
@@ -58,7 +51,6 @@ func (c CopyConfig) withDefaults() CopyConfig {
 	if c.PartSize <= 0 {
 		c.PartSize = DefaultPartSize
 	}
-	c.PartSize = max(c.PartSize, MinPartSize)
 	if c.MultipartThreshold <= 0 {
 		c.MultipartThreshold = DefaultMultipartThreshold
 	}
@@ -72,20 +64,6 @@ func (c CopyConfig) withDefaults() CopyConfig {
 		c.Lease = DefaultLease
 	}
 	return c
-}
-
-// PartSizeFor returns the part size for an object of size bytes: the
-// configured size, or the smallest whole MiB that fits the object into
-// MaxParts parts.
-func PartSizeFor(configured ByteSize, size int64) int64 {
-	p := int64(configured)
-	if need := (size + MaxParts - 1) / MaxParts; need > p {
-		p = need
-	}
-	if r := p % int64(MiB); r != 0 {
-		p += int64(MiB) - r
-	}
-	return min(p, int64(MaxPartSize))
 }
 
 // Copier streams objects from a Source to a Destination. Its memory is
@@ -109,6 +87,7 @@ type Copier struct {
 	owner      string
 	now        func() time.Time
 	m          *metrics.Metrics // nil: not measured
+	parts      partRules
 }
 
 // Measure makes the copier report its parts in flight and the memory
@@ -153,7 +132,7 @@ func NewCopier(budget ByteSize, ckpt *Checkpoints, owner string) *Copier {
 	if budget <= 0 {
 		budget = DefaultMemoryBudget
 	}
-	c := &Copier{total: int64(budget), ckpt: ckpt, owner: owner, now: time.Now}
+	c := &Copier{total: int64(budget), ckpt: ckpt, owner: owner, now: time.Now, parts: s3Parts}
 	// The small objects' share holds at least one of them; a budget too
 	// small for a share (under 4 MiB) is shared by both.
 	share := int64(budget) / 4

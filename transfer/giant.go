@@ -19,7 +19,7 @@ func (c *Copier) StartGiant(ctx context.Context, o Object, cfg CopyConfig) (*Che
 		return nil, nil, errors.New("giant objects need the checkpoint store")
 	}
 	cfg = cfg.withDefaults()
-	cp, _, err := c.openUpload(ctx, o, PartSizeFor(cfg.PartSize, o.Info.Size), "", cfg.Lease)
+	cp, _, err := c.openUpload(ctx, o, c.parts.sizeFor(cfg.PartSize, o.Info.Size), "", cfg.Lease)
 	if err != nil {
 		return nil, nil, err
 	}

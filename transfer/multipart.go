@@ -21,23 +21,13 @@ import (
 	"github.com/oss2s3/oss2s3/transfer/crc64ecma"
 )
 
-// partRange returns where part n (1-based) starts and how long it is.
-func partRange(n int32, partSize, size int64) (int64, int64) {
-	off := int64(n-1) * partSize
-	return off, min(partSize, size-off)
-}
-
-func totalParts(size, partSize int64) int {
-	return int((size + partSize - 1) / partSize)
-}
-
 // multipart copies with parallel ranged GETs feeding parallel UploadParts,
 // at most cfg.PartsInFlight parts at a time and never more part bytes than
 // the copier's budget. The copy holds the checkpoint's lease while it
 // runs, and gives it up when it ends without completing, so that the next
 // attempt (here or on another replica) need not wait for it to run out.
 func (c *Copier) multipart(ctx context.Context, o Object, cfg CopyConfig) (*CopyResult, error) {
-	partSize := PartSizeFor(cfg.PartSize, o.Info.Size)
+	partSize := c.parts.sizeFor(cfg.PartSize, o.Info.Size)
 	// The lease is this copy's, not this process's: two jobs of one
 	// version running at once in one process (a retry and a new event)
 	// must not both take the upload, or one's late parts land after the

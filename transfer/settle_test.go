@@ -79,3 +79,15 @@ func TestBackoffJitter(t *testing.T) {
 		}
 	}
 }
+
+// A snooze's error is what the log says of the wait: why, and what was
+// seen if anything.
+func TestSnoozeSaysWhy(t *testing.T) {
+	t.Parallel()
+	if got := Snooze(time.Minute, "restore in progress", nil).Error(); got != "restore in progress" {
+		t.Errorf("without a cause: %q", got)
+	}
+	if got := Snooze(time.Minute, "object busy", ErrBusy).Error(); got != "object busy: "+ErrBusy.Error() {
+		t.Errorf("with a cause: %q", got)
+	}
+}

@@ -25,6 +25,8 @@ func TestRouter(t *testing.T) {
 		{"b", "photos/readme.txt", []string{"all-of-b"}},
 		{"b", "docs/cat.jpg", []string{"all-of-b"}},
 		{"c", "logs/a", []string{"logs"}},
+		{"c", "logs/", []string{"logs"}}, // a key that is the prefix itself
+		{"c", "logs", nil},
 		{"c", "other/a", nil},
 		{"d", "logs/a", nil},
 		{"e", "p/0999/x", []string{"many"}},

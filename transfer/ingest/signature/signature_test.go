@@ -99,3 +99,36 @@ func TestTimestamp(t *testing.T) {
 		}
 	}
 }
+
+// The window is inclusive: a timestamp exactly the tolerance away, behind
+// or ahead, is accepted, one second more is not. A tolerance of zero (or
+// less) is the default; any other is used as given.
+func TestVerifyToleranceWindow(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_800_000_000, 0)
+	body := []byte(`{"events":[]}`)
+	cases := []struct {
+		name      string
+		at        time.Time
+		tolerance time.Duration
+		want      error
+	}{
+		{"ExactlyTheToleranceBehindIsAccepted", now.Add(-time.Minute), time.Minute, nil},
+		{"ExactlyTheToleranceAheadIsAccepted", now.Add(time.Minute), time.Minute, nil},
+		{"OneSecondMoreBehindIsStale", now.Add(-time.Minute - time.Second), time.Minute, signature.ErrStale},
+		{"OneSecondMoreAheadIsStale", now.Add(time.Minute + time.Second), time.Minute, signature.ErrStale},
+		{"ZeroToleranceIsTheDefault", now.Add(-signature.DefaultTolerance), 0, nil},
+		{"ZeroToleranceStillRefusesPastTheDefault", now.Add(-signature.DefaultTolerance - time.Second), 0, signature.ErrStale},
+		{"NegativeToleranceIsTheDefault", now.Add(time.Minute), -time.Second, nil},
+		{"ASmallToleranceIsUsedAsGiven", now.Add(-30 * time.Second), 10 * time.Second, signature.ErrStale},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := signature.Verify(signature.Sign("s1", tc.at, body), body, []string{"s1"}, now, tc.tolerance)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Verify = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
