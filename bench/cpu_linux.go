@@ -52,3 +52,37 @@ func selfCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// machineCPU is the busy and total CPU time of the whole machine (all
+// cores, every process) since boot, from the first line of /proc/stat.
+func machineCPU() (busy, total time.Duration, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	return parseProcStatTotal(string(b))
+}
+
+// parseProcStatTotal reads the "cpu" line of /proc/stat: busy is every
+// field but idle and iowait (guest time is already inside user and nice,
+// so the fields from guest on are not added).
+func parseProcStatTotal(s string) (busy, total time.Duration, err error) {
+	line, _, _ := strings.Cut(s, "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("/proc/stat: first line %q is not the cpu total", line)
+	}
+	var ticks [8]int64
+	for i := 1; i < len(f) && i <= len(ticks); i++ {
+		if ticks[i-1], err = strconv.ParseInt(f[i], 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("/proc/stat: %q: %w", line, err)
+		}
+	}
+	var all int64
+	for _, t := range ticks { // user nice system idle iowait irq softirq steal
+		all += t
+	}
+	idle := ticks[3] + ticks[4]
+	tick := time.Second / clockTicks
+	return time.Duration(all-idle) * tick, time.Duration(all) * tick, nil
+}

@@ -17,3 +17,17 @@ func TestParseProcStatCPU(t *testing.T) {
 		t.Error("short line accepted")
 	}
 }
+
+func TestParseProcStatTotal(t *testing.T) {
+	t.Parallel()
+	// user 100, nice 10, system 40, idle 800, iowait 50, irq 0, softirq 0,
+	// steal 0, guest 30 (inside user, not added), guest_nice 0.
+	const stat = "cpu  100 10 40 800 50 0 0 0 30 0\ncpu0 50 5 20 400 25 0 0 0 15 0\n"
+	busy, total, err := parseProcStatTotal(stat)
+	if err != nil || busy != 1500*time.Millisecond || total != 10*time.Second {
+		t.Errorf("got busy %v, total %v, %v; want 1.5s, 10s", busy, total, err)
+	}
+	if _, _, err := parseProcStatTotal("intr 1 2 3\n"); err == nil {
+		t.Error("a file without the cpu line accepted")
+	}
+}

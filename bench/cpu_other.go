@@ -12,3 +12,7 @@ func procCPU(int) (time.Duration, error) {
 }
 
 func selfCPU() time.Duration { return 0 }
+
+func machineCPU() (busy, total time.Duration, err error) {
+	return 0, 0, errors.New("machine CPU time is read from /proc: Linux only")
+}
