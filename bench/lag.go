@@ -290,11 +290,13 @@ type stepResult struct {
 	lags     [2][]float64 // ms, sorted, per class, of the measured window's events; +Inf: never seen
 	all      []float64    // ms, sorted: every object of the step seen (warm-up too), as oss2s3's histogram counts
 	missing  [2]int       // objects of the whole step never seen
+	objs     [2][]lagObj  // the tracker's, per class
 	hist     histogram    // oss2s3's, over the step
 	cpu0     cpuSnap
 	cpu1     cpuSnap
 	lists    int64
 	errs     []string
+	samples  []cpuSnap      // every second of the load
 	results  map[string]int // oss2s3_objects_total by result
 	requests map[string]int // oss2s3's requests to the source, by operation
 	drainFor time.Duration
@@ -346,6 +348,23 @@ func (b *lagBed) runStep(ctx context.Context, st lagStep) (res *stepResult, err 
 	}
 	defer closeClient()
 	res = &stepResult{step: st}
+	// A CPU snapshot a second, so that the report can say, slice by
+	// slice, whether the lag grew when something else took the cores.
+	sampled := make(chan struct{})
+	sctx, stopSampling := context.WithCancel(ctx)
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			res.samples = append(res.samples, b.snap(srv.proc.pid()))
+			select {
+			case <-sctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
 	edges := 0
 	load, err := b.loadStep(ctx, st, tr, post, func() {
 		if edges == 0 {
@@ -355,6 +374,8 @@ func (b *lagBed) runStep(ctx context.Context, st lagStep) (res *stepResult, err 
 		}
 		edges++
 	})
+	stopSampling()
+	<-sampled
 	if err != nil {
 		return nil, err
 	}
@@ -413,13 +434,13 @@ func (b *lagBed) runStep(ctx context.Context, st lagStep) (res *stepResult, err 
 func (r *stepResult) tally(tr *listTracker) {
 	r.window = r.load.end.Sub(r.load.start)
 	for class := range 2 {
-		for _, o := range tr.snapshot(class) {
+		r.objs[class] = tr.snapshot(class)
+		for _, o := range r.objs[class] {
 			if o.state == objRejected || o.sent.IsZero() {
 				continue
 			}
-			lag := math.Inf(1)
+			lag := lagOf(o)
 			if o.state == objArrived {
-				lag = float64(o.arrived.Sub(o.sent)) / float64(time.Millisecond)
 				r.all = append(r.all, lag)
 			} else {
 				r.missing[class]++
@@ -456,6 +477,17 @@ func (r *stepResult) print(w io.Writer, o lagOptions) {
 			fmtMS(lagQuantile(ls, 0.5)), fmtMS(lagQuantile(ls, 0.9)), fmtMS(lagQuantile(ls, 0.99)), fmtMS(lagQuantile(ls, 0.999)),
 			fmtMS(lagQuantile(ls, 1)), len(ls), notSeen)
 	}
+	var posts []float64
+	for class := range 2 {
+		for _, o := range r.objs[class] {
+			if !o.posted.IsZero() && !o.sent.Before(r.load.start) && o.sent.Before(r.load.end) {
+				posts = append(posts, float64(o.posted.Sub(o.sent))/float64(time.Millisecond))
+			}
+		}
+	}
+	slices.Sort(posts)
+	fmt.Fprintf(w, "  event accepted (event time to the gateway's 202) ms: p50 %s  p99 %s  max %s\n",
+		fmtMS(lagQuantile(posts, 0.5)), fmtMS(lagQuantile(posts, 0.99)), fmtMS(lagQuantile(posts, 1)))
 	fmt.Fprintf(w, "  the whole step (warm-up too): %d objects seen, %d small and %d multipart never seen (waited %.1fs after the load for the small ones)\n",
 		len(r.all), r.missing[classSmall], r.missing[classMultipart], r.drainFor.Seconds())
 	fmt.Fprintf(w, "  oss2s3's %s over the step: %.0f copies, p50 ~%s ms, p99 ~%s ms (interpolated in buckets %s s); the harness over the %d objects it saw: p50 %s ms, p99 %s ms\n",
@@ -473,6 +505,7 @@ func (r *stepResult) print(w io.Writer, o lagOptions) {
 		share(o2), perEvent(o2), share(vg), perEvent(vg), share(hs), perEvent(hs),
 		100*float64(runtime.NumCPU())*ratio(busy.Seconds(), all.Seconds()), runtime.NumCPU(),
 		100*float64(runtime.NumCPU())*ratio(busy.Seconds(), all.Seconds())-share(o2)-share(vg)-share(hs))
+	r.printSlices(w)
 	fmt.Fprintf(w, "  lister: %d LISTs (%.0f/s)\n", r.lists, float64(r.lists)/(r.load.loadEnd.Sub(r.load.start).Seconds()+o.warmup.Seconds()+r.drainFor.Seconds()))
 }
 
@@ -538,4 +571,58 @@ func perObject(reqs map[string]int, objects int) string {
 		parts = append(parts, fmt.Sprintf("%s %d (%.2f/object)", op, reqs[op], ratio(float64(reqs[op]), float64(objects))))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// lagSlice is how the report cuts the measured time.
+const lagSlice = 10 * time.Second
+
+// printSlices prints, for each 10 s of the measured time, the small
+// objects sent in it, their lag, and the CPU each process took meanwhile.
+func (r *stepResult) printSlices(w io.Writer) {
+	objs := r.objs[classSmall]
+	for from := r.load.start; from.Before(r.load.end); from = from.Add(lagSlice) {
+		to := from.Add(lagSlice)
+		if to.After(r.load.end) {
+			to = r.load.end
+		}
+		var ls []float64
+		for _, o := range objs {
+			if !o.sent.Before(from) && o.sent.Before(to) && o.state != objRejected {
+				ls = append(ls, lagOf(o))
+			}
+		}
+		slices.Sort(ls)
+		a, z := snapAt(r.samples, from), snapAt(r.samples, to)
+		wall := z.at.Sub(a.at).Seconds()
+		if len(ls) == 0 || wall <= 0 {
+			continue
+		}
+		share := func(d time.Duration) float64 { return 100 * d.Seconds() / wall }
+		machine := 100 * float64(runtime.NumCPU()) * ratio((z.machineBusy-a.machineBusy).Seconds(), (z.machineAll-a.machineAll).Seconds())
+		o2, vg, hs := share(z.oss2s3-a.oss2s3), share(z.versity-a.versity), share(z.self-a.self)
+		fmt.Fprintf(w, "    %3.0f-%3.0fs: %5d small, lag ms p50 %6s p99 %6s max %6s | cpu %% oss2s3 %3.0f versitygw %3.0f harness %3.0f others %3.0f\n",
+			from.Sub(r.load.start).Seconds(), to.Sub(r.load.start).Seconds(), len(ls),
+			fmtMS(lagQuantile(ls, 0.5)), fmtMS(lagQuantile(ls, 0.99)), fmtMS(lagQuantile(ls, 1)), o2, vg, hs, machine-o2-vg-hs)
+	}
+}
+
+// snapAt is the first snapshot taken at or after t (the last one if none).
+func snapAt(ss []cpuSnap, t time.Time) cpuSnap {
+	for _, s := range ss {
+		if !s.at.Before(t) {
+			return s
+		}
+	}
+	if len(ss) == 0 {
+		return cpuSnap{}
+	}
+	return ss[len(ss)-1]
+}
+
+// lagOf is an object's lag in ms, +Inf if it was never seen.
+func lagOf(o lagObj) float64 {
+	if o.state != objArrived {
+		return math.Inf(1)
+	}
+	return float64(o.arrived.Sub(o.sent)) / float64(time.Millisecond)
 }

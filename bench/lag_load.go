@@ -179,7 +179,9 @@ func (b *lagBed) sendOne(ctx context.Context, st lagStep, tr *listTracker, post 
 		return "encode: " + err.Error()
 	}
 	reason := post(ctx, body, signature.Sign(webhookSecret, time.Now(), body))
-	if reason != "" {
+	if reason == "" {
+		tr.accepted(ev.class, seq, time.Now())
+	} else {
 		tr.rejected(ev.class, seq)
 		if ctx.Err() != nil {
 			return "cancelled"

@@ -40,6 +40,7 @@ const (
 type lagObj struct {
 	sent    time.Time // the OSS event time: the object was written just before
 	arrived time.Time // the LIST that first showed it answered then
+	posted  time.Time // the gateway answered its event then
 	size    int64
 	state   uint8
 }
@@ -127,6 +128,13 @@ func (t *listTracker) sent(class, seq int, at time.Time, size int64) {
 	defer t.mu.Unlock()
 	o := &t.classes[class].objs[seq]
 	o.sent, o.size, o.state = at, size, objPending
+}
+
+// accepted records that the gateway took object seq's event at.
+func (t *listTracker) accepted(class, seq int, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.classes[class].objs[seq].posted = at
 }
 
 // rejected records that the gateway refused object seq's event.
