@@ -81,7 +81,7 @@ func parseLagFlags(args []string, stderr io.Writer) (lagOptions, error) {
 	fs.Var(&o.smallSize, "small-size", "size of each small object, or a range low-high (uniform)")
 	fs.Var(&o.multipartSize, "multipart-size", "size range of the multipart objects of the mixed step ("+fmt.Sprint(multipartVariants)+" sizes spread over it; above oss2s3's multipart_threshold, 16MiB by default)")
 	fs.Float64Var(&o.share, "multipart-share", 0.10, "share of the mixed step's events that are multipart objects")
-	fs.IntVar(&o.senders, "senders", 64, "goroutines writing objects and posting events (one keep-alive connection each); the pacer waits when all are busy")
+	fs.IntVar(&o.senders, "senders", 256, "goroutines writing objects and posting events (one keep-alive connection each); the pacer waits when all are busy, so they must cover the rate times the gateway's accept latency (50 ms while multipart copies run)")
 	fs.IntVar(&o.listers, "listers", 4, "LIST requests the lag tracker makes at once")
 	fs.DurationVar(&o.poll, "poll", 5*time.Millisecond, "shortest interval between two LISTs of one chunk of keys (the lag's resolution while copies keep up)")
 	fs.StringVar(&o.workers, "oss2s3-workers", "{shutdown_grace: 2s}", "YAML flow mapping for oss2s3's workers section (the default only shortens the stop at the end of a step, when multipart copies may still run)")
