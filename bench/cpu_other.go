@@ -16,3 +16,7 @@ func selfCPU() time.Duration { return 0 }
 func machineCPU() (busy, total time.Duration, err error) {
 	return 0, 0, errors.New("machine CPU time is read from /proc: Linux only")
 }
+
+func pressureSome(string) (time.Duration, error) {
+	return 0, errors.New("pressure stall information is read from /proc: Linux only")
+}

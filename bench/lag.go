@@ -271,6 +271,7 @@ type cpuSnap struct {
 	at                      time.Time
 	oss2s3, versity, self   time.Duration
 	machineBusy, machineAll time.Duration
+	stallCPU, stallIO       time.Duration // PSI "some" totals
 }
 
 func (b *lagBed) snap(oss2s3PID int) cpuSnap {
@@ -278,6 +279,8 @@ func (b *lagBed) snap(oss2s3PID int) cpuSnap {
 	s.oss2s3, _ = procCPU(oss2s3PID)
 	s.versity, _ = procCPU(b.s3.proc.pid())
 	s.machineBusy, s.machineAll, _ = machineCPU()
+	s.stallCPU, _ = pressureSome("cpu")
+	s.stallIO, _ = pressureSome("io")
 	return s
 }
 
@@ -505,6 +508,8 @@ func (r *stepResult) print(w io.Writer, o lagOptions) {
 		share(o2), perEvent(o2), share(vg), perEvent(vg), share(hs), perEvent(hs),
 		100*float64(runtime.NumCPU())*ratio(busy.Seconds(), all.Seconds()), runtime.NumCPU(),
 		100*float64(runtime.NumCPU())*ratio(busy.Seconds(), all.Seconds())-share(o2)-share(vg)-share(hs))
+	fmt.Fprintf(w, "  pressure (PSI, share of the time some task waited): cpu %.0f%%, io %.0f%%\n",
+		share(r.cpu1.stallCPU-r.cpu0.stallCPU), share(r.cpu1.stallIO-r.cpu0.stallIO))
 	r.printSlices(w)
 	fmt.Fprintf(w, "  lister: %d LISTs (%.0f/s)\n", r.lists, float64(r.lists)/(r.load.loadEnd.Sub(r.load.start).Seconds()+o.warmup.Seconds()+r.drainFor.Seconds()))
 }
@@ -600,9 +605,10 @@ func (r *stepResult) printSlices(w io.Writer) {
 		share := func(d time.Duration) float64 { return 100 * d.Seconds() / wall }
 		machine := 100 * float64(runtime.NumCPU()) * ratio((z.machineBusy-a.machineBusy).Seconds(), (z.machineAll-a.machineAll).Seconds())
 		o2, vg, hs := share(z.oss2s3-a.oss2s3), share(z.versity-a.versity), share(z.self-a.self)
-		fmt.Fprintf(w, "    %3.0f-%3.0fs: %5d small, lag ms p50 %6s p99 %6s max %6s | cpu %% oss2s3 %3.0f versitygw %3.0f harness %3.0f others %3.0f\n",
+		fmt.Fprintf(w, "    %3.0f-%3.0fs: %5d small, lag ms p50 %6s p99 %6s max %6s | cpu %% oss2s3 %3.0f versitygw %3.0f harness %3.0f others %3.0f | stalled %% cpu %3.0f io %3.0f\n",
 			from.Sub(r.load.start).Seconds(), to.Sub(r.load.start).Seconds(), len(ls),
-			fmtMS(lagQuantile(ls, 0.5)), fmtMS(lagQuantile(ls, 0.99)), fmtMS(lagQuantile(ls, 1)), o2, vg, hs, machine-o2-vg-hs)
+			fmtMS(lagQuantile(ls, 0.5)), fmtMS(lagQuantile(ls, 0.99)), fmtMS(lagQuantile(ls, 1)), o2, vg, hs, machine-o2-vg-hs,
+			share(z.stallCPU-a.stallCPU), share(z.stallIO-a.stallIO))
 	}
 }
 
