@@ -286,23 +286,25 @@ func (b *lagBed) snap(oss2s3PID int) cpuSnap {
 
 // stepResult is what one step measured.
 type stepResult struct {
-	step     lagStep
-	load     *lagLoad
-	window   time.Duration
-	events   int          // accepted events of the measured window
-	lags     [2][]float64 // ms, sorted, per class, of the measured window's events; +Inf: never seen
-	all      []float64    // ms, sorted: every object of the step seen (warm-up too), as oss2s3's histogram counts
-	missing  [2]int       // objects of the whole step never seen
-	objs     [2][]lagObj  // the tracker's, per class
-	hist     histogram    // oss2s3's, over the step
-	cpu0     cpuSnap
-	cpu1     cpuSnap
-	lists    int64
-	errs     []string
-	samples  []cpuSnap      // every second of the load
-	results  map[string]int // oss2s3_objects_total by result
-	requests map[string]int // oss2s3's requests to the source, by operation
-	drainFor time.Duration
+	step        lagStep
+	load        *lagLoad
+	window      time.Duration
+	events      int          // accepted events of the measured window
+	lags        [2][]float64 // ms, sorted, per class, of the measured window's events; +Inf: never seen
+	all         []float64    // ms, sorted: every object of the step seen (warm-up too), as oss2s3's histogram counts
+	missing     [2]int       // objects of the whole step never seen
+	objs        [2][]lagObj  // the tracker's, per class
+	hist        histogram    // oss2s3's, over the step
+	cpu0        cpuSnap
+	cpu1        cpuSnap
+	lists       int64
+	listErrs    int
+	lastListErr string
+	errs        []string
+	samples     []cpuSnap      // every second of the load
+	results     map[string]int // oss2s3_objects_total by result
+	requests    map[string]int // oss2s3's requests to the source, by operation
+	drainFor    time.Duration
 }
 
 func (b *lagBed) runStep(ctx context.Context, st lagStep) (res *stepResult, err error) {
@@ -421,6 +423,7 @@ func (b *lagBed) runStep(ctx context.Context, st lagStep) (res *stepResult, err 
 	}
 	res.lists = tr.lists.Load()
 	res.errs = tr.errors()
+	res.listErrs, res.lastListErr = tr.listErrors()
 	res.tally(tr)
 	for class := range 2 {
 		for seq := range len(tr.snapshot(class)) {
@@ -511,7 +514,13 @@ func (r *stepResult) print(w io.Writer, o lagOptions) {
 	fmt.Fprintf(w, "  pressure (PSI, share of the time some task waited): cpu %.0f%%, io %.0f%%\n",
 		share(r.cpu1.stallCPU-r.cpu0.stallCPU), share(r.cpu1.stallIO-r.cpu0.stallIO))
 	r.printSlices(w)
-	fmt.Fprintf(w, "  lister: %d LISTs (%.0f/s)\n", r.lists, float64(r.lists)/(r.load.loadEnd.Sub(r.load.start).Seconds()+o.warmup.Seconds()+r.drainFor.Seconds()))
+	fmt.Fprintf(w, "  lister: %d LISTs (%.0f/s)", r.lists, float64(r.lists)/(r.load.loadEnd.Sub(r.load.start).Seconds()+o.warmup.Seconds()+r.drainFor.Seconds()))
+	if r.listErrs > 0 {
+		// A failed LIST only delays the look: its objects' lags can be
+		// late by one more interval.
+		fmt.Fprintf(w, ", %d failed (tried again at the next look; the last: %s)", r.listErrs, r.lastListErr)
+	}
+	fmt.Fprintln(w)
 }
 
 // lagLine is the last line: the main (small) step's lags and rate, and the

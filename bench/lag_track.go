@@ -78,9 +78,11 @@ type listTracker struct {
 	listers int
 	onSeen  func(class, seq int) // called (unlocked) for each object seen
 
-	mu      sync.Mutex
-	classes [2]lagClassState
-	errs    []string
+	mu          sync.Mutex
+	classes     [2]lagClassState
+	errs        []string // the destination holds what it should not: the run fails
+	listErrs    int      // LISTs that failed (retried at the next look)
+	lastListErr string
 
 	lists atomic.Int64 // LIST requests made
 }
@@ -167,6 +169,13 @@ func (t *listTracker) errors() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return append([]string(nil), t.errs...)
+}
+
+// listErrors is how many LISTs failed, and the last one's error.
+func (t *listTracker) listErrors() (int, string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.listErrs, t.lastListErr
 }
 
 // look is one LIST to make.
@@ -265,7 +274,8 @@ func (t *listTracker) list(ctx context.Context, l look) {
 	if err != nil {
 		if ctx.Err() == nil {
 			t.mu.Lock()
-			t.errs = append(t.errs, fmt.Sprintf("LIST %s: %v", aws.ToString(in.Prefix), err))
+			t.listErrs++
+			t.lastListErr = fmt.Sprintf("LIST %s: %v", aws.ToString(in.Prefix), err)
 			t.mu.Unlock()
 		}
 		return
