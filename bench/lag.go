@@ -89,7 +89,7 @@ func parseLagFlags(args []string, stderr io.Writer) (lagOptions, error) {
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "directory to write CPU profiles to: oss2s3-<step>.pprof (OSS2S3_CPUPROFILE, the process's whole life) and harness-<step>.pprof (this process: emulator, load, lister) per step")
 	fs.StringVar(&o.dir, "dir", "", "where to make the run's directory (the destination's files, JetStream, logs); default $TMPDIR; must be a real disk")
 	fs.BoolVar(&o.keep, "keep", false, "keep the run's directory at the end")
-	fs.BoolVar(&o.smoke, "smoke", false, "a quick check that the bench works (about 30 s): -rate 200 -warmup 1s -duration 4s -drain 5s unless given; its figures are not the benchmark's")
+	fs.BoolVar(&o.smoke, "smoke", false, "a quick check that the bench works (under a minute, a third of it building): -rate 200 -warmup 1s -duration 4s -drain 5s unless given; its figures are not the benchmark's")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
