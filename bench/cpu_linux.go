@@ -81,3 +81,33 @@ func parseStatCPULine(line string) (cpuTicks, error) {
 	}
 	return cpuTicks{busy: v[0] + v[1] + v[2] + v[5] + v[6] + v[7], idle: v[3], iowait: v[4]}, nil
 }
+
+// pressureSome is the total time some task was stalled waiting for a
+// resource ("cpu", "io") since boot, from /proc/pressure (PSI): the share
+// of a window it grew by says how starved the machine was.
+func pressureSome(resource string) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/pressure/" + resource)
+	if err != nil {
+		return 0, err
+	}
+	return parsePressureSome(string(b))
+}
+
+func parsePressureSome(s string) (time.Duration, error) {
+	for _, line := range strings.Split(s, "\n") {
+		rest, ok := strings.CutPrefix(line, "some ")
+		if !ok {
+			continue
+		}
+		for _, f := range strings.Fields(rest) {
+			if v, ok := strings.CutPrefix(f, "total="); ok {
+				us, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("pressure %q: %w", line, err)
+				}
+				return time.Duration(us) * time.Microsecond, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("pressure: no some total in %q", s)
+}

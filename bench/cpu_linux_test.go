@@ -17,3 +17,15 @@ func TestParseProcStatCPU(t *testing.T) {
 		t.Error("short line accepted")
 	}
 }
+
+func TestParsePressureSome(t *testing.T) {
+	t.Parallel()
+	const psi = "some avg10=66.42 avg60=52.35 avg300=74.66 total=1316262543\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=7\n"
+	got, err := parsePressureSome(psi)
+	if err != nil || got != 1316262543*time.Microsecond {
+		t.Errorf("got %v, %v", got, err)
+	}
+	if _, err := parsePressureSome("full avg10=0.00 total=7\n"); err == nil {
+		t.Error("a file without the some line accepted")
+	}
+}

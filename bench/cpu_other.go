@@ -16,3 +16,7 @@ func selfCPU() time.Duration { return 0 }
 func machineCPU() (cpuTicks, error) {
 	return cpuTicks{}, errors.New("the machine's CPU time is read from /proc: Linux only")
 }
+
+func pressureSome(string) (time.Duration, error) {
+	return 0, errors.New("pressure stall information is read from /proc: Linux only")
+}

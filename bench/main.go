@@ -35,6 +35,7 @@ Usage:
   go run ./bench fc [flags]     the Function Compute function: binary size and cold start (go run ./bench fc -h)
   go run ./bench reconcile [flags] full diffs of generated 100k/1M/10M listings vs rclone check (go run ./bench reconcile -h)
   go run ./bench mutate [flags] mutation testing of the core decisions with gremlins (go run ./bench mutate -h)
+  go run ./bench lag [flags]    event-to-object lag at a steady event rate, small and mixed with multipart (go run ./bench lag -h)
   go run ./bench chaos [flags]  a soak: 3 NATS nodes, 3 replicas, load and faults, then a check of every object (go run ./bench chaos -h)
 `
 
@@ -55,6 +56,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runReconcileBench(ctx, rest, getenv, stdout, stderr)
 	case "mutate":
 		return runMutate(ctx, rest, getenv, stdout, stderr)
+	case "lag":
+		return runLag(ctx, rest, getenv, stdout, stderr)
 	case "chaos":
 		return runChaos(ctx, rest, getenv, stdout, stderr)
 	case "nats-node":

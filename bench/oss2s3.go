@@ -86,6 +86,8 @@ type oss2s3Config struct {
 	// TaskOptions is a YAML flow mapping for the task's options, e.g.
 	// "{compare: false}"; empty keeps every default.
 	TaskOptions string
+	// Env is added to the process's environment (OSS2S3_CPUPROFILE=...).
+	Env []string
 }
 
 func (c oss2s3Config) yaml(listen string) string {
@@ -138,6 +140,7 @@ func startOSS2S3(ctx context.Context, bin string, c oss2s3Config, logPath string
 		"BENCH_WEBHOOK_SECRET="+webhookSecret,
 		"BENCH_OSS_AK="+ossAccessKey, "BENCH_OSS_SK="+ossSecretKey,
 		"BENCH_S3_AK="+s3AccessKey, "BENCH_S3_SK="+s3SecretKey)
+	env = append(env, c.Env...)
 	p, err := startProcess(bin, []string{"serve", "--config", cfgPath}, env, logPath)
 	if err != nil {
 		return nil, err
