@@ -283,3 +283,25 @@ func assertCopyRunDone(t *testing.T, r *replica, id string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A task's reconcile.shards says how many key ranges a run is cut into:
+// three here (of the source keys' first bytes a, b, c, d and g), not the
+// nine of the default.
+func TestTaskSetsTheShardsOfItsRuns(t *testing.T) {
+	ns := jstest.Start(t)
+	e := newEnv(t, 2)
+	seed(t, e)
+	e.task.Reconcile.Shards = 3
+	r := startReplica(t, e, ns.ClientURL(), true)
+	st, err := r.svc.Start(context.Background(), "t1", reconcile.Options{Mode: reconcile.ModeReport}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Shards != 3 {
+		t.Errorf("shards = %d, want 3", st.Shards)
+	}
+	st = waitRun(t, r.svc, st.ID)
+	if st.Error != "" || st.Listed != 9 || st.Missing != 1 || st.Different != 2 || st.Extraneous != 2 {
+		t.Fatalf("run: %+v", st)
+	}
+}
