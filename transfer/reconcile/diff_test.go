@@ -528,3 +528,25 @@ func (c *keyCollector) Match(_ context.Context, s, _ reconcile.Entry) error {
 	*c = append(*c, s.Key)
 	return nil
 }
+
+// Cuts make as many pieces as asked for, as even as they can be, and the
+// pieces follow one another with no gap.
+func TestGroupMakesThePiecesAskedFor(t *testing.T) {
+	var cuts []string
+	for i := range 20 {
+		cuts = append(cuts, fmt.Sprintf("k%02d", i))
+	}
+	for _, want := range []int{2, 7, 8, 20, 30} {
+		pieces := reconcile.Group(reconcile.Range{Prefix: "k"}, cuts, want)
+		if n := min(want, len(cuts)); len(pieces) != n {
+			t.Errorf("want %d: %d pieces %v", want, len(pieces), pieces)
+		}
+		after := ""
+		for i, p := range pieces {
+			if p.Prefix != "k" || p.After != after || (i == len(pieces)-1) != (p.Through == "") {
+				t.Errorf("want %d: piece %d is %v after %q", want, i, p, after)
+			}
+			after = p.Through
+		}
+	}
+}

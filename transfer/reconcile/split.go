@@ -180,14 +180,16 @@ func (pr *prober) children(ctx context.Context, prefix, p, k string) ([]string, 
 	return cuts, nil
 }
 
-// group groups the children into about want pieces of r; the first piece
-// also takes the keys before the first child (e.g. p itself).
+// group groups the children into want pieces of r (one a child, if there
+// are fewer), as many children to each as can be: 20 children make 8
+// pieces of 2 or 3, not 7 of 3. The first piece also takes the keys
+// before the first child (e.g. p itself).
 func group(r Range, cuts []string, want int) []Range {
-	step := max(1, (len(cuts)+want-1)/want)
-	var out []Range
+	n := min(want, len(cuts))
+	out := make([]Range, 0, n)
 	after := ""
-	for i := step; i < len(cuts); i += step {
-		through := cuts[i] // the key equal to a cut belongs to the piece before it
+	for i := 1; i < n; i++ {
+		through := cuts[i*len(cuts)/n] // the key equal to a cut belongs to the piece before it
 		out = append(out, Range{Prefix: r.Prefix, After: after, Through: through})
 		after = through
 	}
