@@ -34,6 +34,7 @@ Usage:
   go run ./bench ingest [flags] signed webhook events into JetStream vs a bare publish loop (go run ./bench ingest -h)
   go run ./bench fc [flags]     the Function Compute function: binary size and cold start (go run ./bench fc -h)
   go run ./bench reconcile [flags] full diffs of generated 100k/1M/10M listings vs rclone check (go run ./bench reconcile -h)
+  go run ./bench scale [flags]  one reconcile run sharded over 1, 2, 4, 8 replicas, listing pages at 100 ms (go run ./bench scale -h)
   go run ./bench chaos [flags]  a soak: 3 NATS nodes, 3 replicas, load and faults, then a check of every object (go run ./bench chaos -h)
 `
 
@@ -54,6 +55,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runReconcileBench(ctx, rest, getenv, stdout, stderr)
 	case "chaos":
 		return runChaos(ctx, rest, getenv, stdout, stderr)
+	case "scale":
+		return runScale(ctx, rest, getenv, stdout, stderr)
 	case "nats-node":
 		return runNATSNode(ctx, rest, stderr)
 	case "help", "-h", "--help":
