@@ -107,10 +107,12 @@ type scalePoint struct {
 	shardRate float64
 	// byReplica is how many shards each replica finished; resumed counts
 	// the shards that ran more than once (redelivered).
-	byReplica                []int
-	resumed                  int
-	cpuReplicas, cpuNATS     time.Duration
-	cpuHarness, harnessStart time.Duration
+	byReplica            []int
+	resumed              int
+	cpuReplicas, cpuNATS time.Duration
+	cpuHarness           time.Duration
+	// peakRSS is the largest peak RSS (VmHWM) of the replicas.
+	peakRSS int64
 }
 
 func (p scalePoint) keysPerSec() float64 { return ratio(float64(p.keys), p.elapsed.Seconds()) }
@@ -201,9 +203,9 @@ func scaleLine(base, p scalePoint) string {
 	speedup, eff := scaling(base, p)
 	perKey := func(d time.Duration) float64 { return ratio(float64(d.Microseconds()), float64(p.keys)) }
 	return fmt.Sprintf("replicas=%d shards=%d keys=%d elapsed=%.2fs keys_per_s=%.0f speedup=%.2f efficiency=%.2f shard_keys_per_s=%.0f"+
-		" shards_by_replica=%v resumed=%d cpu_us_per_key: replicas=%.2f nats=%.2f emulator+harness=%.2f",
+		" shards_by_replica=%v resumed=%d replica_peak_rss_mib=%d cpu_us_per_key: replicas=%.2f nats=%.2f emulator+harness=%.2f",
 		p.replicas, p.shards, p.keys, p.elapsed.Seconds(), p.keysPerSec(), speedup, eff, p.shardRate,
-		p.byReplica, p.resumed, perKey(p.cpuReplicas), perKey(p.cpuNATS), perKey(p.cpuHarness))
+		p.byReplica, p.resumed, mib(p.peakRSS), perKey(p.cpuReplicas), perKey(p.cpuNATS), perKey(p.cpuHarness))
 }
 
 // A projection is the time of a diff of keys objects cut into shards
@@ -332,7 +334,13 @@ func (b scaleBed) run(ctx context.Context, n int) (p scalePoint, err error) {
 		return p, err
 	}
 	reps1, nats1 := cpu()
-	p = scalePoint{replicas: n, shards: st.Shards, keys: st.Listed, elapsed: time.Duration(st.Elapsed * float64(time.Second)),
+	var rss int64
+	for _, r := range procs {
+		if v, err := peakRSS(r.pid()); err == nil {
+			rss = max(rss, v)
+		}
+	}
+	p = scalePoint{peakRSS: rss, replicas: n, shards: st.Shards, keys: st.Listed, elapsed: time.Duration(st.Elapsed * float64(time.Second)),
 		cpuReplicas: reps1 - reps0, cpuNATS: nats1 - nats0, cpuHarness: selfCPU() - self0}
 	if err := checkScaleCounts(st, b.opts.objects); err != nil {
 		return p, err
