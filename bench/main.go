@@ -36,6 +36,7 @@ Usage:
   go run ./bench reconcile [flags] full diffs of generated 100k/1M/10M listings vs rclone check (go run ./bench reconcile -h)
   go run ./bench mutate [flags] mutation testing of the core decisions with gremlins (go run ./bench mutate -h)
   go run ./bench lag [flags]    event-to-object lag at a steady event rate, small and mixed with multipart (go run ./bench lag -h)
+  go run ./bench scale [flags]  one reconcile run sharded over 1, 2, 4, 8 replicas, listing pages at 100 ms (go run ./bench scale -h)
   go run ./bench chaos [flags]  a soak: 3 NATS nodes, 3 replicas, load and faults, then a check of every object (go run ./bench chaos -h)
 `
 
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runLag(ctx, rest, getenv, stdout, stderr)
 	case "chaos":
 		return runChaos(ctx, rest, getenv, stdout, stderr)
+	case "scale":
+		return runScale(ctx, rest, getenv, stdout, stderr)
 	case "nats-node":
 		return runNATSNode(ctx, rest, stderr)
 	case "help", "-h", "--help":

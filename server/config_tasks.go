@@ -179,6 +179,9 @@ func validateReconcile(rc transfer.ReconcileConfig, path string, bad complain) {
 	if rc.MaxDeletes < 0 {
 		bad(path+".max_deletes", "%d: want 0 (the default, %d) or more", rc.MaxDeletes, reconcile.DefaultMaxDeletes)
 	}
+	if rc.Shards < 0 || rc.Shards > reconcile.MaxShards {
+		bad(path+".shards", "%d: want 0 (the default) to %d", rc.Shards, reconcile.MaxShards)
+	}
 }
 
 // validateDestination checks where and as whom a task writes, then how

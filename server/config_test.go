@@ -100,7 +100,7 @@ tasks:
   - name: dup
     source: {endpoint: "https://x", bucket: abc, access_key_id: a, access_key_secret: b}
     destination: {region: r, bucket: abc}
-    reconcile: {schedule: "every hour", mode: mirror, verify: md5, max_deletes: -1}
+    reconcile: {schedule: "every hour", mode: mirror, verify: md5, max_deletes: -1, shards: 5000}
 `
 	_, err := parseConfig("c.yaml", []byte(bad), env(nil))
 	if err == nil {
@@ -126,6 +126,7 @@ tasks:
 		`tasks[2].reconcile.mode: "mirror"`,
 		`tasks[2].reconcile.verify: "md5"`,
 		`tasks[2].reconcile.max_deletes: -1`,
+		`tasks[2].reconcile.shards: 5000: want 0 (the default) to 1024`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing problem %q in:\n%s", want, err)

@@ -22,6 +22,10 @@ type ReconcileConfig struct {
 	Mode       string `yaml:"mode"`        // report, copy (default), sync or copy_all
 	Verify     string `yaml:"verify"`      // size, etag (default) or content
 	MaxDeletes int    `yaml:"max_deletes"` // sync: delete nothing if more destination-only objects (default 1000)
+	// Shards is about how many key-range shards a run over fewer prefixes
+	// is cut into, for the replicas to list at once (0: the reconciler's
+	// default, 32).
+	Shards int `yaml:"shards"`
 }
 
 // SourceConfig is where a task reads from.

@@ -484,3 +484,69 @@ func TestSplitCoversEveryKey(t *testing.T) {
 	}
 	eq(t, "extraneous", rep.keys("extraneous"), []string{"data/0zz", "data/9"})
 }
+
+// Keys that fan out into two children at the top (years, or generated
+// keys g0000000-g1999999) still make the pieces asked for: each child is
+// cut where its own keys fan out, and the pieces cover every key once.
+func TestSplitGoesDownWhenTheTopIsTooCoarse(t *testing.T) {
+	e := newEnv(t, 7)
+	var keys []string
+	for y := range 2 {
+		for m := range 12 {
+			for d := range 3 {
+				keys = append(keys, fmt.Sprintf("202%d/%02d/%d.log", y, m+1, d))
+			}
+		}
+	}
+	for _, k := range keys {
+		e.put(t, "src", k, k, nil)
+	}
+	src := &reconcile.OSSLister{Bucket: e.src.Bucket()}
+	pieces, err := reconcile.Split(context.Background(), src, reconcile.Range{}, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pieces) < 6 || len(pieces) > 10 {
+		t.Fatalf("%d pieces %v, want about 8", len(pieces), pieces)
+	}
+	var listed []string
+	for _, p := range pieces {
+		err := reconcile.March(context.Background(), reconcile.Sides{Src: src, Dst: src}, p, (*keyCollector)(&listed))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	eq(t, "keys of the pieces", listed, keys)
+}
+
+// keyCollector is a march handler that notes the keys both sides have.
+type keyCollector []string
+
+func (c *keyCollector) SrcOnly(context.Context, reconcile.Entry) error { return nil }
+func (c *keyCollector) DstOnly(context.Context, reconcile.Entry) error { return nil }
+func (c *keyCollector) Match(_ context.Context, s, _ reconcile.Entry) error {
+	*c = append(*c, s.Key)
+	return nil
+}
+
+// Cuts make as many pieces as asked for, as even as they can be, and the
+// pieces follow one another with no gap.
+func TestGroupMakesThePiecesAskedFor(t *testing.T) {
+	var cuts []string
+	for i := range 20 {
+		cuts = append(cuts, fmt.Sprintf("k%02d", i))
+	}
+	for _, want := range []int{2, 7, 8, 20, 30} {
+		pieces := reconcile.Group(reconcile.Range{Prefix: "k"}, cuts, want)
+		if n := min(want, len(cuts)); len(pieces) != n {
+			t.Errorf("want %d: %d pieces %v", want, len(pieces), pieces)
+		}
+		after := ""
+		for i, p := range pieces {
+			if p.Prefix != "k" || p.After != after || (i == len(pieces)-1) != (p.Through == "") {
+				t.Errorf("want %d: piece %d is %v after %q", want, i, p, after)
+			}
+			after = p.Through
+		}
+	}
+}

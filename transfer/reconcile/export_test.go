@@ -7,3 +7,6 @@ func SetReportChunk(n int) (restore func()) {
 	reportChunk = n
 	return func() { reportChunk = old }
 }
+
+// Group is group, for the tests of how cuts make pieces.
+var Group = group

@@ -54,6 +54,9 @@ type Options struct {
 	// Parallel is how many ranges Run lists at once (default 4); a run of
 	// fewer ranges splits them first.
 	Parallel int `json:"-"`
+	// Shards is about how many key-range shards a service run over fewer
+	// prefixes is cut into (0: ServiceConfig.Shards).
+	Shards int `json:"-"`
 }
 
 // forTask fills in what o leaves to task's reconcile settings, then the
@@ -67,6 +70,9 @@ func (o Options) forTask(task *transfer.Task) Options {
 	}
 	if o.MaxDeletes <= 0 {
 		o.MaxDeletes = task.Reconcile.MaxDeletes
+	}
+	if o.Shards <= 0 {
+		o.Shards = task.Reconcile.Shards
 	}
 	return o.withDefaults()
 }

@@ -175,16 +175,20 @@ type shardPlan struct {
 }
 
 // plan splits a run into shards: its prefixes (see TaskSides.Prefixes),
-// RangesPerShard to a shard; or, with fewer prefixes than
-// ServiceConfig.Shards (a whole bucket is one range), key ranges cut where
-// the source's keys fan out (see Split), one to a shard, so that every
-// replica works on a huge bucket, flat or not.
+// RangesPerShard to a shard; or, with fewer prefixes than the shards
+// wanted (Options.Shards, else ServiceConfig.Shards; a whole bucket is one
+// range), key ranges cut where the source's keys fan out (see Split), one
+// to a shard, so that every replica works on a huge bucket, flat or not.
 func (s *Service) plan(ctx context.Context, ts *TaskSides, o Options) (shardPlan, error) {
 	prefixes, err := ts.Prefixes(ctx, o)
 	if err != nil {
 		return shardPlan{}, err
 	}
-	if len(prefixes) >= s.cfg.Shards {
+	want := s.cfg.Shards
+	if o.Shards > 0 {
+		want = min(o.Shards, s.cfg.MaxShards)
+	}
+	if len(prefixes) >= want {
 		// At most MaxShards shards: the coordinator reads every shard's
 		// state each poll, so a list of millions makes larger shards,
 		// not more of them.
@@ -196,7 +200,7 @@ func (s *Service) plan(ctx context.Context, ts *TaskSides, o Options) (shardPlan
 	ranges := rangesOf(prefixes)
 	var pieces []Range
 	for _, r := range ranges {
-		ps, err := Split(ctx, ts.Src, r, max(2, s.cfg.Shards/len(ranges)))
+		ps, err := Split(ctx, ts.Src, r, max(2, want/len(ranges)))
 		if err != nil {
 			return shardPlan{}, fmt.Errorf("plan shards: %w", err)
 		}

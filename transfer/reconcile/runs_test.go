@@ -29,8 +29,10 @@ func TestServiceRunsShardsOnTheQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Shards != 5 { // key ranges at the source keys' first bytes: a, b, c, d (d, dir1/x), g
-		t.Errorf("shards = %d, want 5", st.Shards)
+	// Key ranges at the source keys' first bytes, a, b, c, d (d, dir1/x)
+	// and g; fewer than the shards wanted, so g is cut again at g1..g5.
+	if st.Shards != 9 {
+		t.Errorf("shards = %d, want 9", st.Shards)
 	}
 	st = waitRun(t, r.svc, st.ID)
 	if st.Error != "" || st.Listed != 10 || st.Missing != 2 || st.Different != 2 || st.Extraneous != 3 || st.Queued != 0 {
@@ -279,5 +281,27 @@ func assertCopyRunDone(t *testing.T, r *replica, id string) {
 			t.Fatalf("copy run's progress not done: %+v", st)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A task's reconcile.shards says how many key ranges a run is cut into:
+// three here (of the source keys' first bytes a, b, c, d and g), not the
+// nine of the default.
+func TestTaskSetsTheShardsOfItsRuns(t *testing.T) {
+	ns := jstest.Start(t)
+	e := newEnv(t, 2)
+	seed(t, e)
+	e.task.Reconcile.Shards = 3
+	r := startReplica(t, e, ns.ClientURL(), true)
+	st, err := r.svc.Start(context.Background(), "t1", reconcile.Options{Mode: reconcile.ModeReport}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Shards != 3 {
+		t.Errorf("shards = %d, want 3", st.Shards)
+	}
+	st = waitRun(t, r.svc, st.ID)
+	if st.Error != "" || st.Listed != 9 || st.Missing != 1 || st.Different != 2 || st.Extraneous != 2 {
+		t.Fatalf("run: %+v", st)
 	}
 }

@@ -27,6 +27,10 @@ const (
 	ReportSubject = "oss2s3.reconcile.report." // + <id>.<shard>
 )
 
+// MaxShards is the default of ServiceConfig.MaxShards, and the most shards
+// a task may ask for.
+const MaxShards = 1024
+
 // ServiceConfig shapes the reconciler of one process.
 type ServiceConfig struct {
 	Replicas int           // of the KV buckets and the report stream
@@ -38,8 +42,8 @@ type ServiceConfig struct {
 	// Shards is about how many key-range shards a run of fewer prefixes
 	// is cut into (default 32).
 	Shards int
-	// MaxShards caps the shards of a run of many prefixes (default 1024):
-	// past RangesPerShard*MaxShards prefixes, shards hold more ranges.
+	// MaxShards caps the shards of a run (default MaxShards): past
+	// RangesPerShard*MaxShards prefixes, shards hold more ranges.
 	MaxShards int
 	ReportAge time.Duration // how long reports are kept (default 7 days)
 	// A running shard saves a checkpoint (one KV write) every
@@ -72,7 +76,7 @@ func (cfg ServiceConfig) withDefaults() ServiceConfig {
 		cfg.Shards = 32
 	}
 	if cfg.MaxShards <= 0 {
-		cfg.MaxShards = 1024
+		cfg.MaxShards = MaxShards
 	}
 	if cfg.ReportAge <= 0 {
 		cfg.ReportAge = 7 * 24 * time.Hour

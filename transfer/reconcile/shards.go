@@ -153,6 +153,7 @@ type shardAttempt struct {
 	from       checkpoint // where this attempt goes on from
 	extraneous []string   // sync: the destination-only keys so far
 	resumed    int
+	started    time.Time
 }
 
 // startShard reads the shard's state. Unless the shard is done, it returns
@@ -167,7 +168,8 @@ func (s *Service) startShard(ctx context.Context, sp shardSpec, log *slog.Logger
 	if ss.Done {
 		return nil, true, nil
 	}
-	a = &shardAttempt{s: s, sp: sp, log: log, rev: rev, rep: s.reporter(sp.Run, sp.N), prog: &Progress{}, resumed: ss.Resumed}
+	a = &shardAttempt{s: s, sp: sp, log: log, rev: rev, rep: s.reporter(sp.Run, sp.N), prog: &Progress{}, resumed: ss.Resumed,
+		started: time.Now()}
 	if ss.Checkpoint == nil || ss.Checkpoint.Range > len(sp.Ranges) {
 		return a, false, a.rep.purge(ctx)
 	}
@@ -249,8 +251,10 @@ func (a *shardAttempt) finish(ctx context.Context, err error) error {
 	if perr := a.s.saveShard(ctx, a.sp.Run, a.sp.N, final, &a.rev); perr != nil {
 		return perr
 	}
+	// elapsed is this attempt's: with listed (of a shard never resumed),
+	// the listing rate of one shard, what a run's time is projected from.
 	a.log.Info("reconcile shard done", "listed", final.Listed, "missing", final.Missing, "different", final.Different,
-		"extraneous", final.Extraneous, "resumed", a.resumed)
+		"extraneous", final.Extraneous, "resumed", a.resumed, "elapsed", time.Since(a.started).Round(time.Millisecond))
 	return nil
 }
 

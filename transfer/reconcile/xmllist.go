@@ -26,16 +26,16 @@ type listPage struct {
 	next      string // the continuation token, as sent
 }
 
-var (
-	tagContents   = []byte("<Contents>")
-	endContents   = []byte("</Contents>")
-	tagCommonPref = []byte("<CommonPrefixes>")
-	endCommonPref = []byte("</CommonPrefixes>")
-)
-
 // parseListing parses a ListObjectsV2 answer (OSS or S3). Keys and common
 // prefixes are url-decoded when the answer says EncodingType url; the
 // continuation token too when decodeToken (OSS encodes it, S3 does not).
+//
+// One pass over the page: each '<' opens or closes an element, and an
+// element's text runs to the next '<' (its end tag). Searching each
+// <Contents> block once per field, and the page for each block's end
+// (bytes.Index stops at every '<'), cost twice the CPU. The first of a
+// field in a block wins; elements nested in others (<Owner><ID>) are
+// passed over, none of them is read here.
 func parseListing(body []byte, decodeToken bool, es []Entry) (listPage, error) {
 	p := listPage{entries: es[:0]}
 	enc := false
@@ -49,37 +49,69 @@ func parseListing(body []byte, decodeToken bool, es []Entry) (listPage, error) {
 		}
 		return url.QueryUnescape(s)
 	}
-	err := eachElement(body, tagContents, endContents, func(blk []byte) error {
-		e, err := parseContents(blk, decode)
-		if err != nil {
-			return err
+	var c rawContents
+	var inContents, inPrefixes bool
+	var truncated, next []byte
+	for i := 0; i < len(body); {
+		lt := bytes.IndexByte(body[i:], '<')
+		if lt < 0 {
+			break
 		}
-		p.entries = append(p.entries, e)
-		return nil
-	})
-	if err != nil {
-		return p, err
-	}
-	err = eachElement(body, tagCommonPref, endCommonPref, func(blk []byte) error {
-		if v, ok := field(blk, "Prefix"); ok {
-			s, err := decode(v)
-			if err != nil {
-				return fmt.Errorf("listing: prefix %q: %w", v, err)
+		i += lt + 1
+		gt := bytes.IndexByte(body[i:], '>')
+		if gt < 0 {
+			break
+		}
+		name := body[i : i+gt]
+		i += gt + 1
+		end := bytes.IndexByte(body[i:], '<')
+		if end < 0 {
+			end = len(body) - i
+		}
+		v := body[i : i+end]
+		switch {
+		case inContents:
+			if string(name) == "/Contents" {
+				e, err := c.entry(decode)
+				if err != nil {
+					return p, err
+				}
+				p.entries = append(p.entries, e)
+				inContents = false
+				continue
 			}
-			p.prefixes = append(p.prefixes, s)
+			c.set(name, v)
+		case inPrefixes:
+			switch string(name) {
+			case "/CommonPrefixes":
+				inPrefixes = false
+			case "Prefix":
+				s, err := decode(v)
+				if err != nil {
+					return p, fmt.Errorf("listing: prefix %q: %w", v, err)
+				}
+				p.prefixes = append(p.prefixes, s)
+			}
+		default:
+			switch string(name) {
+			case "Contents":
+				inContents, c = true, rawContents{}
+			case "CommonPrefixes":
+				inPrefixes = true
+			case "IsTruncated":
+				truncated = firstOf(truncated, v)
+			case "NextContinuationToken":
+				next = firstOf(next, v)
+			}
 		}
-		return nil
-	})
-	if err != nil {
-		return p, err
+		i += end
 	}
-	// Top-level fields: after the last <Contents>, or anywhere outside
-	// them; a value never holds a raw '<', so a search finds only tags.
-	if v, ok := field(body, "IsTruncated"); ok {
-		p.truncated = string(v) == "true"
+	if inContents {
+		return p, fmt.Errorf("listing: unterminated <Contents>")
 	}
-	if v, ok := field(body, "NextContinuationToken"); ok {
-		p.next = unescape(v)
+	p.truncated = string(truncated) == "true"
+	if next != nil {
+		p.next = unescape(next)
 		if decodeToken && enc {
 			s, err := url.QueryUnescape(p.next)
 			if err != nil {
@@ -94,55 +126,101 @@ func parseListing(body []byte, decodeToken bool, es []Entry) (listPage, error) {
 	return p, nil
 }
 
-// parseContents parses the content of one <Contents> element.
-func parseContents(blk []byte, decode func([]byte) (string, error)) (Entry, error) {
+// rawContents is the text of the fields of one <Contents> element, as
+// found (nil: not found).
+type rawContents struct {
+	key, size, etag, modified, class, typ []byte
+}
+
+// set notes the text v of the element name, if it is a field and the
+// first of its name.
+func (c *rawContents) set(name, v []byte) {
+	switch string(name) {
+	case "Key":
+		c.key = firstOf(c.key, v)
+	case "Size":
+		c.size = firstOf(c.size, v)
+	case "ETag":
+		c.etag = firstOf(c.etag, v)
+	case "LastModified":
+		c.modified = firstOf(c.modified, v)
+	case "StorageClass":
+		c.class = firstOf(c.class, v)
+	case "Type":
+		c.typ = firstOf(c.typ, v)
+	}
+}
+
+// entry makes the entry the fields say.
+func (c *rawContents) entry(decode func([]byte) (string, error)) (Entry, error) {
 	var e Entry
-	k, ok := field(blk, "Key")
-	if !ok {
+	if c.key == nil {
 		return e, fmt.Errorf("listing: <Contents> without a <Key>")
 	}
 	var err error
-	if e.Key, err = decode(k); err != nil {
-		return e, fmt.Errorf("listing: key %q: %w", k, err)
+	if e.Key, err = decode(c.key); err != nil {
+		return e, fmt.Errorf("listing: key %q: %w", c.key, err)
 	}
-	if v, ok := field(blk, "Size"); ok {
-		if e.Size, err = strconv.ParseInt(string(v), 10, 64); err != nil {
+	if c.size != nil {
+		if e.Size, err = strconv.ParseInt(string(c.size), 10, 64); err != nil {
 			return e, fmt.Errorf("listing: size of %q: %w", e.Key, err)
 		}
 	}
-	if v, ok := field(blk, "ETag"); ok {
-		e.ETag = trimQuotes(unescape(v))
+	if c.etag != nil {
+		e.ETag = etagText(c.etag)
 	}
-	if v, ok := field(blk, "LastModified"); ok {
-		e.LastModified, _ = time.Parse(time.RFC3339Nano, string(v))
+	if c.modified != nil {
+		e.LastModified, _ = time.Parse(time.RFC3339Nano, string(c.modified))
 	}
-	if v, ok := field(blk, "StorageClass"); ok {
-		e.StorageClass = string(v)
+	if c.class != nil {
+		e.StorageClass = intern(c.class)
 	}
-	if v, ok := field(blk, "Type"); ok {
-		e.ObjectType = string(v)
+	if c.typ != nil {
+		e.ObjectType = intern(c.typ)
 	}
 	return e, nil
 }
 
-// eachElement calls fn with the content of each <tag>...</tag> element
-// of body (open and end are the two tags), in order.
-func eachElement(body, open, end []byte, fn func(content []byte) error) error {
-	for rest := body; ; {
-		i := bytes.Index(rest, open)
-		if i < 0 {
-			return nil
+// etagText is an ETag's text without its quotes, which a listing writes
+// as &quot; or &#34; (S3) or raw (OSS): the quotes are cut before
+// anything is copied, and the general unescape is left to the rest.
+func etagText(v []byte) string {
+	for _, q := range [...]string{"&quot;", "&#34;", `"`} {
+		if inner, ok := bytes.CutPrefix(v, []byte(q)); ok {
+			if inner, ok = bytes.CutSuffix(inner, []byte(q)); ok && bytes.IndexByte(inner, '&') < 0 {
+				return string(inner)
+			}
 		}
-		content := rest[i+len(open):]
-		j := bytes.Index(content, end)
-		if j < 0 {
-			return fmt.Errorf("listing: unterminated %s", open)
-		}
-		if err := fn(content[:j]); err != nil {
-			return err
-		}
-		rest = content[j+len(end):]
 	}
+	return trimQuotes(unescape(v))
+}
+
+// intern returns the storage classes and object types every entry
+// repeats without copying them again.
+func intern(v []byte) string {
+	switch string(v) {
+	case "STANDARD":
+		return "STANDARD"
+	case "Standard":
+		return "Standard"
+	case "Normal":
+		return "Normal"
+	case "Multipart":
+		return "Multipart"
+	}
+	return string(v)
+}
+
+// firstOf returns had if a field was seen already, else v (never nil: an
+// empty field is there all the same).
+func firstOf(had, v []byte) []byte {
+	if had != nil {
+		return had
+	}
+	if v == nil {
+		return []byte{}
+	}
+	return v
 }
 
 // field returns the text of the first <name>...</name> in b.
