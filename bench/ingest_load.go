@@ -132,11 +132,16 @@ func (r *loadResult) rate() float64 { return float64(len(r.lats)) / r.window.Sec
 
 func (r *loadResult) p(q float64) time.Duration { return percentile(r.lats, q) }
 
+// serverCPUPerEvent is the oss2s3 process's CPU time in the measured
+// window per event accepted in it, in µs: the gateway's cost of one event
+// (its embedded JetStream included).
+func (r *loadResult) serverCPUPerEvent() float64 { return perEvent(r.cpuServer, float64(len(r.lats))) }
+
 func (r *loadResult) summary() string {
 	n := float64(len(r.lats))
 	s := fmt.Sprintf("%7.0f events/s (%d in %.2fs)  latency p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms  errors %d; cpu: oss2s3 %.0f%% (%.0f µs/event), load generator %.0f%% (%.0f µs/event); oss2s3 peak RSS %d MiB; stream %d jobs = accepted %d = metrics %d",
 		r.rate(), len(r.lats), r.window.Seconds(), ms(r.p(0.5)), ms(r.p(0.9)), ms(r.p(0.99)), ms(r.p(0.999)), ms(r.p(1)), r.errs,
-		100*r.cpuServer.Seconds()/r.window.Seconds(), perEvent(r.cpuServer, n),
+		100*r.cpuServer.Seconds()/r.window.Seconds(), r.serverCPUPerEvent(),
 		100*r.cpuClient.Seconds()/r.window.Seconds(), perEvent(r.cpuClient, n), mib(r.peakRSS), r.streamMsgs, r.accepted, r.metricQueued)
 	if r.failed > 0 {
 		s += fmt.Sprintf("; %d failed request(s) in all: %s", r.failed, formatReasons(r.reasons))

@@ -35,7 +35,7 @@ func TestParseIngestFlags(t *testing.T) {
 
 func TestIngestLine(t *testing.T) {
 	t.Parallel()
-	if got, want := ingestLine(12345.6, 7.891, 0.6549), "ingest events_per_s=12346 p99_ms=7.89 ratio_vs_bare=0.65"; got != want {
+	if got, want := ingestLine(12345.6, 7.891, 0.6549, 28.46), "ingest events_per_s=12346 p99_ms=7.89 ratio_vs_bare=0.65 gateway_cpu_us=28.5"; got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
