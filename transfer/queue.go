@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -348,7 +347,7 @@ func (q *Queue) Publish(ctx context.Context, jobs []Job) (PublishResult, error) 
 		if jobs[i].QueuedAt.IsZero() {
 			jobs[i].QueuedAt = now
 		}
-		data, err := json.Marshal(jobs[i])
+		data, err := encodeJob(&jobs[i])
 		if err != nil {
 			return res, fmt.Errorf("encode job: %w", err)
 		}
