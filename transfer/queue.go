@@ -120,6 +120,7 @@ type Queue struct {
 	ns       *server.Server // nil with an external server
 	nc       *nats.Conn
 	js       jetstream.JetStream
+	acks     *ackPublisher // Publish's: see jobpublish.go
 	consumer jetstream.Consumer
 	ckpt     *Checkpoints
 	log      *slog.Logger
@@ -198,6 +199,7 @@ func OpenQueue(ctx context.Context, cfg QueueConfig, log *slog.Logger) (*Queue, 
 		q.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
+	q.acks = newAckPublisher(nc, q.cfg.ReplyTimeout)
 	if err := q.ensureWithRetry(ctx); err != nil {
 		q.Close()
 		return nil, err
@@ -353,7 +355,7 @@ func (q *Queue) Publish(ctx context.Context, jobs []Job) (PublishResult, error) 
 		}
 		msg := &nats.Msg{Subject: JobSubjectPrefix + safeSubjectToken(jobs[i].Task), Data: data, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, jobs[i].MsgID())
-		f, err := q.js.PublishMsgAsync(msg)
+		f, err := q.acks.PublishMsgAsync(msg)
 		if err != nil {
 			// Jobs before this one may be stored; their acks are not
 			// awaited, so none counts as queued.
