@@ -134,6 +134,15 @@ func appendJSONTime(b []byte, t time.Time, ok bool) ([]byte, bool) {
 	return append(b, '"'), ok
 }
 
+// jsonSafe says which ASCII bytes encoding/json writes as they are: all
+// but the control characters, " and \, and (HTML escaping) < > &.
+var jsonSafe = func() (safe [utf8.RuneSelf]bool) {
+	for c := ' '; c < utf8.RuneSelf; c++ {
+		safe[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return safe
+}()
+
 // appendJSONString appends s quoted as encoding/json quotes a string (with
 // its default HTML escaping): \" \\ \b \f \n \r \t, \u00XX for the other
 // control characters and for < > &, \u2028 and \u2029, and \ufffd for each
@@ -144,7 +153,7 @@ func appendJSONString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
-			if c >= ' ' && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if jsonSafe[c] {
 				i++
 				continue
 			}

@@ -72,3 +72,27 @@ func compareWithJSON(t *testing.T, name string, j Job) {
 		t.Errorf("%s: encoded as\n%s\nencoding/json writes\n%s", name, got, want)
 	}
 }
+
+// BenchmarkEncodeJob compares the hot path's encoder with encoding/json on
+// a webhook's job.
+func BenchmarkEncodeJob(b *testing.B) {
+	at := time.Date(2026, 12, 5, 8, 0, 0, 123456789, time.UTC)
+	j := Job{Task: "photos", Kind: KindConverge, Origin: "oss_webhook", EventTime: at, QueuedAt: at.Add(time.Millisecond),
+		ObjectArgs: ObjectArgs{Bucket: "src-ingest", Key: "ingest/oss2s3-r1-c64/w012/000000123456", ETag: "5EB63BBBE01EEED093CB22BB8F5ACDC3", Size: 1024, Event: "ObjectCreated:PutObject"}}
+	b.Run("encodeJob", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := encodeJob(&j); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json.Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(&j); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
