@@ -1,15 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/oss2s3/oss2s3/handlers"
+	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer/ingest/ossevent"
 )
 
@@ -157,5 +162,17 @@ func TestQueuedOneIsTheGatewaysBody(t *testing.T) {
 	}
 	if string(queuedOne) != want.String() {
 		t.Fatalf("queuedOne %q, gateway %q", queuedOne, want.String())
+	}
+}
+
+// TestServerMallocsReadsTheGatewaysMetrics: the allocation count of each
+// run comes from the series the gateway's registry serves.
+func TestServerMallocsReadsTheGatewaysMetrics(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(promhttp.HandlerFor(metrics.NewRegistry(), promhttp.HandlerOpts{}))
+	t.Cleanup(srv.Close)
+	n, err := serverMallocs(context.Background(), srv.URL)
+	if err != nil || n <= 0 {
+		t.Fatalf("go_memstats_mallocs_total: %v, %v", n, err)
 	}
 }
