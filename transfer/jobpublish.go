@@ -9,7 +9,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nuid"
 )
 
 // ackPublisher publishes the job stream's messages and hands each its
@@ -21,7 +20,7 @@ import (
 // means: the job is stored (and replicated) as the stream says.
 type ackPublisher struct {
 	nc      *nats.Conn
-	prefix  string // of the reply subjects: "_INBOX.<nuid>."
+	prefix  string // of the reply subjects: "_INBOX.<unique>."
 	timeout time.Duration
 
 	mu      sync.Mutex
@@ -38,7 +37,7 @@ const (
 )
 
 func newAckPublisher(nc *nats.Conn, timeout time.Duration) *ackPublisher {
-	return &ackPublisher{nc: nc, prefix: nats.InboxPrefix + nuid.Next() + ".", timeout: timeout, pending: map[uint64]*pubAckFuture{}}
+	return &ackPublisher{nc: nc, prefix: nats.NewInbox() + ".", timeout: timeout, pending: map[uint64]*pubAckFuture{}}
 }
 
 // pubAckFuture is one message waiting for its acknowledgement: exactly one
