@@ -123,7 +123,10 @@ type loadResult struct {
 	// CPU time used during the window by the oss2s3 process and by this
 	// process (the load generator).
 	cpuServer, cpuClient time.Duration
-	peakRSS              int64
+	// mallocs is how many heap allocations the oss2s3 process made in
+	// the measured time (go_memstats_mallocs_total; -1: not read).
+	mallocs float64
+	peakRSS int64
 	// Checks after the run.
 	streamMsgs, metricQueued, metricJobs int
 }
@@ -132,12 +135,20 @@ func (r *loadResult) rate() float64 { return float64(len(r.lats)) / r.window.Sec
 
 func (r *loadResult) p(q float64) time.Duration { return percentile(r.lats, q) }
 
+// serverCPUPerEvent is the oss2s3 process's CPU time in the measured
+// window per event accepted in it, in µs: the gateway's cost of one event
+// (its embedded JetStream included).
+func (r *loadResult) serverCPUPerEvent() float64 { return perEvent(r.cpuServer, float64(len(r.lats))) }
+
 func (r *loadResult) summary() string {
 	n := float64(len(r.lats))
 	s := fmt.Sprintf("%7.0f events/s (%d in %.2fs)  latency p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms  errors %d; cpu: oss2s3 %.0f%% (%.0f µs/event), load generator %.0f%% (%.0f µs/event); oss2s3 peak RSS %d MiB; stream %d jobs = accepted %d = metrics %d",
 		r.rate(), len(r.lats), r.window.Seconds(), ms(r.p(0.5)), ms(r.p(0.9)), ms(r.p(0.99)), ms(r.p(0.999)), ms(r.p(1)), r.errs,
-		100*r.cpuServer.Seconds()/r.window.Seconds(), perEvent(r.cpuServer, n),
+		100*r.cpuServer.Seconds()/r.window.Seconds(), r.serverCPUPerEvent(),
 		100*r.cpuClient.Seconds()/r.window.Seconds(), perEvent(r.cpuClient, n), mib(r.peakRSS), r.streamMsgs, r.accepted, r.metricQueued)
+	if r.mallocs >= 0 && n > 0 {
+		s += fmt.Sprintf("; oss2s3 allocations %.1f/event", r.mallocs/n)
+	}
 	if r.failed > 0 {
 		s += fmt.Sprintf("; %d failed request(s) in all: %s", r.failed, formatReasons(r.reasons))
 	}
@@ -198,7 +209,7 @@ func (b *ingestBed) oss2s3Run(ctx context.Context, name string, conc int) (res *
 		// A profile that could not be written fails the run, as in bareRun.
 		defer func() { err = errors.Join(err, stop()) }()
 	}
-	res, err = generateLoad(ctx, b.opts.client, "http://"+srv.addr+"/v1/events/oss", name, conc, b.opts.warmup, b.opts.duration, srv.proc.pid())
+	res, err = generateLoad(ctx, b.opts.client, "http://"+srv.addr, name, conc, b.opts.warmup, b.opts.duration, srv.proc.pid())
 	if err != nil {
 		return nil, err
 	}
@@ -260,6 +271,31 @@ func (s *ingestServer) check(ctx context.Context, res *loadResult) error {
 			res.accepted, res.streamMsgs, res.metricQueued, res.metricJobs, res.failed, formatReasons(res.reasons))
 	}
 	return nil
+}
+
+// serverMallocs reads go_memstats_mallocs_total, the heap allocations the
+// oss2s3 process at base made so far, from its /metrics.
+func serverMallocs(ctx context.Context, base string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_mallocs_total "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, errors.New("/metrics has no go_memstats_mallocs_total")
 }
 
 // streamMsgs counts the messages of a stream on the server at url.
@@ -335,12 +371,14 @@ type sample struct {
 }
 
 // generateLoad runs conc client goroutines, each posting one signed
-// single-record document at a time over its keep-alive connection, for
-// warmup and then duration. Requests that finish within the measured time
-// count; serverPID's CPU time and this process's are read at its edges.
-// client is the HTTP client the goroutines use ("fasthttp" or "net/http").
-func generateLoad(ctx context.Context, client, url, run string, conc int, warmup, duration time.Duration, serverPID int) (*loadResult, error) {
-	post, closeClient, err := newPoster(client, url, conc)
+// single-record document at a time over its keep-alive connection to
+// server's /v1/events/oss, for warmup and then duration. Requests that
+// finish within the measured time count; serverPID's CPU time and this
+// process's, and the server's allocation count (its /metrics), are read
+// at its edges. client is the HTTP client the goroutines use ("fasthttp"
+// or "net/http").
+func generateLoad(ctx context.Context, client, server, run string, conc int, warmup, duration time.Duration, serverPID int) (*loadResult, error) {
+	post, closeClient, err := newPoster(client, server+"/v1/events/oss", conc)
 	if err != nil {
 		return nil, err
 	}
@@ -360,6 +398,7 @@ func generateLoad(ctx context.Context, client, url, run string, conc int, warmup
 		}
 	}
 	sleep(warmup)
+	mallocs0, merr0 := serverMallocs(ctx, server)
 	srv0, _ := procCPU(serverPID)
 	cli0 := selfCPU()
 	mStart := time.Since(base)
@@ -367,13 +406,17 @@ func generateLoad(ctx context.Context, client, url, run string, conc int, warmup
 	mEnd := time.Since(base)
 	srv1, _ := procCPU(serverPID)
 	cli1 := selfCPU()
+	mallocs1, merr1 := serverMallocs(ctx, server)
 	stop.Store(true)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 
-	res := &loadResult{conc: conc, window: mEnd - mStart, reasons: map[string]int{}, cpuServer: srv1 - srv0, cpuClient: cli1 - cli0}
+	res := &loadResult{conc: conc, window: mEnd - mStart, reasons: map[string]int{}, cpuServer: srv1 - srv0, cpuClient: cli1 - cli0, mallocs: -1}
+	if merr0 == nil && merr1 == nil {
+		res.mallocs = mallocs1 - mallocs0
+	}
 	for i := range outs {
 		o := &outs[i]
 		res.accepted += o.accepted

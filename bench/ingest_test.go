@@ -1,15 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/oss2s3/oss2s3/handlers"
+	"github.com/oss2s3/oss2s3/metrics"
 	"github.com/oss2s3/oss2s3/transfer/ingest/ossevent"
 )
 
@@ -35,7 +40,7 @@ func TestParseIngestFlags(t *testing.T) {
 
 func TestIngestLine(t *testing.T) {
 	t.Parallel()
-	if got, want := ingestLine(12345.6, 7.891, 0.6549), "ingest events_per_s=12346 p99_ms=7.89 ratio_vs_bare=0.65"; got != want {
+	if got, want := ingestLine(12345.6, 7.891, 0.6549, 28.46), "ingest events_per_s=12346 p99_ms=7.89 ratio_vs_bare=0.65 gateway_cpu_us=28.5"; got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
@@ -157,5 +162,17 @@ func TestQueuedOneIsTheGatewaysBody(t *testing.T) {
 	}
 	if string(queuedOne) != want.String() {
 		t.Fatalf("queuedOne %q, gateway %q", queuedOne, want.String())
+	}
+}
+
+// TestServerMallocsReadsTheGatewaysMetrics: the allocation count of each
+// run comes from the series the gateway's registry serves.
+func TestServerMallocsReadsTheGatewaysMetrics(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(promhttp.HandlerFor(metrics.NewRegistry(), promhttp.HandlerOpts{}))
+	t.Cleanup(srv.Close)
+	n, err := serverMallocs(context.Background(), srv.URL)
+	if err != nil || n <= 0 {
+		t.Fatalf("go_memstats_mallocs_total: %v, %v", n, err)
 	}
 }

@@ -210,9 +210,16 @@ func accepted(c echo.Context, res EventsAccepted) error {
 	w := c.Response()
 	w.Header()[echo.HeaderContentType] = jsonContentType
 	w.WriteHeader(http.StatusAccepted)
-	_, err := w.Write(appendAccepted(make([]byte, 0, 96), res))
+	body := queuedOne
+	if res != (EventsAccepted{Queued: 1}) {
+		body = appendAccepted(make([]byte, 0, 96), res)
+	}
+	_, err := w.Write(body)
 	return err
 }
+
+// queuedOne is the body of the most common 202 (one new event), made once.
+var queuedOne = appendAccepted(nil, EventsAccepted{Queued: 1})
 
 var jsonContentType = []string{echo.MIMEApplicationJSON}
 

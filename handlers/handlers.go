@@ -126,11 +126,12 @@ func observe(m *metrics.Metrics, routes map[string]bool) echo.MiddlewareFunc {
 			start := time.Now()
 			err := next(c)
 			code := c.Response().Status
-			var he *echo.HTTPError
-			if errors.As(err, &he) {
-				code = he.Code
-			} else if err != nil {
+			if err != nil { // first: errors.As's target would be an allocation per request
 				code = http.StatusInternalServerError
+				var he *echo.HTTPError
+				if errors.As(err, &he) {
+					code = he.Code
+				}
 			}
 			route := c.Path()
 			if !routes[route] {

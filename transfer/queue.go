@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -152,6 +151,7 @@ type Queue struct {
 	ns       *server.Server // nil with an external server
 	nc       *nats.Conn
 	js       jetstream.JetStream
+	acks     *ackPublisher      // Publish's: see jobpublish.go
 	consumer jetstream.Consumer // the small lane's
 	large    jetstream.Consumer // the large lane's
 	ckpt     *Checkpoints
@@ -231,6 +231,7 @@ func OpenQueue(ctx context.Context, cfg QueueConfig, log *slog.Logger) (*Queue, 
 		q.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
+	q.acks = newAckPublisher(nc, q.cfg.ReplyTimeout)
 	if err := q.ensureWithRetry(ctx); err != nil {
 		q.Close()
 		return nil, err
@@ -411,13 +412,13 @@ func (q *Queue) Publish(ctx context.Context, jobs []Job) (PublishResult, error) 
 		if jobs[i].QueuedAt.IsZero() {
 			jobs[i].QueuedAt = now
 		}
-		data, err := json.Marshal(jobs[i])
+		data, err := encodeJob(&jobs[i])
 		if err != nil {
 			return res, fmt.Errorf("encode job: %w", err)
 		}
 		msg := &nats.Msg{Subject: q.LaneOf(jobs[i]).Subject + safeSubjectToken(jobs[i].Task), Data: data, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, jobs[i].MsgID())
-		f, err := q.js.PublishMsgAsync(msg)
+		f, err := q.acks.PublishMsgAsync(msg)
 		if err != nil {
 			// Jobs before this one may be stored; their acks are not
 			// awaited, so none counts as queued.
