@@ -172,7 +172,7 @@ func runScale(ctx context.Context, args []string, getenv func(string) string, st
 	for _, op := range []string{"ListObjectsV2", "ListObjects"} {
 		emu.InjectFault(ossemu.Fault{Op: op, Latency: opts.latency})
 	}
-	fmt.Fprintf(stdout, "scale benchmark: %s, %d CPUs, load %s\n", cpuModel(), runtime.NumCPU(), loadAverage())
+	fmt.Fprintf(stdout, "scale benchmark: %s, %d CPUs, load %s\n", cpuModel(), runtime.NumCPU(), loadAvg())
 	fmt.Fprintf(stdout, "oss2s3 at %s; %d objects (destination: 1%% missing, 1%% different, 1%% extra); every listing page %v; %d shards; %d shards at once per replica\n",
 		treeRevision(ctx, root), opts.objects, opts.latency, opts.shards, opts.concurrency)
 
@@ -516,17 +516,4 @@ func shardsDone(logPath string) ([]shardDone, error) {
 		out = append(out, d)
 	}
 	return out, sc.Err()
-}
-
-// loadAverage is /proc/loadavg's first three fields.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }
