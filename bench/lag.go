@@ -97,41 +97,64 @@ func parseLagFlags(args []string, stderr io.Writer) (lagOptions, error) {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if o.smoke {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		for name, v := range map[string]string{"rate": "200", "warmup": "1s", "duration": "4s", "drain": "5s"} {
-			if !set[name] {
-				_ = fs.Set(name, v) // the values above parse
-			}
-		}
+		smokeDefaults(fs)
 	}
-	for _, s := range strings.Split(*steps, ",") {
-		s = strings.TrimSpace(s)
-		if s != stepSmall && s != stepMixed {
-			return o, fmt.Errorf("-steps: unknown step %q (want small, mixed)", s)
-		}
-		if !slices.Contains(o.steps, s) {
-			o.steps = append(o.steps, s)
-		}
+	var err error
+	if o.steps, err = parseSteps(*steps, o.maxRate); err != nil {
+		return o, err
 	}
-	if o.maxRate > 0 {
-		o.steps = append(o.steps, stepMax)
-	}
-	switch {
-	case o.rate < 1 || o.maxRate < 0:
-		return o, errors.New("-rate must be at least 1 and -max-rate not negative")
-	case o.duration < time.Second || o.warmup < 0 || o.drain < 0:
-		return o, errors.New("-duration must be at least 1s; -warmup and -drain not negative")
-	case o.share < 0 || o.share > 1:
-		return o, errors.New("-multipart-share must be within 0..1")
-	case o.smallSize.hi > 1<<20:
-		return o, errors.New("-small-size: at most 1MiB (small objects are held in the emulator's memory)")
-	case o.senders < 1 || o.listers < 1:
-		return o, errors.New("-senders and -listers must be at least 1")
-	case o.poll < time.Millisecond:
-		return o, errors.New("-poll must be at least 1ms")
+	if err := o.validate(); err != nil {
+		return o, err
 	}
 	return o, nil
+}
+
+// smokeDefaults sets -smoke's short figures on the flags not given.
+func smokeDefaults(fs *flag.FlagSet) {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for name, v := range map[string]string{"rate": "200", "warmup": "1s", "duration": "4s", "drain": "5s"} {
+		if !set[name] {
+			_ = fs.Set(name, v) // the values above parse
+		}
+	}
+}
+
+// parseSteps reads -steps, each step once, and adds the max step when
+// -max-rate is set.
+func parseSteps(list string, maxRate int) ([]string, error) {
+	var out []string
+	for _, s := range strings.Split(list, ",") {
+		s = strings.TrimSpace(s)
+		if s != stepSmall && s != stepMixed {
+			return nil, fmt.Errorf("-steps: unknown step %q (want small, mixed)", s)
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	if maxRate > 0 {
+		out = append(out, stepMax)
+	}
+	return out, nil
+}
+
+func (o lagOptions) validate() error {
+	switch {
+	case o.rate < 1 || o.maxRate < 0:
+		return errors.New("-rate must be at least 1 and -max-rate not negative")
+	case o.duration < time.Second || o.warmup < 0 || o.drain < 0:
+		return errors.New("-duration must be at least 1s; -warmup and -drain not negative")
+	case o.share < 0 || o.share > 1:
+		return errors.New("-multipart-share must be within 0..1")
+	case o.smallSize.hi > 1<<20:
+		return errors.New("-small-size: at most 1MiB (small objects are held in the emulator's memory)")
+	case o.senders < 1 || o.listers < 1:
+		return errors.New("-senders and -listers must be at least 1")
+	case o.poll < time.Millisecond:
+		return errors.New("-poll must be at least 1ms")
+	}
+	return nil
 }
 
 // lagStep is one load level of a run.
@@ -357,21 +380,7 @@ func (b *lagBed) runStep(ctx context.Context, st lagStep) (res *stepResult, err 
 	res = &stepResult{step: st}
 	// A CPU snapshot a second, so that the report can say, slice by
 	// slice, whether the lag grew when something else took the cores.
-	sampled := make(chan struct{})
-	sctx, stopSampling := context.WithCancel(ctx)
-	go func() {
-		defer close(sampled)
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
-			res.samples = append(res.samples, b.snap(srv.proc.pid()))
-			select {
-			case <-sctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	stopSampling := b.sample(ctx, srv.proc.pid(), res)
 	edges := 0
 	load, err := b.loadStep(ctx, st, tr, post, func() {
 		if edges == 0 {
@@ -382,7 +391,6 @@ func (b *lagBed) runStep(ctx context.Context, st lagStep) (res *stepResult, err 
 		edges++
 	})
 	stopSampling()
-	<-sampled
 	if err != nil {
 		return nil, err
 	}
@@ -391,22 +399,8 @@ func (b *lagBed) runStep(ctx context.Context, st lagStep) (res *stepResult, err 
 		st.name, load.accepted, load.failed, o.drain, tr.pendingCount(classSmall))
 
 	waitFrom := time.Now()
-	for deadline := waitFrom.Add(o.drain); ; {
-		missing := tr.pendingCount(classSmall)
-		if st.share == 0 {
-			missing += tr.pendingCount(classMultipart)
-		}
-		if missing == 0 || time.Now().After(deadline) {
-			break
-		}
-		if srv.proc.exited() {
-			return nil, fmt.Errorf("oss2s3 exited: %v; log:\n%s", srv.proc.err, srv.proc.tail())
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
+	if err := b.waitMissing(ctx, st, tr, srv); err != nil {
+		return nil, err
 	}
 	res.drainFor = time.Since(waitFrom)
 	after, err := scrapeLag(ctx, srv.addr)
@@ -436,6 +430,50 @@ func (b *lagBed) runStep(ctx context.Context, st lagStep) (res *stepResult, err 
 		return nil, fmt.Errorf("the destination is wrong or could not be listed (%d problems), e.g. %s", len(res.errs), res.errs[0])
 	}
 	return res, nil
+}
+
+// sample takes a CPU snapshot a second into res.samples until the
+// returned function is called, so that the report can say, slice by
+// slice, whether the lag grew when something else took the cores.
+func (b *lagBed) sample(ctx context.Context, pid int, res *stepResult) (stop func()) {
+	sampled := make(chan struct{})
+	sctx, stopSampling := context.WithCancel(ctx)
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			res.samples = append(res.samples, b.snap(pid))
+			select {
+			case <-sctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() { stopSampling(); <-sampled }
+}
+
+// waitMissing waits, up to -drain, for the small objects still missing
+// (and the multipart ones of a step without any).
+func (b *lagBed) waitMissing(ctx context.Context, st lagStep, tr *listTracker, srv *oss2s3Run) error {
+	for deadline := time.Now().Add(b.opts.drain); ; {
+		missing := tr.pendingCount(classSmall)
+		if st.share == 0 {
+			missing += tr.pendingCount(classMultipart)
+		}
+		if missing == 0 || time.Now().After(deadline) {
+			return nil
+		}
+		if srv.proc.exited() {
+			return fmt.Errorf("oss2s3 exited: %v; log:\n%s", srv.proc.err, srv.proc.tail())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // tally turns the tracker's objects into the step's lags.

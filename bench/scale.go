@@ -333,22 +333,23 @@ func (b scaleBed) run(ctx context.Context, n int) (p scalePoint, err error) {
 		return p, err
 	}
 	reps1, nats1 := cpu()
-	var rss int64
-	for _, r := range procs {
-		if v, err := peakRSS(r.pid()); err == nil {
-			rss = max(rss, v)
-		}
-	}
-	p = scalePoint{peakRSS: rss, replicas: n, shards: st.Shards, keys: st.Listed, elapsed: time.Duration(st.Elapsed * float64(time.Second)),
+	p = scalePoint{peakRSS: largestPeakRSS(procs), replicas: n, shards: st.Shards, keys: st.Listed, elapsed: time.Duration(st.Elapsed * float64(time.Second)),
 		cpuReplicas: reps1 - reps0, cpuNATS: nats1 - nats0, cpuHarness: selfCPU() - self0}
 	if err := checkScaleCounts(st, b.opts.objects); err != nil {
 		return p, err
 	}
+	return p, p.readShardLogs(logPaths)
+}
+
+// readShardLogs reads the replicas' "reconcile shard done" lines: how many
+// shards each ran, how many were resumed, and the median rate of a shard
+// listed from its start.
+func (p *scalePoint) readShardLogs(logPaths []string) error {
 	var rates []float64
 	for _, lp := range logPaths {
 		done, err := shardsDone(lp)
 		if err != nil {
-			return p, err
+			return err
 		}
 		p.byReplica = append(p.byReplica, len(done))
 		for _, d := range done {
@@ -360,7 +361,18 @@ func (b scaleBed) run(ctx context.Context, n int) (p scalePoint, err error) {
 		}
 	}
 	p.shardRate = median(rates)
-	return p, nil
+	return nil
+}
+
+// largestPeakRSS is the largest peak RSS of procs (those that can be read).
+func largestPeakRSS(procs []*process) int64 {
+	var rss int64
+	for _, r := range procs {
+		if v, err := peakRSS(r.pid()); err == nil {
+			rss = max(rss, v)
+		}
+	}
+	return rss
 }
 
 func (b scaleBed) replicaYAML(addr, data, natsURL string) string {

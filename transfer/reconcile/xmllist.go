@@ -51,24 +51,13 @@ func parseListing(body []byte, decodeToken bool, es []Entry) (listPage, error) {
 	}
 	var c rawContents
 	var inContents, inPrefixes bool
-	var truncated, next []byte
+	var truncated, token []byte
 	for i := 0; i < len(body); {
-		lt := bytes.IndexByte(body[i:], '<')
-		if lt < 0 {
+		name, v, next, ok := nextElement(body, i)
+		if !ok {
 			break
 		}
-		i += lt + 1
-		gt := bytes.IndexByte(body[i:], '>')
-		if gt < 0 {
-			break
-		}
-		name := body[i : i+gt]
-		i += gt + 1
-		end := bytes.IndexByte(body[i:], '<')
-		if end < 0 {
-			end = len(body) - i
-		}
-		v := body[i : i+end]
+		i = next
 		switch {
 		case inContents:
 			if string(name) == "/Contents" {
@@ -101,29 +90,56 @@ func parseListing(body []byte, decodeToken bool, es []Entry) (listPage, error) {
 			case "IsTruncated":
 				truncated = firstOf(truncated, v)
 			case "NextContinuationToken":
-				next = firstOf(next, v)
+				token = firstOf(token, v)
 			}
 		}
-		i += end
 	}
 	if inContents {
 		return p, fmt.Errorf("listing: unterminated <Contents>")
 	}
+	return p, p.finish(truncated, token, decodeToken && enc)
+}
+
+// nextElement reads the element whose tag is the first at or after
+// body[i]: the tag's name ("/Name" for an end tag), its text (up to the
+// next '<') and where the scan goes on; ok is false past the last tag.
+func nextElement(body []byte, i int) (name, text []byte, next int, ok bool) {
+	lt := bytes.IndexByte(body[i:], '<')
+	if lt < 0 {
+		return nil, nil, 0, false
+	}
+	i += lt + 1
+	gt := bytes.IndexByte(body[i:], '>')
+	if gt < 0 {
+		return nil, nil, 0, false
+	}
+	name = body[i : i+gt]
+	i += gt + 1
+	end := bytes.IndexByte(body[i:], '<')
+	if end < 0 {
+		end = len(body) - i
+	}
+	return name, body[i : i+end], i + end, true
+}
+
+// finish sets the page's truncation and continuation token from their
+// texts (the token url-decoded if decode).
+func (p *listPage) finish(truncated, token []byte, decode bool) error {
 	p.truncated = string(truncated) == "true"
-	if next != nil {
-		p.next = unescape(next)
-		if decodeToken && enc {
+	if token != nil {
+		p.next = unescape(token)
+		if decode {
 			s, err := url.QueryUnescape(p.next)
 			if err != nil {
-				return p, fmt.Errorf("listing: continuation token %q: %w", p.next, err)
+				return fmt.Errorf("listing: continuation token %q: %w", p.next, err)
 			}
 			p.next = s
 		}
 	}
 	if p.truncated && p.next == "" {
-		return p, fmt.Errorf("listing: truncated page without a continuation token")
+		return fmt.Errorf("listing: truncated page without a continuation token")
 	}
-	return p, nil
+	return nil
 }
 
 // rawContents is the text of the fields of one <Contents> element, as
