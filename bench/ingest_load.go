@@ -326,6 +326,24 @@ func countStream(ctx context.Context, js jetstream.JetStream, stream string) (ui
 	return info.State.Msgs, nil
 }
 
+// matchSample reads one sample of a Prometheus text exposition, its labels
+// (the text between the braces) and its value: match says whether every
+// label of want is there with its value; v is the value (err if it does
+// not parse) when it matches.
+func matchSample(labels, value string, want map[string]string) (got map[string]string, v float64, match bool, err error) {
+	got = map[string]string{}
+	for _, m := range labelRE.FindAllStringSubmatch(labels, -1) {
+		got[m[1]] = m[2]
+	}
+	for k, w := range want {
+		if got[k] != w {
+			return got, 0, false, nil
+		}
+	}
+	v, err = strconv.ParseFloat(strings.Fields(value)[0], 64)
+	return got, v, true, err
+}
+
 // parseCounter reads the value of the series name{labels...} (the labels
 // given must match; others may be present) from a Prometheus text
 // exposition.
@@ -341,20 +359,10 @@ func parseCounter(r io.Reader, name string, want map[string]string) (float64, bo
 		if !ok {
 			continue
 		}
-		got := map[string]string{}
-		for _, m := range labelRE.FindAllStringSubmatch(labels, -1) {
-			got[m[1]] = m[2]
-		}
-		match := true
-		for k, v := range want {
-			if got[k] != v {
-				match = false
-			}
-		}
+		_, v, match, err := matchSample(labels, value, want)
 		if !match {
 			continue
 		}
-		v, err := strconv.ParseFloat(strings.Fields(value)[0], 64)
 		if err != nil {
 			return 0, false, fmt.Errorf("metrics: %q: %w", sc.Text(), err)
 		}

@@ -57,20 +57,10 @@ func parseHistogram(r io.Reader, name string, want map[string]string) (histogram
 		if !ok {
 			continue
 		}
-		got := map[string]string{}
-		for _, m := range labelRE.FindAllStringSubmatch(labels, -1) {
-			got[m[1]] = m[2]
-		}
-		match := true
-		for k, v := range want {
-			if got[k] != v {
-				match = false
-			}
-		}
+		got, v, match, err := matchSample(labels, value, want)
 		if !match {
 			continue
 		}
-		v, err := strconv.ParseFloat(strings.Fields(value)[0], 64)
 		if err != nil {
 			return h, false, fmt.Errorf("metrics: %q: %w", line, err)
 		}
