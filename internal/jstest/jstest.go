@@ -43,9 +43,9 @@ func StartAt(t testing.TB, storeDir string, port int) *server.Server {
 		t.Fatalf("nats-server: %v", err)
 	}
 	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
+	if !ns.ReadyForConnections(30 * time.Second) {
 		ns.Shutdown()
-		t.Fatal("nats-server not ready in 10s")
+		t.Fatal("nats-server not ready in 30s")
 	}
 	t.Cleanup(func() {
 		ns.Shutdown()
