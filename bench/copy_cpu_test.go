@@ -67,25 +67,6 @@ func TestWindowSharesAccountForTheMachine(t *testing.T) {
 		t.Error("an empty window has shares")
 	}
 }
-
-func TestParseStatCPULine(t *testing.T) {
-	t.Parallel()
-	// user nice system idle iowait irq softirq steal guest guest_nice
-	got, err := parseStatCPULine("cpu  100 5 50 1000 20 3 2 1 7 0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := cpuTicks{busy: 1610 * time.Millisecond, idle: 10 * time.Second, iowait: 200 * time.Millisecond}
-	if got != want {
-		t.Errorf("got %+v, want %+v", got, want)
-	}
-	for _, bad := range []string{"cpu0 1 2 3 4 5 6 7 8", "cpu 1 2 3", "cpu 1 2 x 4 5 6 7 8"} {
-		if _, err := parseStatCPULine(bad); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-}
-
 func TestRcloneSettingsComparedByMedians(t *testing.T) {
 	t.Parallel()
 	// rclone1 has the best single run, rclone2 the better median; rclone1
