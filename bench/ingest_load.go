@@ -124,9 +124,10 @@ type loadResult struct {
 	// process (the load generator).
 	cpuServer, cpuClient time.Duration
 	// mallocs is how many heap allocations the oss2s3 process made in
-	// the measured time (go_memstats_mallocs_total; -1: not read).
-	mallocs float64
-	peakRSS int64
+	// the measured time (go_memstats_mallocs_total; -1: not read), gcs
+	// how many garbage collections it finished (go_gc_duration_seconds_count).
+	mallocs, gcs float64
+	peakRSS      int64
 	// Checks after the run.
 	streamMsgs, metricQueued, metricJobs int
 }
@@ -147,7 +148,7 @@ func (r *loadResult) summary() string {
 		100*r.cpuServer.Seconds()/r.window.Seconds(), r.serverCPUPerEvent(),
 		100*r.cpuClient.Seconds()/r.window.Seconds(), perEvent(r.cpuClient, n), mib(r.peakRSS), r.streamMsgs, r.accepted, r.metricQueued)
 	if r.mallocs >= 0 && n > 0 {
-		s += fmt.Sprintf("; oss2s3 allocations %.1f/event", r.mallocs/n)
+		s += fmt.Sprintf("; oss2s3 allocations %.1f/event, GC cycles %.1f/s", r.mallocs/n, r.gcs/r.window.Seconds())
 	}
 	if r.failed > 0 {
 		s += fmt.Sprintf("; %d failed request(s) in all: %s", r.failed, formatReasons(r.reasons))
@@ -274,28 +275,40 @@ func (s *ingestServer) check(ctx context.Context, res *loadResult) error {
 }
 
 // serverMallocs reads go_memstats_mallocs_total, the heap allocations the
-// oss2s3 process at base made so far, from its /metrics.
-func serverMallocs(ctx context.Context, base string) (float64, error) {
+// oss2s3 process at base made so far, and go_gc_duration_seconds_count, the
+// garbage collections it finished, from its /metrics.
+func serverMallocs(ctx context.Context, base string) (mallocs, gcs float64, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
+	mallocs, gcs = -1, -1
+	for sc.Scan() && (mallocs < 0 || gcs < 0) {
 		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_mallocs_total "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if mallocs, err = strconv.ParseFloat(strings.TrimSpace(v), 64); err != nil {
+				return 0, 0, err
+			}
+		}
+		if v, ok := strings.CutPrefix(sc.Text(), "go_gc_duration_seconds_count "); ok {
+			if gcs, err = strconv.ParseFloat(strings.TrimSpace(v), 64); err != nil {
+				return 0, 0, err
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return 0, errors.New("/metrics has no go_memstats_mallocs_total")
+	if mallocs < 0 || gcs < 0 {
+		return 0, 0, errors.New("/metrics has no go_memstats_mallocs_total or no go_gc_duration_seconds_count")
+	}
+	return mallocs, gcs, nil
 }
 
 // streamMsgs counts the messages of a stream on the server at url.
@@ -406,7 +419,7 @@ func generateLoad(ctx context.Context, client, server, run string, conc int, war
 		}
 	}
 	sleep(warmup)
-	mallocs0, merr0 := serverMallocs(ctx, server)
+	mallocs0, gcs0, merr0 := serverMallocs(ctx, server)
 	srv0, _ := procCPU(serverPID)
 	cli0 := selfCPU()
 	mStart := time.Since(base)
@@ -414,7 +427,7 @@ func generateLoad(ctx context.Context, client, server, run string, conc int, war
 	mEnd := time.Since(base)
 	srv1, _ := procCPU(serverPID)
 	cli1 := selfCPU()
-	mallocs1, merr1 := serverMallocs(ctx, server)
+	mallocs1, gcs1, merr1 := serverMallocs(ctx, server)
 	stop.Store(true)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
@@ -423,7 +436,7 @@ func generateLoad(ctx context.Context, client, server, run string, conc int, war
 
 	res := &loadResult{conc: conc, window: mEnd - mStart, reasons: map[string]int{}, cpuServer: srv1 - srv0, cpuClient: cli1 - cli0, mallocs: -1}
 	if merr0 == nil && merr1 == nil {
-		res.mallocs = mallocs1 - mallocs0
+		res.mallocs, res.gcs = mallocs1-mallocs0, gcs1-gcs0
 	}
 	for i := range outs {
 		o := &outs[i]

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -165,14 +166,15 @@ func TestQueuedOneIsTheGatewaysBody(t *testing.T) {
 	}
 }
 
-// TestServerMallocsReadsTheGatewaysMetrics: the allocation count of each
-// run comes from the series the gateway's registry serves.
+// TestServerMallocsReadsTheGatewaysMetrics: the allocation and GC counts of
+// each run come from the series the gateway's registry serves.
 func TestServerMallocsReadsTheGatewaysMetrics(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(promhttp.HandlerFor(metrics.NewRegistry(), promhttp.HandlerOpts{}))
 	t.Cleanup(srv.Close)
-	n, err := serverMallocs(context.Background(), srv.URL)
-	if err != nil || n <= 0 {
-		t.Fatalf("go_memstats_mallocs_total: %v, %v", n, err)
+	runtime.GC()
+	n, gcs, err := serverMallocs(context.Background(), srv.URL)
+	if err != nil || n <= 0 || gcs <= 0 {
+		t.Fatalf("go_memstats_mallocs_total %v, go_gc_duration_seconds_count %v, %v", n, gcs, err)
 	}
 }

@@ -23,7 +23,7 @@ func readBody(c echo.Context, cfg Config, allowed ...string) ([]byte, *echo.HTTP
 	if req.ContentLength > cfg.MaxBodyBytes {
 		return nil, echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", cfg.MaxBodyBytes))
 	}
-	body, err := readAll(io.LimitReader(req.Body, cfg.MaxBodyBytes+1), req.ContentLength)
+	body, err := readAll(req.Body, req.ContentLength, cfg.MaxBodyBytes+1)
 	if err != nil {
 		return nil, echo.NewHTTPError(http.StatusBadRequest, "reading body: "+err.Error())
 	}
@@ -33,20 +33,21 @@ func readBody(c echo.Context, cfg Config, allowed ...string) ([]byte, *echo.HTTP
 	return body, nil
 }
 
-// readAll is io.ReadAll with the buffer sized from the request's
-// Content-Length (one byte more, to see the end without growing it), so
-// that a webhook body is read into one allocation.
-func readAll(r io.Reader, contentLength int64) ([]byte, error) {
+// readAll is io.ReadAll of at most limit bytes (io.LimitReader's, without
+// its allocation) with the buffer sized from the request's Content-Length
+// (one byte more, to see the end without growing it), so that a webhook
+// body is read into one allocation.
+func readAll(r io.Reader, contentLength, limit int64) ([]byte, error) {
 	size := 512
 	if contentLength > 0 && contentLength < 1<<20 {
 		size = int(contentLength) + 1
 	}
 	b := make([]byte, 0, size)
-	for {
+	for int64(len(b)) < limit {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]
 		}
-		n, err := r.Read(b[len(b):cap(b)])
+		n, err := r.Read(b[len(b):min(int64(cap(b)), limit)])
 		b = b[:len(b)+n]
 		if err != nil {
 			if err == io.EOF {
@@ -55,6 +56,7 @@ func readAll(r io.Reader, contentLength int64) ([]byte, error) {
 			return b, err
 		}
 	}
+	return b, nil
 }
 
 func joinOr(s []string) string {

@@ -27,6 +27,11 @@ type ackPublisher struct {
 	sub     *nats.Subscription // on prefix + "*"; nil until the first publish
 	next    uint64
 	pending map[uint64]*pubAckFuture
+
+	// stream is the stream name of the last ack read by hand: every ack
+	// of the job stream names the same one, which is then not copied
+	// again. Only reply (the subscription's one goroutine) uses it.
+	stream string
 }
 
 // Retries of a publish that found no stream to answer (a stream leader
@@ -41,7 +46,8 @@ func newAckPublisher(nc *nats.Conn, timeout time.Duration) *ackPublisher {
 }
 
 // pubAckFuture is one message waiting for its acknowledgement: exactly one
-// of its channels receives, once.
+// of its channels receives, once. ack is where an ack in the usual form is
+// read, so that it is not an allocation of its own: ok then receives &ack.
 type pubAckFuture struct {
 	msg     *nats.Msg
 	id      uint64
@@ -49,6 +55,7 @@ type pubAckFuture struct {
 	retries int
 	ok      chan *jetstream.PubAck
 	err     chan error
+	ack     jetstream.PubAck
 }
 
 var _ jetstream.PubAckFuture = (*pubAckFuture)(nil)
@@ -178,6 +185,12 @@ func (p *ackPublisher) reply(m *nats.Msg) {
 	}
 	delete(p.pending, id)
 	p.mu.Unlock()
+	// f is no one else's now: pending no longer holds it.
+	if parseUsualPubAck(m.Data, &f.ack, p.stream) {
+		p.stream = f.ack.Stream
+		f.ok <- &f.ack
+		return
+	}
 	ack, err := parsePubAck(m.Data)
 	if err != nil {
 		f.err <- err
@@ -210,7 +223,7 @@ func (p *ackPublisher) resend(f *pubAckFuture) {
 // else (an error, a domain, a batch, a counter's value) as jetstream
 // reads it.
 func parsePubAck(data []byte) (*jetstream.PubAck, error) {
-	if ack, ok := parseUsualPubAck(data); ok {
+	if ack := new(jetstream.PubAck); parseUsualPubAck(data, ack, "") {
 		return ack, nil
 	}
 	var resp struct {
@@ -229,19 +242,22 @@ func parsePubAck(data []byte) (*jetstream.PubAck, error) {
 	return resp.PubAck, nil
 }
 
-func parseUsualPubAck(data []byte) (*jetstream.PubAck, bool) {
+// parseUsualPubAck reads an ack in the usual form into ack, and reports
+// whether it was one (else ack is untouched). known is a stream name seen
+// before: an ack naming the same stream gets that string, not a copy.
+func parseUsualPubAck(data []byte, ack *jetstream.PubAck, known string) bool {
 	rest, ok := bytes.CutPrefix(data, []byte(`{"stream":"`))
 	if !ok {
-		return nil, false
+		return false
 	}
 	i := bytes.IndexByte(rest, '"')
 	if i <= 0 || bytes.IndexByte(rest[:i], '\\') >= 0 {
-		return nil, false
+		return false
 	}
 	stream := rest[:i]
 	rest, ok = bytes.CutPrefix(rest[i:], []byte(`","seq":`))
 	if !ok {
-		return nil, false
+		return false
 	}
 	n := 0
 	for n < len(rest) && '0' <= rest[n] && rest[n] <= '9' {
@@ -249,16 +265,20 @@ func parseUsualPubAck(data []byte) (*jetstream.PubAck, bool) {
 	}
 	seq, err := strconv.ParseUint(string(rest[:n]), 10, 64)
 	if err != nil {
-		return nil, false
+		return false
 	}
-	ack := &jetstream.PubAck{Sequence: seq}
+	var duplicate bool
 	switch string(rest[n:]) {
 	case `}`:
 	case `,"duplicate":true}`, `,"duplicate": true}`: // the server writes the second
-		ack.Duplicate = true
+		duplicate = true
 	default:
-		return nil, false
+		return false
 	}
-	ack.Stream = string(stream)
-	return ack, true
+	name := known
+	if string(stream) != known {
+		name = string(stream)
+	}
+	*ack = jetstream.PubAck{Stream: name, Sequence: seq, Duplicate: duplicate}
+	return true
 }

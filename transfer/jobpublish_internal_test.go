@@ -40,6 +40,15 @@ func TestParsePubAck(t *testing.T) {
 		}
 	}
 
+	// The stream name seen before is reused only when it is the one the
+	// ack names.
+	for _, known := range []string{"", "OSS2S3_JOBS", "OSS2S3_JOB", "OTHER"} {
+		var ack jetstream.PubAck
+		if !parseUsualPubAck([]byte(`{"stream":"OSS2S3_JOBS","seq":9}`), &ack, known) || ack != (jetstream.PubAck{Stream: "OSS2S3_JOBS", Sequence: 9}) {
+			t.Errorf("known stream %q: %+v", known, ack)
+		}
+	}
+
 	var apiErr *jetstream.APIError
 	_, err := parsePubAck([]byte(`{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"},"stream":"S","seq":0}`))
 	if !errors.As(err, &apiErr) || apiErr.Code != 503 || apiErr.ErrorCode != 10077 {

@@ -160,6 +160,9 @@ type Router struct {
 type route struct {
 	task     *Task
 	prefixes prefixSet
+	// only is []string{task.Name}: Route's answer when this task is
+	// the only one that wants the object, the usual case, shared.
+	only []string
 }
 
 type prefixSet struct {
@@ -197,19 +200,29 @@ func (ps prefixSet) match(key string) bool {
 func NewRouter(tasks []*Task) *Router {
 	r := &Router{}
 	for _, t := range tasks {
-		r.routes = append(r.routes, route{task: t, prefixes: newPrefixSet(t.Source.Prefixes)})
+		r.routes = append(r.routes, route{task: t, prefixes: newPrefixSet(t.Source.Prefixes), only: []string{t.Name}})
 	}
 	return r
 }
 
 // Route returns the names of every task that wants bucket/key; an object can
-// belong to several tasks (one bucket copied to two destinations).
+// belong to several tasks (one bucket copied to two destinations). The
+// slice is the caller's to read, not to change: when one task wants the
+// object it is shared by every call (no allocation per event).
 func (r *Router) Route(bucket, key string) []string {
 	var names []string
-	for _, rt := range r.routes {
+	for i := range r.routes {
+		rt := &r.routes[i]
 		t := rt.task
 		if bucket == t.Source.Bucket && rt.prefixes.match(key) && matchAny(key, t.Source.Suffixes, strings.HasSuffix) {
-			names = append(names, t.Name)
+			switch len(names) {
+			case 0:
+				names = rt.only
+			case 1:
+				names = append([]string{names[0]}, t.Name)
+			default:
+				names = append(names, t.Name)
+			}
 		}
 	}
 	return names

@@ -38,6 +38,26 @@ func TestRouter(t *testing.T) {
 	}
 }
 
+// TestRouteOneTaskAllocatesNothing: the usual answer, one task, is a slice
+// shared by every call; answers of several tasks are each their own, so a
+// caller that kept one never sees it change.
+func TestRouteOneTaskAllocatesNothing(t *testing.T) {
+	r := transfer.NewRouter([]*transfer.Task{
+		{Name: "first", Source: transfer.SourceConfig{Bucket: "b", Prefixes: []string{"x/"}}},
+		{Name: "second", Source: transfer.SourceConfig{Bucket: "b"}},
+		{Name: "third", Source: transfer.SourceConfig{Bucket: "b", Suffixes: []string{".jpg"}}},
+	})
+	if n := testing.AllocsPerRun(100, func() { r.Route("b", "y/a") }); n != 0 {
+		t.Errorf("one task: %v allocations per Route, want 0", n)
+	}
+	all := r.Route("b", "x/a.jpg")
+	two := r.Route("b", "x/a")
+	one := r.Route("b", "y/a")
+	if !slices.Equal(all, []string{"first", "second", "third"}) || !slices.Equal(two, []string{"first", "second"}) || !slices.Equal(one, []string{"second"}) {
+		t.Errorf("got %v, %v, %v", all, two, one)
+	}
+}
+
 func manyPrefixes(n int) []string {
 	p := make([]string, n)
 	for i := range p {
