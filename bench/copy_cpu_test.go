@@ -88,3 +88,20 @@ func TestMedianCeilingPicksTheStreamCountByMedian(t *testing.T) {
 		t.Errorf("got %v at %d streams, want 260 at 16 (8 streams' best run, 400, is not its median)", rate, streams)
 	}
 }
+
+// TestPollsThinOutAsTheWaitGrows: oss2s3's /metrics is scraped at most
+// every 20 ms at first (a short run's clock stays precise), then 1% of the
+// time waited apart (the clock stops at most 1% late), at most 100 ms.
+func TestPollsThinOutAsTheWaitGrows(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ waited, want time.Duration }{
+		{0, 20 * time.Millisecond},
+		{time.Second, 20 * time.Millisecond},
+		{5 * time.Second, 50 * time.Millisecond},
+		{time.Minute, 100 * time.Millisecond},
+	} {
+		if got := pollInterval(tc.waited); got != tc.want {
+			t.Errorf("after %v: poll every %v, want %v", tc.waited, got, tc.want)
+		}
+	}
+}

@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aliyun/aliyun-oss-go-sdk/oss"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/oss2s3/oss2s3/transfer/crc64ecma"
@@ -232,7 +231,7 @@ func (c *Copier) finish(ctx context.Context, o Object, cp *Checkpoint) (uint64, 
 		if int(p.Number) != i+1 {
 			return 0, fmt.Errorf("part %d is missing", i+1)
 		}
-		crc = oss.CRC64Combine(crc, p.CRC64, uint64(p.Size)) //nolint:gosec // G115: a part's size is >= 0
+		crc = crc64ecma.Combine(crc, p.CRC64, p.Size)
 		size += p.Size
 	}
 	var err error

@@ -86,6 +86,9 @@ func NewS3Destination(ctx context.Context, cfg DestinationConfig) (*S3Destinatio
 		// connection per request would cost more than a small object.
 		awsCfg.HTTPClient = bc.WithTransportOptions(func(t *http.Transport) {
 			t.MaxIdleConns, t.MaxIdleConnsPerHost = 1024, 1024
+			// HTTPS without a proxy: bodies go out in 256 KiB batches of
+			// TLS records (tlsbatch.go), not a system call per record.
+			t.DialTLSContext = batchedTLSDialer(t.DialContext, t.TLSClientConfig, t.TLSHandshakeTimeout)
 		}).WithReadTimeout(cmp.Or(cfg.ReadTimeout, DefaultReadTimeout))
 	}
 	d.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {

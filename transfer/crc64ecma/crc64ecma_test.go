@@ -109,3 +109,32 @@ func BenchmarkUpdate(b *testing.B) {
 		}
 	})
 }
+
+// TestCombine: the CRC of two pieces combined is the CRC of the whole, for
+// lengths whose operator is built and for ones already kept.
+func TestCombine(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(5, 6))
+	buf := make([]byte, 300_000)
+	for i := range buf {
+		buf[i] = byte(rng.Uint32())
+	}
+	for range 2 {
+		for _, cut := range []int{0, 1, 7, 8, 255, 4096, 150_000, 299_999, 300_000} {
+			a, b := buf[:cut], buf[cut:]
+			if got, want := Combine(Checksum(a), Checksum(b), int64(len(b))), Checksum(buf); got != want {
+				t.Fatalf("cut at %d: %#x, want %#x", cut, got, want)
+			}
+		}
+	}
+	parts := 0
+	var crc uint64
+	for off := 0; off < len(buf); off += 65_536 {
+		p := buf[off:min(off+65_536, len(buf))]
+		crc = Combine(crc, Checksum(p), int64(len(p)))
+		parts++
+	}
+	if crc != Checksum(buf) {
+		t.Fatalf("%d parts combined: %#x, want %#x", parts, crc, Checksum(buf))
+	}
+}
