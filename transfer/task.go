@@ -215,12 +215,10 @@ func (r *Router) Route(bucket, key string) []string {
 		rt := &r.routes[i]
 		t := rt.task
 		if bucket == t.Source.Bucket && rt.prefixes.match(key) && matchAny(key, t.Source.Suffixes, strings.HasSuffix) {
-			switch len(names) {
-			case 0:
+			if names == nil {
 				names = rt.only
-			case 1:
-				names = append([]string{names[0]}, t.Name)
-			default:
+			} else {
+				// only's capacity is 1: append copies, the shared one stays.
 				names = append(names, t.Name)
 			}
 		}

@@ -11,11 +11,8 @@ import (
 // gives hash/crc64's ECMA answer.
 func TestMatchesTheStandardLibrary(t *testing.T) {
 	t.Parallel()
-	rng := rand.New(rand.NewPCG(1, 2))
-	buf := make([]byte, 70_000)
-	for i := range buf {
-		buf[i] = byte(rng.Uint32())
-	}
+	buf := randomBytes(70_000, 1)
+	rng := rand.New(rand.NewPCG(3, 4)) // offsets, lengths and starting CRCs
 	check := func(crc uint64, p []byte) {
 		t.Helper()
 		if got, want := Update(crc, p), crc64.Update(crc, table, p); got != want {
@@ -114,11 +111,7 @@ func BenchmarkUpdate(b *testing.B) {
 // lengths whose operator is built and for ones already kept.
 func TestCombine(t *testing.T) {
 	t.Parallel()
-	rng := rand.New(rand.NewPCG(5, 6))
-	buf := make([]byte, 300_000)
-	for i := range buf {
-		buf[i] = byte(rng.Uint32())
-	}
+	buf := randomBytes(300_000, 5)
 	for range 2 {
 		for _, cut := range []int{0, 1, 7, 8, 255, 4096, 150_000, 299_999, 300_000} {
 			a, b := buf[:cut], buf[cut:]
@@ -137,4 +130,14 @@ func TestCombine(t *testing.T) {
 	if crc != Checksum(buf) {
 		t.Fatalf("%d parts combined: %#x, want %#x", parts, crc, Checksum(buf))
 	}
+}
+
+// randomBytes returns n bytes of a random stream fixed by seed.
+func randomBytes(n int, seed uint64) []byte {
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
 }
